@@ -1,0 +1,34 @@
+//! Capture input: pcap and pcapng (optionally gzip-compressed, detected by magic bytes), from
+//! a file or standard input, read through a bounded buffer. The reader hands out frames
+//! borrowed from its buffer; nothing downstream owns packet bytes.
+
+mod error;
+mod link;
+mod reader;
+
+pub use error::CaptureError;
+pub use link::LinkType;
+pub use reader::CaptureReader;
+
+use crate::time::Timestamp;
+
+/// Container format of a capture file, as the report names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptureFormat {
+    Pcap,
+    Pcapng,
+}
+
+/// One captured packet, borrowed from the reader's buffer until the next call.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame<'a> {
+    /// 1-based packet number in its capture, as Wireshark counts.
+    pub number: u64,
+    pub ts: Timestamp,
+    pub link_type: LinkType,
+    /// Captured bytes (at most the snap length).
+    pub data: &'a [u8],
+    /// Length of the packet on the wire; larger than `data.len()` when the snap length cut it.
+    pub orig_len: u32,
+}

@@ -1,0 +1,218 @@
+//! TCP flow tracking and stream reassembly.
+//!
+//! The flow table keys connections by their canonical 5-tuple, decides who is client and
+//! server (SYN first, then the port as a guess the analyzer may correct by content), and
+//! reassembles each direction by sequence number, never waiting for ACKs. Analyzers receive
+//! per direction `Data`, `Gap`, `Fin` and `Reset` events through [`FlowHandler`].
+
+mod assembler;
+mod table;
+
+pub use assembler::StreamAssembler;
+pub use table::FlowTable;
+
+use std::net::IpAddr;
+
+use crate::time::Timestamp;
+
+/// One end of a TCP connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.ip {
+            IpAddr::V4(ip) => write!(f, "{ip}:{}", self.port),
+            IpAddr::V6(ip) => write!(f, "[{ip}]:{}", self.port),
+        }
+    }
+}
+
+/// Direction of bytes relative to the flow's current client/server roles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Client to server.
+    ToServer,
+    /// Server to client.
+    ToClient,
+}
+
+impl Direction {
+    pub fn index(self) -> usize {
+        match self {
+            Direction::ToServer => 0,
+            Direction::ToClient => 1,
+        }
+    }
+    pub fn reverse(self) -> Direction {
+        match self {
+            Direction::ToServer => Direction::ToClient,
+            Direction::ToClient => Direction::ToServer,
+        }
+    }
+}
+
+/// How the flow table decided which side is the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleSource {
+    /// A SYN (without ACK) was seen from the client.
+    Syn,
+    /// Only a SYN-ACK was seen; its receiver is the client.
+    SynAck,
+    /// No handshake: the side on a well-known or lower port is taken as server.
+    Port,
+    /// No handshake and no port hint: the sender of the first packet is taken as client.
+    FirstPacket,
+}
+
+impl RoleSource {
+    /// True when the roles were proven by the TCP handshake, so content must not flip them.
+    pub fn from_handshake(self) -> bool {
+        matches!(self, RoleSource::Syn | RoleSource::SynAck)
+    }
+}
+
+/// What an analyzer receives for one direction of a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamEvent<'a> {
+    /// Bytes that just became contiguous, in order.
+    Data(&'a [u8]),
+    /// Bytes that will never arrive (lost, cut by snap length, before the capture started,
+    /// or dropped at a buffer limit). Parsers must resynchronise after it.
+    Gap(u64),
+    /// The sender closed its direction (FIN), after all its data.
+    Fin,
+    /// The sender reset the connection.
+    Reset,
+}
+
+/// Capture time and frame number of the packet that made an event happen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventMeta {
+    pub ts: Timestamp,
+    /// 1-based frame number within its capture (findings cite it).
+    pub frame: u64,
+}
+
+/// Per-direction TCP facts, indexed by [`Direction::index`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DirStats {
+    pub packets: u64,
+    /// Payload bytes seen on the wire, including retransmissions.
+    pub payload_bytes: u64,
+    /// Bytes delivered in order to the analyzer.
+    pub delivered_bytes: u64,
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    pub out_of_order_segments: u64,
+    pub retransmissions: u64,
+    /// Overlapping segments whose bytes differ from what was already received.
+    pub conflicting_overlaps: u64,
+    pub syn: bool,
+    pub fin: bool,
+    pub rst: bool,
+}
+
+/// Why a flow ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// FIN seen from both sides.
+    Fin,
+    Reset,
+    IdleTimeout,
+    /// Evicted to stay under the live-flow cap.
+    Evicted,
+    EndOfInput,
+    /// A new SYN reused the 5-tuple of a finished-looking connection.
+    PortReuse,
+}
+
+/// Everything the table knows about a flow, handed to the analyzer with every call.
+#[derive(Clone, Debug)]
+pub struct FlowInfo {
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub roles: RoleSource,
+    pub start: Timestamp,
+    pub last: Timestamp,
+    pub first_frame: u64,
+    pub last_frame: u64,
+    /// Indexed by [`Direction::index`].
+    pub dirs: [DirStats; 2],
+}
+
+/// What an analyzer still wants from one direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interest {
+    /// Keep delivering bytes.
+    Bytes,
+    /// Stop delivering `Data`/`Gap` for this direction (the table may skip reassembly and only
+    /// count); `Fin` and `Reset` are still delivered.
+    Done,
+}
+
+/// The analyzer side of the flow table.
+pub trait FlowHandler {
+    type State;
+    /// A new flow was seen.
+    fn open(&mut self, info: &FlowInfo, meta: EventMeta) -> Self::State;
+    /// An event on one direction of the flow.
+    fn event(
+        &mut self,
+        state: &mut Self::State,
+        info: &FlowInfo,
+        dir: Direction,
+        ev: StreamEvent<'_>,
+        meta: EventMeta,
+    ) -> Interest;
+    /// The flow is finished; the table releases its memory right after.
+    fn close(&mut self, state: Self::State, info: &FlowInfo, reason: CloseReason);
+}
+
+/// Limits of the flow table and reassembly, with the defaults documented in the README.
+#[derive(Clone, Copy, Debug)]
+pub struct FlowConfig {
+    /// Idle time (capture time) after which a flow is finished.
+    pub idle_timeout_secs: u64,
+    /// Live flows at most; beyond it the longest-idle flow is evicted.
+    pub max_flows: usize,
+    /// Out-of-order bytes held per direction at most.
+    pub max_ooo_bytes_per_flow: usize,
+    /// Out-of-order bytes held across all flows at most.
+    pub max_ooo_bytes_total: usize,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            // Suricata's default for established TCP flows is 300 s; Zeek's tcp_inactivity_timeout 5 min.
+            idle_timeout_secs: 300,
+            max_flows: 262_144,
+            max_ooo_bytes_per_flow: 256 * 1024,
+            max_ooo_bytes_total: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// Table-wide counters, reported under `captures[].flow_table`. Every limit reached shows here.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FlowTableStats {
+    pub flows: u64,
+    pub max_live_flows: u64,
+    pub closed_fin: u64,
+    pub closed_reset: u64,
+    pub idle_timeouts: u64,
+    pub evicted_flow_cap: u64,
+    pub port_reuse: u64,
+    pub ooo_bytes_dropped_flow_cap: u64,
+    pub ooo_bytes_dropped_total_cap: u64,
+    pub gaps: u64,
+    pub conflicting_overlaps: u64,
+    /// Segments ignored because they arrived after the sender's FIN.
+    pub data_after_fin: u64,
+}

@@ -1,0 +1,1 @@
+//! Runs captures through reader, decoder, flow table and analysis into a report sink.
