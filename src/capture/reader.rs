@@ -50,8 +50,15 @@ impl CaptureReader {
         Ok(None)
     }
 
-    /// Bytes of the input consumed so far (compressed bytes for gzip input), for progress.
+    /// Bytes of the capture stream consumed so far (after gzip decompression): equals the
+    /// file size once a complete uncompressed file has been read. Reported as `captures[].bytes`.
     pub fn bytes_read(&self) -> u64 {
+        0
+    }
+
+    /// Raw input bytes read so far (compressed bytes for gzip input), for progress against
+    /// [`Self::total_size`].
+    pub fn input_position(&self) -> u64 {
         0
     }
 
