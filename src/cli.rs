@@ -1,1 +1,134 @@
-//! The command line (clap derive).
+//! The command line (clap derive): what the user typed, validated into a [`Config`].
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::findings::Severity;
+use crate::flow::FlowConfig;
+use crate::report::Format;
+
+/// Mail ports: a connection to one of these is reported whatever it carries.
+pub const DEFAULT_MAIL_PORTS: [u16; 4] = [25, 465, 587, 2525];
+
+const EXAMPLES: &str = "\
+Examples:
+  smtpaudit capture.pcap                     summary for people
+  smtpaudit --format json a.pcap b.pcapng.gz one JSON document for both captures
+  tcpdump -i any -w - port 25 or port 587 | smtpaudit --format ndjson -
+  smtpaudit --fail-on high --format ecs -o events.ndjson capture.pcap
+  smtpaudit --ports 10025,2526 capture.pcap  also treat these ports as mail ports
+
+Exit status: 0 analysis done; 1 a finding at or above --fail-on; 2 bad usage or no input
+could be read at all.";
+
+/// Audit SMTP traffic in packet captures: plaintext, STARTTLS, implicit TLS, TLS handshake
+/// failures and cleartext credentials.
+#[derive(Debug, Parser)]
+#[command(name = "smtpaudit", version, about, after_help = EXAMPLES)]
+pub struct Cli {
+    /// pcap or pcapng files, gzip-compressed or not; `-` reads standard input.
+    #[arg(value_name = "CAPTURE", required = true)]
+    pub captures: Vec<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Write the report to PATH instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
+    pub output: Option<PathBuf>,
+
+    /// Write passwords, tokens and challenge responses as they were sent.
+    #[arg(long)]
+    pub reveal_secrets: bool,
+
+    /// Exit with status 1 when any finding is at or above SEVERITY
+    /// (info, low, medium, high, critical).
+    #[arg(long, value_name = "SEVERITY", value_parser = parse_severity)]
+    pub fail_on: Option<Severity>,
+
+    /// More mail ports, comma-separated (e.g. 10025,2526).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..))]
+    pub ports: Vec<u16>,
+
+    /// Idle time in seconds (capture time) after which a connection is considered finished.
+    #[arg(long, value_name = "SECS", default_value_t = FlowConfig::default().idle_timeout_secs)]
+    pub idle_timeout: u64,
+
+    /// Worker threads (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// No progress bar and no warnings on standard error (errors are still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// When to colour the text report.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+fn parse_severity(s: &str) -> Result<Severity, String> {
+    Severity::parse(s)
+        .ok_or_else(|| format!("unknown severity `{s}` (use info, low, medium, high or critical)"))
+}
+
+/// What the analysis needs to know, independent of how it was asked for.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub reveal_secrets: bool,
+    /// Mail ports: defaults plus `--ports`.
+    pub mail_ports: Vec<u16>,
+    pub flow: FlowConfig,
+    pub threads: usize,
+}
+
+impl Config {
+    pub fn is_mail_port(&self, port: u16) -> bool {
+        self.mail_ports.contains(&port)
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            reveal_secrets: false,
+            mail_ports: DEFAULT_MAIL_PORTS.to_vec(),
+            flow: FlowConfig::default(),
+            threads: 1,
+        }
+    }
+}
+
+impl Cli {
+    pub fn config(&self) -> Config {
+        let mut mail_ports = DEFAULT_MAIL_PORTS.to_vec();
+        for p in &self.ports {
+            if !mail_ports.contains(p) {
+                mail_ports.push(*p);
+            }
+        }
+        let threads = self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        Config {
+            reveal_secrets: self.reveal_secrets,
+            mail_ports,
+            flow: FlowConfig {
+                idle_timeout_secs: self.idle_timeout,
+                ..FlowConfig::default()
+            },
+            threads: threads.max(1),
+        }
+    }
+}

@@ -1,1 +1,161 @@
-fn main() {}
+//! The `smtpaudit` binary: parse arguments, run the pipeline, map the outcome to an exit
+//! status (0 done, 1 `--fail-on` matched, 2 bad usage or no input readable).
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use smtpaudit::cli::{Cli, ColorChoice};
+use smtpaudit::pipeline::{self, Observer};
+use smtpaudit::report::{self, Format, SinkOptions};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("smtpaudit: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let cfg = cli.config();
+    let streaming = matches!(cli.format, Format::Ndjson | Format::Ecs);
+    let (out, interactive): (Box<dyn Write>, bool) = match &cli.output {
+        Some(path) => {
+            let f =
+                File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            (Box::new(BufWriter::with_capacity(1 << 16, f)), false)
+        }
+        None => {
+            let stdout = io::stdout();
+            let interactive = stdout.is_terminal() || stdout_is_pipe();
+            (
+                Box::new(BufWriter::with_capacity(1 << 16, stdout)),
+                interactive,
+            )
+        }
+    };
+    let color = match cli.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            cli.output.is_none()
+                && io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    };
+    let opts = SinkOptions {
+        color,
+        line_flush: streaming && interactive,
+    };
+    let mut sink = report::make_sink(cli.format, out, opts);
+    let mut obs = StderrObserver::new(cli.quiet);
+    let outcome = pipeline::run(&cfg, &cli.captures, sink.as_mut(), &mut obs)?;
+    drop(sink);
+    if outcome.inputs_read == 0 {
+        return Ok(ExitCode::from(2));
+    }
+    if let (Some(threshold), Some(worst)) = (cli.fail_on, outcome.summary.worst()) {
+        if worst >= threshold {
+            return Ok(ExitCode::from(1));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Standard output is a pipe (`| jq`), where streaming output should appear line by line.
+fn stdout_is_pipe() -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        std::fs::metadata("/dev/stdout").is_ok_and(|m| m.file_type().is_fifo())
+    }
+    #[cfg(not(unix))]
+    {
+        false
+    }
+}
+
+/// Errors and warnings on stderr; a progress bar when stderr is a terminal.
+struct StderrObserver {
+    quiet: bool,
+    bar: Option<ProgressBar>,
+}
+
+impl StderrObserver {
+    fn new(quiet: bool) -> Self {
+        StderrObserver { quiet, bar: None }
+    }
+
+    fn println(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
+impl Observer for StderrObserver {
+    fn start_capture(&mut self, path: &str, total: Option<u64>) {
+        if self.quiet || !io::stderr().is_terminal() {
+            return;
+        }
+        let bar = match total {
+            Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr())
+                .with_style(
+                    ProgressStyle::with_template(
+                        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ),
+            None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
+                ProgressStyle::with_template("{msg} {bytes} {bytes_per_sec} {spinner}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            ),
+        };
+        bar.set_message(path.to_string());
+        // Only captures that take more than a moment show a bar.
+        bar.enable_steady_tick(std::time::Duration::from_millis(250));
+        self.bar = Some(bar);
+    }
+
+    fn progress(&mut self, input_bytes: u64, packets: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(input_bytes);
+            if bar.length().is_none() {
+                bar.set_message(format!("{packets} packets"));
+            }
+        }
+    }
+
+    fn finish_capture(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn error(&mut self, message: &str) {
+        self.println(&format!("smtpaudit: {message}"));
+    }
+
+    fn warning(&mut self, message: &str) {
+        if !self.quiet {
+            self.println(&format!("smtpaudit: warning: {message}"));
+        }
+    }
+}

@@ -1,1 +1,180 @@
 //! Runs captures through reader, decoder, flow table and analysis into a report sink.
+
+use std::collections::BTreeSet;
+use std::io;
+
+use crate::analysis::{Analyzer, FinishedFlow};
+use crate::capture::{CaptureError, CaptureReader, LinkType};
+use crate::cli::Config;
+use crate::decode::Decoder;
+use crate::findings::bruteforce::BruteForceTracker;
+use crate::flow::{EventMeta, FlowTable};
+use crate::report::ReportSink;
+use crate::report::model::{CaptureRecord, Summary};
+
+/// How a run went, for the exit status.
+#[derive(Debug, Default)]
+pub struct RunOutcome {
+    pub summary: Summary,
+    /// Inputs that could be read at least in part.
+    pub inputs_read: usize,
+    /// Inputs that could not be read at all.
+    pub inputs_failed: usize,
+}
+
+/// Where progress and diagnostics go (the CLI decides: a progress bar, stderr, nothing).
+pub trait Observer {
+    /// A capture is being started; `total` is its size when known.
+    fn start_capture(&mut self, _path: &str, _total: Option<u64>) {}
+    /// Progress within the current capture (raw input bytes, packets).
+    fn progress(&mut self, _input_bytes: u64, _packets: u64) {}
+    fn finish_capture(&mut self) {}
+    /// A fatal problem with one input (it could not be read at all).
+    fn error(&mut self, message: &str);
+    /// A capture damaged part-way, or another non-fatal problem.
+    fn warning(&mut self, message: &str);
+}
+
+/// Packets between two progress updates.
+const PROGRESS_EVERY: u64 = 1 << 14;
+
+/// Analyses every capture in `inputs`, writing to `sink` as flows finish.
+pub fn run(
+    cfg: &Config,
+    inputs: &[String],
+    sink: &mut dyn ReportSink,
+    obs: &mut dyn Observer,
+) -> io::Result<RunOutcome> {
+    let mut outcome = RunOutcome::default();
+    let mut bruteforce = BruteForceTracker::default();
+    for path in inputs {
+        let mut emit = |flows: Vec<FinishedFlow>, summary: &mut Summary| -> io::Result<()> {
+            for f in flows {
+                bruteforce.observe(&f.record);
+                summary.add_flow(&f.record);
+                for finding in &f.findings {
+                    summary.add_finding(finding);
+                }
+                sink.flow(&f.record, &f.findings)?;
+            }
+            Ok(())
+        };
+        match analyse_capture(cfg, path, obs, &mut |flows| {
+            emit(flows, &mut outcome.summary)
+        }) {
+            Ok(record) => {
+                outcome.inputs_read += 1;
+                sink.capture(&record)?;
+            }
+            Err(CaptureFailure::Unreadable(e)) => {
+                outcome.inputs_failed += 1;
+                obs.error(&e.to_string());
+                sink.capture(&unreadable_record(path, &e))?;
+            }
+            Err(CaptureFailure::Output(e)) => return Err(e),
+        }
+    }
+    let run_findings = bruteforce.findings();
+    for f in &run_findings {
+        outcome.summary.add_finding(f);
+    }
+    sink.finish(&run_findings, &outcome.summary)?;
+    Ok(outcome)
+}
+
+/// The capture entry of an input that could not be read at all.
+fn unreadable_record(path: &str, e: &CaptureError) -> CaptureRecord {
+    CaptureRecord {
+        path: path.to_string(),
+        format: None,
+        packets: 0,
+        bytes: 0,
+        link_types: Vec::new(),
+        warnings: vec![e.to_string()],
+        first_packet: None,
+        last_packet: None,
+        tcp_flows: 0,
+        reported_flows: 0,
+        decode: Default::default(),
+        flow_table: Default::default(),
+    }
+}
+
+enum CaptureFailure {
+    /// The input could not be read at all.
+    Unreadable(CaptureError),
+    /// Writing the report failed (e.g. a closed pipe).
+    Output(io::Error),
+}
+
+/// One capture from first byte to last flow.
+fn analyse_capture(
+    cfg: &Config,
+    path: &str,
+    obs: &mut dyn Observer,
+    emit: &mut dyn FnMut(Vec<FinishedFlow>) -> io::Result<()>,
+) -> Result<CaptureRecord, CaptureFailure> {
+    let mut reader = CaptureReader::open(path).map_err(CaptureFailure::Unreadable)?;
+    obs.start_capture(path, reader.total_size());
+    let mut decoder = Decoder::new();
+    let mut table = FlowTable::new(cfg.flow, Analyzer::new(cfg.clone(), path.to_string()));
+    let mut link_types = BTreeSet::<LinkType>::new();
+    let mut warnings = Vec::new();
+    let mut packets = 0u64;
+    let mut first_packet = None;
+    let mut last_packet = None;
+    loop {
+        match reader.next_frame() {
+            Ok(Some(frame)) => {
+                packets += 1;
+                link_types.insert(frame.link_type);
+                first_packet.get_or_insert(frame.ts);
+                last_packet = Some(frame.ts);
+                let meta = EventMeta {
+                    ts: frame.ts,
+                    frame: frame.number,
+                };
+                if let Some(seg) = decoder.decode(frame.link_type, frame.data, frame.orig_len) {
+                    table.process(&seg, meta);
+                }
+                if table.handler().has_finished() {
+                    emit(table.handler_mut().take_finished()).map_err(CaptureFailure::Output)?;
+                }
+                if packets % PROGRESS_EVERY == 0 {
+                    obs.progress(reader.input_position(), packets);
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                // A capture damaged part-way: keep what was read, say where it broke.
+                if packets == 0 && matches!(e, CaptureError::Open { .. }) {
+                    return Err(CaptureFailure::Unreadable(e));
+                }
+                obs.warning(&e.to_string());
+                warnings.push(e.to_string());
+                break;
+            }
+        }
+    }
+    table.finish_all();
+    emit(table.handler_mut().take_finished()).map_err(CaptureFailure::Output)?;
+    obs.progress(reader.input_position(), packets);
+    obs.finish_capture();
+    warnings.extend(reader.take_warnings());
+    warnings.extend(decoder.take_warnings());
+    let analyzer = table.handler();
+    Ok(CaptureRecord {
+        path: path.to_string(),
+        format: Some(reader.format()),
+        packets,
+        bytes: reader.bytes_read(),
+        link_types: link_types.iter().map(|l| l.name()).collect(),
+        warnings,
+        first_packet,
+        last_packet,
+        tcp_flows: analyzer.tcp_flows(),
+        reported_flows: analyzer.reported_flows(),
+        decode: decoder.stats().clone(),
+        flow_table: table.stats().clone(),
+    })
+}
