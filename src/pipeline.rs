@@ -38,30 +38,63 @@ pub trait Observer {
 /// Packets between two progress updates.
 const PROGRESS_EVERY: u64 = 1 << 14;
 
-/// Analyses every capture in `inputs`, writing to `sink` as flows finish.
+/// Analyses every capture in `inputs` (paths; `-` is standard input), writing to `sink` as
+/// flows finish.
 pub fn run(
     cfg: &Config,
     inputs: &[String],
     sink: &mut dyn ReportSink,
     obs: &mut dyn Observer,
 ) -> io::Result<RunOutcome> {
+    let opened = inputs
+        .iter()
+        .map(|path| (path.clone(), CaptureReader::open(path)));
+    run_readers(cfg, opened, sink, obs)
+}
+
+/// Analyses a capture held in memory (tests and fuzzing) along the same path as a file.
+pub fn run_bytes(
+    cfg: &Config,
+    name: &str,
+    bytes: Vec<u8>,
+    sink: &mut dyn ReportSink,
+) -> io::Result<RunOutcome> {
+    struct Silent;
+    impl Observer for Silent {
+        fn error(&mut self, _: &str) {}
+        fn warning(&mut self, _: &str) {}
+    }
+    let reader = CaptureReader::from_read(name.to_string(), Box::new(io::Cursor::new(bytes)));
+    run_readers(cfg, [(name.to_string(), reader)], sink, &mut Silent)
+}
+
+fn run_readers(
+    cfg: &Config,
+    readers: impl IntoIterator<Item = (String, Result<CaptureReader, CaptureError>)>,
+    sink: &mut dyn ReportSink,
+    obs: &mut dyn Observer,
+) -> io::Result<RunOutcome> {
     let mut outcome = RunOutcome::default();
     let mut bruteforce = BruteForceTracker::default();
-    for path in inputs {
-        let mut emit = |flows: Vec<FinishedFlow>, summary: &mut Summary| -> io::Result<()> {
+    for (path, reader) in readers {
+        let summary = &mut outcome.summary;
+        let bruteforce = &mut bruteforce;
+        let sink_ref = &mut *sink;
+        let mut emit = move |flows: Vec<FinishedFlow>| -> io::Result<()> {
             for f in flows {
                 bruteforce.observe(&f.record);
                 summary.add_flow(&f.record);
                 for finding in &f.findings {
                     summary.add_finding(finding);
                 }
-                sink.flow(&f.record, &f.findings)?;
+                sink_ref.flow(&f.record, &f.findings)?;
             }
             Ok(())
         };
-        match analyse_capture(cfg, path, obs, &mut |flows| {
-            emit(flows, &mut outcome.summary)
-        }) {
+        let analysed = reader
+            .map_err(CaptureFailure::Unreadable)
+            .and_then(|reader| analyse_capture(cfg, reader, obs, &mut emit));
+        match analysed {
             Ok(record) => {
                 outcome.inputs_read += 1;
                 sink.capture(&record)?;
@@ -69,7 +102,7 @@ pub fn run(
             Err(CaptureFailure::Unreadable(e)) => {
                 outcome.inputs_failed += 1;
                 obs.error(&e.to_string());
-                sink.capture(&unreadable_record(path, &e))?;
+                sink.capture(&unreadable_record(&path, &e))?;
             }
             Err(CaptureFailure::Output(e)) => return Err(e),
         }
@@ -110,11 +143,12 @@ enum CaptureFailure {
 /// One capture from first byte to last flow.
 fn analyse_capture(
     cfg: &Config,
-    path: &str,
+    mut reader: CaptureReader,
     obs: &mut dyn Observer,
     emit: &mut dyn FnMut(Vec<FinishedFlow>) -> io::Result<()>,
 ) -> Result<CaptureRecord, CaptureFailure> {
-    let mut reader = CaptureReader::open(path).map_err(CaptureFailure::Unreadable)?;
+    let path = reader.path().to_string();
+    let path = path.as_str();
     obs.start_capture(path, reader.total_size());
     let mut decoder = Decoder::new();
     let mut table = FlowTable::new(cfg.flow, Analyzer::new(cfg.clone(), path.to_string()));
