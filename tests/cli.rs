@@ -1,6 +1,8 @@
 //! The binary end to end: every fixture and corpus capture, bad inputs, exit statuses and the
 //! `captures[]` figures.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::io::Write;

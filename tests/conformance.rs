@@ -3,6 +3,8 @@
 //! STARTTLS fields, AUTH, TLS outcome/version/alert, every expected finding, and no finding
 //! that is neither expected nor optional (false positive). Prints a table of what differs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
