@@ -23,6 +23,9 @@ use serde_json::{Value, json};
 use smtpaudit::capture::CaptureReader;
 use smtpaudit::decode::Decoder;
 
+/// Client ip and port, server ip and port.
+type FlowKey = (IpAddr, u16, IpAddr, u16);
+
 #[derive(Clone)]
 struct Seg {
     /// Microseconds since the template flow's first packet.
@@ -104,8 +107,7 @@ fn load_templates(fixtures: &Path) -> Vec<Template> {
         };
         let mut decoder = Decoder::new();
         // (client ip, client port, server ip, server port) -> segments
-        let mut flows: BTreeMap<(IpAddr, u16, IpAddr, u16), Vec<(u64, bool, Seg)>> =
-            BTreeMap::new();
+        let mut flows: BTreeMap<FlowKey, Vec<(u64, bool, Seg)>> = BTreeMap::new();
         let labs: Vec<&Value> = cap["flows"].as_array().into_iter().flatten().collect();
         let mut t0 = None;
         while let Ok(Some(frame)) = reader.next_frame() {
@@ -222,9 +224,7 @@ impl Writer {
     fn new(path: &Path) -> Writer {
         let mut out = BufWriter::with_capacity(1 << 20, File::create(path).expect("create output"));
         // Classic pcap, microseconds, Ethernet.
-        for v in [0xa1b2_c3d4u32] {
-            out.write_all(&v.to_le_bytes()).unwrap();
-        }
+        out.write_all(&0xa1b2_c3d4u32.to_le_bytes()).unwrap();
         out.write_all(&2u16.to_le_bytes()).unwrap();
         out.write_all(&4u16.to_le_bytes()).unwrap();
         out.write_all(&[0; 8]).unwrap();
