@@ -55,7 +55,6 @@ if command -v tshark >/dev/null; then
     -T fields -e frame.number -e smtp.req.command -e tls.handshake.type
 fi
 
-awk 'NR == 1 { base = $4; next } { printf "ratio vs %s: %.1fx\n", $1, $4 > 0 ? $4 / base : 0 }' /dev/null
 python3 - /tmp/compare.results <<'PY'
 import sys
 rows = [l.split() for l in open(sys.argv[1])]
