@@ -31,8 +31,14 @@ fn no_secret_in_any_format_without_reveal() {
         for format in ["json", "ndjson", "ecs", "text"] {
             let out = common::run(&["--format", format, &p]);
             for s in &secrets {
-                assert!(!contains(&out.stdout, s), "{p} --format {format}: secret {s:?} on stdout");
-                assert!(!contains(&out.stderr, s), "{p} --format {format}: secret {s:?} on stderr");
+                assert!(
+                    !contains(&out.stdout, s),
+                    "{p} --format {format}: secret {s:?} on stdout"
+                );
+                assert!(
+                    !contains(&out.stderr, s),
+                    "{p} --format {format}: secret {s:?} on stderr"
+                );
             }
         }
     }
@@ -47,5 +53,8 @@ fn reveal_secrets_shows_them() {
         let out = common::run(&["--format", "json", "--reveal-secrets", &p]);
         revealed += secrets.iter().filter(|s| contains(&out.stdout, s)).count();
     }
-    assert!(revealed > 0, "--reveal-secrets showed none of the fixtures' secrets");
+    assert!(
+        revealed > 0,
+        "--reveal-secrets showed none of the fixtures' secrets"
+    );
 }
