@@ -300,6 +300,15 @@ fn tls_fields(d: &mut Map<String, Value>, tls: &TlsRecord, raw: &mut Map<String,
     }
 }
 
+/// The `tls.server.*` fields ECS has for a server certificate object as the TLS record
+/// serialises it (`subject`, `issuer`, `not_before`, `not_after`, `alternative_names`/`san`,
+/// `public_key_size`/`key_bits`, `sha256`, ...). Public so the mapping can be checked alone.
+pub fn x509_doc(cert: &Map<String, Value>) -> Map<String, Value> {
+    let mut d = Map::new();
+    x509_fields(&mut d, cert);
+    d
+}
+
 fn x509_fields(d: &mut Map<String, Value>, cert: &Map<String, Value>) {
     const X: &str = "tls.server.x509";
     if let Some(s) = pick_str(cert, &["subject", "subject_dn"]) {
@@ -464,12 +473,10 @@ pub fn flow_doc(flow: &FlowRecord) -> io::Result<Map<String, Value>> {
                 _ => {}
             }
         }
-        match users.as_slice() {
-            [] => {}
-            [one] => put(&mut d, "user.name", *one),
-            many => put(&mut d, "user.name", many.to_vec()),
-        }
-        if !users.is_empty() {
+        // `user.name` is a single keyword in ECS: the first user who authenticated; every
+        // name tried is in `related.user` (an array field) and `smtpaudit.smtp.auth`.
+        if let Some(first) = users.first() {
+            put(&mut d, "user.name", *first);
             put(&mut d, "related.user", users);
         }
     }

@@ -11,7 +11,7 @@
 //! [`io::ErrorKind::BrokenPipe`] for the CLI to end quietly.
 
 pub mod community_id;
-mod ecs;
+pub mod ecs;
 mod json;
 pub mod model;
 mod ndjson;
