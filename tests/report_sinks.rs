@@ -591,3 +591,14 @@ fn closed_pipe_surfaces_as_broken_pipe() {
         assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{format:?}");
     }
 }
+
+#[test]
+fn documented_example_validates() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/report.md");
+    let text = std::fs::read_to_string(path).unwrap();
+    let start = text.find("```json\n").unwrap() + "```json\n".len();
+    let len = text[start..].find("```").unwrap();
+    let doc: Value = serde_json::from_str(&text[start..start + len]).unwrap();
+    let errors = schema_errors(&doc);
+    assert!(errors.is_empty(), "docs/report.md example: {errors:#?}");
+}
