@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 use super::community_id;
 use super::model::{
     AuthOutcome, CaptureRecord, FlowClass, FlowRecord, HandshakeOutcome, SCHEMA_VERSION, Summary,
-    TlsRecord, ToolInfo,
+    ToolInfo,
 };
 use super::{LineWriter, ReportSink, SinkOptions, finding_for_flow, report_order};
 use crate::findings::{Finding, Kind, Severity};
@@ -246,48 +246,47 @@ fn pick_strings(m: &Map<String, Value>, keys: &[&str]) -> Option<Vec<Value>> {
 /// `tls.*` of a flow. The certificate fields are read from the TLS record as serialised, by
 /// the names the TLS analyzer uses for them (with a few aliases), so they map whether they
 /// sit in `tls.certificate` or as the first (leaf) entry of `tls.certificates`.
-fn tls_fields(d: &mut Map<String, Value>, tls: &TlsRecord, raw: &mut Map<String, Value>) {
-    if let Some((proto, num)) = tls.version.as_deref().and_then(ecs_tls_version) {
+fn tls_fields(d: &mut Map<String, Value>, raw: &mut Map<String, Value>) {
+    // The pinned names of REPORT.md, read from the record as serialised so that the mapping
+    // and the custom remainder come from one source.
+    if let Some((proto, num)) = pick_str(raw, &["version"]).and_then(ecs_tls_version) {
         put(d, "tls.version_protocol", proto);
         put(d, "tls.version", num);
         raw.remove("version");
     }
-    if let Some(c) = &tls.cipher {
-        put(d, "tls.cipher", c.as_str());
-        raw.remove("cipher");
+    for (key, ecs) in [
+        ("cipher", "tls.cipher"),
+        ("sni", "tls.client.server_name"),
+        ("ja3", "tls.client.ja3"),
+        ("ja3s", "tls.server.ja3s"),
+    ] {
+        if let Some(v) = raw.get(key).and_then(Value::as_str).map(str::to_string) {
+            if key == "sni" {
+                put(d, "related.hosts", vec![v.clone()]);
+            }
+            put(d, ecs, v);
+            raw.remove(key);
+        }
     }
-    put(
-        d,
-        "tls.established",
-        tls.handshake == HandshakeOutcome::Complete,
-    );
-    if let Some(sni) = &tls.sni {
-        put(d, "tls.client.server_name", sni.as_str());
-        put(d, "related.hosts", vec![sni.as_str()]);
-        raw.remove("sni");
+    if let Some(h) = raw.get("handshake").and_then(Value::as_str) {
+        put(d, "tls.established", h == "complete");
     }
-    if let Some(j) = &tls.ja3 {
-        put(d, "tls.client.ja3", j.as_str());
-        raw.remove("ja3");
-    }
-    if let Some(j) = &tls.ja3s {
-        put(d, "tls.server.ja3s", j.as_str());
-        raw.remove("ja3s");
-    }
-    if let Some(c) = pick_strings(
-        raw,
-        &["client_ciphers", "supported_ciphers", "offered_ciphers"],
-    ) {
+    // What the client offered and the server chose beyond version and cipher, as the TLS
+    // record nests them (`client.ciphers`, `server.alpn`, `server.resumed`).
+    if let Some(c) = raw
+        .get("client")
+        .and_then(Value::as_object)
+        .and_then(|c| pick_strings(c, &["ciphers"]))
+    {
         put(d, "tls.client.supported_ciphers", c);
     }
-    if let Some(r) = pick(raw, &["resumed"]).and_then(Value::as_bool) {
-        put(d, "tls.resumed", r);
-    }
-    if let Some(c) = pick_str(raw, &["curve", "group", "key_exchange_group"]) {
-        put(d, "tls.curve", c);
-    }
-    if let Some(p) = pick_str(raw, &["alpn", "next_protocol"]) {
-        put(d, "tls.next_protocol", p);
+    if let Some(server) = raw.get("server").and_then(Value::as_object) {
+        if let Some(r) = server.get("resumed").and_then(Value::as_bool) {
+            put(d, "tls.resumed", r);
+        }
+        if let Some(p) = pick_str(server, &["alpn"]) {
+            put(d, "tls.next_protocol", p);
+        }
     }
 
     let cert = match pick(raw, &["certificate", "server_certificate", "certificates"]) {
@@ -315,14 +314,18 @@ fn x509_fields(d: &mut Map<String, Value>, cert: &Map<String, Value>) {
         put(d, "tls.server.subject", s);
         put(d, &format!("{X}.subject.distinguished_name"), s);
     }
-    if let Some(cn) = pick_strings(cert, &["subject_cn", "common_name", "cn"]) {
+    let subject_cn = pick_strings(cert, &["subject_cn", "common_name", "cn"])
+        .or_else(|| pick_str(cert, &["subject", "subject_dn"]).and_then(dn_common_names));
+    if let Some(cn) = subject_cn {
         put(d, &format!("{X}.subject.common_name"), cn);
     }
     if let Some(s) = pick_str(cert, &["issuer", "issuer_dn"]) {
         put(d, "tls.server.issuer", s);
         put(d, &format!("{X}.issuer.distinguished_name"), s);
     }
-    if let Some(cn) = pick_strings(cert, &["issuer_cn"]) {
+    let issuer_cn = pick_strings(cert, &["issuer_cn"])
+        .or_else(|| pick_str(cert, &["issuer", "issuer_dn"]).and_then(dn_common_names));
+    if let Some(cn) = issuer_cn {
         put(d, &format!("{X}.issuer.common_name"), cn);
     }
     for (keys, ecs) in [
@@ -376,6 +379,19 @@ fn x509_fields(d: &mut Map<String, Value>, cert: &Map<String, Value>) {
             );
         }
     }
+}
+
+/// The CN values of a distinguished name as x509-parser prints it (`C=US, O=Org, CN=name`).
+/// An escaped comma inside a value would split it; CNs of mail servers are host names.
+fn dn_common_names(dn: &str) -> Option<Vec<Value>> {
+    let v: Vec<Value> = dn
+        .split(',')
+        .filter_map(|rdn| {
+            let rdn = rdn.trim();
+            strip_prefix_ci(rdn, "CN=").map(|cn| Value::String(cn.trim().to_string()))
+        })
+        .collect();
+    (!v.is_empty()).then_some(v)
 }
 
 /// `event.outcome` of a flow: the TLS handshake when TLS was attempted, else the last AUTH.
@@ -461,8 +477,8 @@ pub fn flow_doc(flow: &FlowRecord) -> io::Result<Map<String, Value>> {
     for k in ["client", "server", "start", "end", "duration_secs"] {
         raw.remove(k);
     }
-    if let (Some(tls), Some(Value::Object(mut raw_tls))) = (&flow.tls, raw.remove("tls")) {
-        tls_fields(&mut d, tls, &mut raw_tls);
+    if let Some(Value::Object(mut raw_tls)) = raw.remove("tls") {
+        tls_fields(&mut d, &mut raw_tls);
         put(&mut d, "smtpaudit.tls", raw_tls);
     }
     if let Some(smtp) = &flow.smtp {
@@ -631,6 +647,56 @@ mod tests {
             Value::Object(d),
             json!({"a": {"b": {"c": 1, "d": 2}}, "x": 3})
         );
+    }
+
+    #[test]
+    fn tls_record_fields_map_to_ecs() {
+        // Shaped as the TLS analyzer serialises its record.
+        let raw = json!({
+            "version": "TLSv1.2", "cipher": "TLS_RSA_WITH_RC4_128_SHA", "sni": "mx.example.org",
+            "handshake": "complete", "ja4": null,
+            "client": {"ciphers": ["TLS_RSA_WITH_RC4_128_SHA", "0x00ff"], "alpn": ["h2"]},
+            "server": {"resumed": false, "alpn": "smtp", "legacy_version": "TLSv1.2"},
+            "certificate": {
+                "subject": "C=US, O=Example, CN=mx.example.org",
+                "issuer": "CN=mx.example.org",
+                "san": ["mx.example.org"],
+                "not_before": "2025-01-01T00:00:00Z", "not_after": "2026-01-01T00:00:00Z",
+                "key_type": "RSA", "key_bits": 1024,
+                "sha256": "00ff", "self_signed": true, "problems": ["expired", "weak_key"]
+            }
+        });
+        let Value::Object(mut raw) = raw else {
+            panic!("not an object")
+        };
+        let mut d = Map::new();
+        tls_fields(&mut d, &mut raw);
+        let d = Value::Object(d);
+        let t = &d["tls"];
+        assert_eq!(t["version"], "1.2");
+        assert_eq!(t["version_protocol"], "tls");
+        assert_eq!(t["established"], true);
+        assert_eq!(t["cipher"], "TLS_RSA_WITH_RC4_128_SHA");
+        assert_eq!(t["client"]["server_name"], "mx.example.org");
+        assert_eq!(t["resumed"], false);
+        assert_eq!(t["next_protocol"], "smtp");
+        assert_eq!(t["client"]["supported_ciphers"][1], "0x00ff");
+        let x = &t["server"]["x509"];
+        assert_eq!(x["subject"]["common_name"], json!(["mx.example.org"]));
+        assert_eq!(
+            x["subject"]["distinguished_name"],
+            "C=US, O=Example, CN=mx.example.org"
+        );
+        assert_eq!(x["issuer"]["common_name"], json!(["mx.example.org"]));
+        assert_eq!(x["alternative_names"], json!(["mx.example.org"]));
+        assert_eq!(x["public_key_size"], 1024);
+        assert_eq!(x["public_key_algorithm"], "RSA");
+        assert_eq!(x["not_after"], "2026-01-01T00:00:00Z");
+        assert_eq!(t["server"]["not_after"], "2026-01-01T00:00:00Z");
+        assert_eq!(t["server"]["hash"]["sha256"], "00FF");
+        // Mapped scalars leave the custom remainder; the rest stays there.
+        assert!(!raw.contains_key("version") && !raw.contains_key("sni"));
+        assert!(raw.contains_key("certificate") && raw.contains_key("handshake"));
     }
 
     #[test]
