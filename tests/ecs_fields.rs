@@ -217,19 +217,23 @@ fn documents() -> Vec<Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
 
+    // Shaped as the TLS analyzer's certificate record, plus the optional fields the mapping
+    // also takes.
     let cert = json!({
-        "subject": "CN=mail.example.org,O=Example",
-        "subject_cn": "mail.example.org",
-        "issuer": "CN=Example CA,O=Example",
-        "issuer_cn": "Example CA",
-        "not_before": "2026-01-01T00:00:00.000000Z",
-        "not_after": "2026-04-01T00:00:00.000000Z",
+        "subject": "C=US, O=Example, CN=mail.example.org",
+        "issuer": "C=US, O=Example, CN=Example CA",
         "san": ["mail.example.org", "smtp.example.org"],
-        "key_bits": 2048,
+        "not_before": "2026-01-01T00:00:00Z",
+        "not_after": "2026-04-01T00:00:00Z",
         "key_type": "RSA",
+        "key_bits": 2048,
+        "sha256": "abcdef",
+        "self_signed": false,
+        "chain_length": 2,
+        "name_checked": "mail.example.org",
+        "problems": [],
         "signature_algorithm": "sha256WithRSAEncryption",
-        "serial": "0A1B2C",
-        "sha256": "ab:cd:ef",
+        "serial_number": "0A1B2C",
         "sha1": "0123abcd"
     });
     let x = x509_doc(cert.as_object().unwrap());
