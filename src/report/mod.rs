@@ -1,13 +1,34 @@
 //! Report sinks: the same flows, findings and capture records written as JSON (one
 //! document), NDJSON (one event per line, streamed), ECS (NDJSON with Elastic Common Schema
 //! names) or text for people.
+//!
+//! Memory: `ndjson` and `ecs` write each flow and its findings when `flow()` is called and keep
+//! nothing; `text` keeps per-server aggregates and a bounded sample of findings; `json` is the
+//! one format that must hold every reported flow until `finish()`, since it writes a single
+//! document whose flows are sorted.
+//!
+//! Every sink method returns the writer's error as is, so a closed pipe surfaces as
+//! [`io::ErrorKind::BrokenPipe`] for the CLI to end quietly.
 
+pub mod community_id;
+pub mod ecs;
+mod json;
 pub mod model;
+mod ndjson;
+mod text;
 
+use std::borrow::Cow;
 use std::io::{self, Write};
+
+use serde::Serialize;
 
 use crate::findings::Finding;
 use model::{CaptureRecord, FlowRecord, Summary};
+
+pub use ecs::EcsSink;
+pub use json::JsonSink;
+pub use ndjson::NdjsonSink;
+pub use text::TextSink;
 
 /// Output format chosen with `--format`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -36,24 +57,103 @@ pub trait ReportSink {
     fn finish(&mut self, findings: &[Finding], summary: &Summary) -> io::Result<()>;
 }
 
-/// Builds the sink for `format` writing to `out`.
+/// Builds the sink for `format` writing to `out`. The sinks do not buffer `out` themselves
+/// beyond one line (one write per line); pass a `BufWriter` for files and set
+/// `line_flush` when a reader waits on the other end of a pipe.
 pub fn make_sink(format: Format, out: Box<dyn Write>, opts: SinkOptions) -> Box<dyn ReportSink> {
-    let _ = (format, opts);
-    Box::new(NullSink { _out: out })
+    match format {
+        Format::Text => Box::new(TextSink::new(out, opts)),
+        Format::Json => Box::new(JsonSink::new(out)),
+        Format::Ndjson => Box::new(NdjsonSink::new(out, opts)),
+        Format::Ecs => Box::new(EcsSink::new(out, opts)),
+    }
 }
 
-struct NullSink {
-    _out: Box<dyn Write>,
+/// Writes one JSON value per line through a reusable buffer: the value is serialised into
+/// the buffer, then handed to the writer in one `write_all`, so a reader never sees half a
+/// line from us and a closed pipe is noticed at the line that hit it.
+struct LineWriter {
+    out: Box<dyn Write>,
+    buf: Vec<u8>,
+    line_flush: bool,
 }
 
-impl ReportSink for NullSink {
-    fn flow(&mut self, _flow: &FlowRecord, _findings: &[Finding]) -> io::Result<()> {
+impl LineWriter {
+    fn new(out: Box<dyn Write>, line_flush: bool) -> Self {
+        LineWriter {
+            out,
+            buf: Vec::with_capacity(4096),
+            line_flush,
+        }
+    }
+
+    fn line<T: Serialize + ?Sized>(&mut self, value: &T) -> io::Result<()> {
+        self.buf.clear();
+        serde_json::to_writer(&mut self.buf, value)?;
+        self.buf.push(b'\n');
+        self.out.write_all(&self.buf)?;
+        if self.line_flush {
+            self.out.flush()?;
+        }
+        // One huge flow (thousands of AUTH attempts) must not pin its buffer for the rest of
+        // the run.
+        if self.buf.capacity() > 1 << 20 {
+            self.buf = Vec::with_capacity(4096);
+        }
         Ok(())
     }
-    fn capture(&mut self, _capture: &CaptureRecord) -> io::Result<()> {
-        Ok(())
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
-    fn finish(&mut self, _findings: &[Finding], _summary: &Summary) -> io::Result<()> {
-        Ok(())
+}
+
+/// Assigns each capture path a position in order of first appearance (as a flow's `capture`
+/// or in a `capture()` call); reports sort by it. Captures are few, so a linear scan is fine.
+#[derive(Debug, Default)]
+struct CaptureOrder {
+    paths: Vec<String>,
+}
+
+impl CaptureOrder {
+    fn index(&mut self, path: &str) -> usize {
+        match self.paths.iter().position(|p| p == path) {
+            Some(i) => i,
+            None => {
+                self.paths.push(path.to_string());
+                self.paths.len() - 1
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.paths.len()
+    }
+}
+
+/// Report order of one flow's findings: by frame, then kind name (stable, so equal keys keep
+/// the analyzers' order).
+fn finding_order(a: &Finding, b: &Finding) -> std::cmp::Ordering {
+    a.frame
+        .cmp(&b.frame)
+        .then_with(|| a.kind.as_str().cmp(b.kind.as_str()))
+}
+
+/// One flow's findings in report order, borrowed.
+fn report_order(findings: &[Finding]) -> Vec<&Finding> {
+    let mut v: Vec<&Finding> = findings.iter().collect();
+    v.sort_by(|a, b| finding_order(a, b));
+    v
+}
+
+/// A finding as written: the flow's findings carry the flow id even if the analysis left it
+/// empty (the contract says every flow finding names its flow).
+fn finding_for_flow<'a>(f: &'a Finding, flow: &FlowRecord) -> Cow<'a, Finding> {
+    if f.flow.is_empty() {
+        let mut owned = f.clone();
+        owned.flow.clone_from(&flow.id);
+        Cow::Owned(owned)
+    } else {
+        Cow::Borrowed(f)
     }
 }
