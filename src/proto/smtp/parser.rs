@@ -288,6 +288,24 @@ pub fn greeting_host(text: &[u8]) -> Option<&str> {
     std::str::from_utf8(word.strip_suffix(b".").unwrap_or(word)).ok()
 }
 
+/// How far into a line binary junk is looked past (a SOCKS or proxy header glued to the
+/// first SMTP line is a few dozen bytes).
+const MAX_JUNK: usize = 64;
+
+fn is_binary(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b >= 0x7f
+}
+
+/// Where SMTP resumes in a line that starts with binary bytes (a tunnel header without a
+/// line ending, as SOCKS sends): the first position right after a binary byte, within the
+/// first bytes, from which `parses` accepts the rest.
+pub fn resync_offset(line: &[u8], parses: impl Fn(&[u8]) -> bool) -> Option<usize> {
+    let window = line.len().min(MAX_JUNK + 1);
+    (1..window).find(|&i| {
+        line.get(i - 1).copied().is_some_and(is_binary) && line.get(i..).is_some_and(&parses)
+    })
+}
+
 /// Lossy text of at most `max` bytes, for names and reply texts in the report.
 pub fn lossy(bytes: &[u8], max: usize) -> String {
     let cut = bytes.get(..max).unwrap_or(bytes);
@@ -400,6 +418,22 @@ mod tests {
         assert_eq!(bdat_args(b"10 FIRST"), None);
         assert_eq!(bdat_args(b"99999999999999999999"), None);
         assert_eq!(bdat_args(b""), None);
+    }
+
+    #[test]
+    fn resync_after_binary_prefix() {
+        let is_reply = |l: &[u8]| reply_line(l).is_some();
+        assert_eq!(
+            resync_offset(b"\x00\x00\x01\xd1\xcd220 mx ESMTP", is_reply),
+            Some(5)
+        );
+        let is_cmd = |l: &[u8]| command(l).is_some_and(|c| c.verb.is_known());
+        assert_eq!(resync_offset(b"\x05\x01\x00\x19EHLO User", is_cmd), Some(4));
+        assert_eq!(resync_offset(b"xx220 ok", is_reply), None);
+        assert_eq!(resync_offset(b"\x00garbage", is_reply), None);
+        let mut far = vec![0u8; 100];
+        far.extend_from_slice(b"220 ok");
+        assert_eq!(resync_offset(&far, is_reply), None);
     }
 
     #[test]

@@ -167,6 +167,9 @@ pub struct SmtpSession {
     body_start: bool,
     /// The transaction the last MAIL opened, until RSET or the end of its message.
     open_txn: Option<usize>,
+    /// The client sent bytes after STARTTLS was accepted (its handshake or plaintext): from
+    /// then on server bytes answer the client rather than being slipped in ahead of it.
+    client_after_accept: bool,
     pub(super) facts: Facts,
 }
 
@@ -204,6 +207,7 @@ impl SmtpSession {
             bdat_open: false,
             body_start: false,
             open_txn: None,
+            client_after_accept: false,
             facts: Facts {
                 banner: None,
                 banner_host: None,
@@ -330,6 +334,9 @@ impl SmtpSession {
     fn feed_client(&mut self, data: &[u8], meta: EventMeta) -> Feed {
         // The reader lends lines that borrow it while `self` is updated: move it out for the
         // duration (an empty reader does not allocate).
+        if self.facts.starttls_phase == TlsPhase::Accepted && !data.is_empty() {
+            self.client_after_accept = true;
+        }
         let mut reader = std::mem::take(&mut self.client);
         let mut pos = 0;
         let mut result = Feed::Smtp;
@@ -447,8 +454,17 @@ impl SmtpSession {
     }
 
     /// One complete client line in command mode.
-    fn client_line(&mut self, line: Line<'_>, meta: EventMeta) {
-        let cmd = command(line.bytes);
+    fn client_line(&mut self, mut line: Line<'_>, meta: EventMeta) {
+        let mut cmd = command(line.bytes);
+        if cmd.is_none() {
+            let known = |l: &[u8]| command(l).is_some_and(|c| c.verb.is_known());
+            if let Some(at) = parser::resync_offset(line.bytes, known) {
+                self.facts.stats.non_smtp_bytes += at as u64;
+                line.bytes = line.bytes.get(at..).unwrap_or_default();
+                line.wire_len = line.wire_len.saturating_sub(at);
+                cmd = command(line.bytes);
+            }
+        }
         let known = cmd.is_some_and(|c| c.verb.is_known());
         if let Some(idx) = self.auth_active {
             let expects = self
@@ -485,16 +501,16 @@ impl SmtpSession {
             }
             return;
         }
-        if self.facts.starttls_phase == TlsPhase::Requested {
-            // Pipelined after STARTTLS before its reply: the CVE-2011-0411 pattern when the
-            // server then accepts.
-            self.facts.client_injected += line.wire_len as u64;
-            self.facts.client_injected_meta.get_or_insert(meta);
-        }
         let Some(cmd) = cmd else {
             self.facts.stats.non_smtp_bytes += line.wire_len as u64;
             return;
         };
+        if self.facts.starttls_phase == TlsPhase::Requested {
+            // A command pipelined after STARTTLS before its reply: the CVE-2011-0411 pattern
+            // when the server then accepts.
+            self.facts.client_injected += line.wire_len as u64;
+            self.facts.client_injected_meta.get_or_insert(meta);
+        }
         self.facts.client_spoke = true;
         self.facts.stats.commands += 1;
         if !cmd.verb.is_known() {
@@ -625,10 +641,21 @@ impl SmtpSession {
     }
 
     /// One complete server line.
-    fn server_line(&mut self, bytes: &[u8], wire_len: usize, meta: EventMeta) {
-        let Some(r) = parser::reply_line(bytes) else {
+    fn server_line(&mut self, mut bytes: &[u8], mut wire_len: usize, meta: EventMeta) {
+        let mut parsed = parser::reply_line(bytes);
+        if parsed.is_none() {
+            let is_reply = |l: &[u8]| parser::reply_line(l).is_some();
+            if let Some(at) = parser::resync_offset(bytes, is_reply) {
+                self.facts.stats.non_smtp_bytes += at as u64;
+                bytes = bytes.get(at..).unwrap_or_default();
+                wire_len = wire_len.saturating_sub(at);
+                parsed = parser::reply_line(bytes);
+            }
+        }
+        let Some(r) = parsed else {
+            // Not a reply: junk, or another protocol after STARTTLS (a mode mismatch the
+            // analysis reports), but nothing a client would read as an SMTP answer.
             self.facts.stats.non_smtp_bytes += wire_len as u64;
-            self.note_server_injection(wire_len, meta);
             return;
         };
         self.facts.server_spoke = true;
@@ -646,9 +673,11 @@ impl SmtpSession {
     }
 
     /// After a 2xx to STARTTLS the server's next bytes must be its TLS handshake; a reply
-    /// that answers no outstanding command is plaintext slipped in before it.
+    /// that answers no outstanding command, before the client said anything more, was
+    /// slipped in ahead of the handshake for the client to read as an answer inside TLS.
     fn note_server_injection(&mut self, wire_len: usize, meta: EventMeta) {
         if self.facts.starttls_phase == TlsPhase::Accepted
+            && !self.client_after_accept
             && self.pending.is_empty()
             && self.reply.is_none()
         {

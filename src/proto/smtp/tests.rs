@@ -838,3 +838,47 @@ fn feed_after_upgrade_keeps_returning_upgrade() {
         Feed::Upgrade { offset: 0 }
     );
 }
+
+#[test]
+fn server_bytes_after_client_went_on_are_no_injection() {
+    // suricata-verify/protocol-change-failed-event: after its 220 the server switches to
+    // HTTP. No client would read that as an SMTP answer: a mode mismatch, not injection.
+    let steps: &[Step<'_>] = &[
+        (S, b"220 f\n"),
+        (C, b"EHLO\nSTARTTLS\n"),
+        (S, b"220 2tart\r\n220 2tart\r\n"),
+        (S, b"HTTP/1.1 101\nUpgrade:h2c\n\n"),
+        (S, b"\0"),
+    ];
+    let o = run(steps);
+    assert!(o.accepted);
+    assert_eq!(o.record.starttls.server_injected_bytes, 0);
+    assert_eq!(o.record.stats.non_smtp_bytes, 27);
+    assert!(kinds(&o).is_empty(), "{:?}", o.findings);
+}
+
+#[test]
+fn smtp_after_a_socks_header_is_found() {
+    // arkime/socks5-smtp-503.pcap: SOCKS5 bytes without a line ending precede SMTP.
+    let steps: &[Step<'_>] = &[
+        (C, b"\x05\x01\x00"),
+        (S, b"\x05\x00"),
+        (C, b"\x05\x01\x00\x03\x0e010.000.00.003\x00\x19"),
+        (S, b"\x05\x00\x00\x01\n\x00\x00\x01\xd1\xcd"),
+        (S, b"220 mx.example.org ESMTP Exim\r\n"),
+        (C, b"EHLO User\r\n"),
+        (
+            S,
+            b"250-mx.example.org Hello\r\n250-STARTTLS\r\n250 HELP\r\n",
+        ),
+        (C, b"AUTH LOGIN\r\n"),
+        (S, b"503 AUTH command used when not advertised\r\n"),
+    ];
+    let o = run(steps);
+    let r = &o.record;
+    assert_eq!(r.banner.as_deref(), Some("220 mx.example.org ESMTP Exim"));
+    assert_eq!(r.helo.as_deref(), Some("User"));
+    assert!(r.starttls.offered);
+    assert_eq!(r.auth[0].outcome, AuthOutcome::Failure);
+    assert_eq!(kinds(&o), vec![Kind::StarttlsNotUsed]);
+}
