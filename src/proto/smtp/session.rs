@@ -521,8 +521,9 @@ impl SmtpSession {
         }
         let pending = match cmd.verb {
             Verb::Helo | Verb::Ehlo | Verb::Lhlo => {
-                if self.facts.helo.is_none() {
-                    let name = cmd.args.split(|b| *b == b' ').next().unwrap_or_default();
+                let name = cmd.args.split(|b| *b == b' ').next().unwrap_or_default();
+                // The first EHLO/HELO that names the client (a bare "EHLO" names nobody).
+                if self.facts.helo.is_none() && !name.is_empty() {
                     self.facts.helo = Some(lossy(name, 255));
                 }
                 Pending::Hello {

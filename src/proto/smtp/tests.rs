@@ -882,3 +882,53 @@ fn smtp_after_a_socks_header_is_found() {
     assert_eq!(r.auth[0].outcome, AuthOutcome::Failure);
     assert_eq!(kinds(&o), vec![Kind::StarttlsNotUsed]);
 }
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Pieces that steer the session into its states, mixed with arbitrary bytes.
+    fn token() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(b"220 mx ESMTP\r\n".to_vec()),
+            Just(b"250-mx\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN\r\n".to_vec()),
+            Just(b"EHLO c\r\n".to_vec()),
+            Just(b"STARTTLS\r\n".to_vec()),
+            Just(b"220 go\r\n".to_vec()),
+            Just(b"AUTH LOGIN\r\n".to_vec()),
+            Just(b"AUTH NTLM TlRMTVNTUAADAAAA\r\n".to_vec()),
+            Just(b"334 \r\n".to_vec()),
+            Just(b"MAIL FROM:<a>\r\nRCPT TO:<b>\r\nDATA\r\n".to_vec()),
+            Just(b"354 go\r\n".to_vec()),
+            Just(b"BDAT 7 LAST\r\n".to_vec()),
+            Just(b"\r\n.\r\n".to_vec()),
+            Just(b"\x16\x03\x01\x00\x02".to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..64),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(
+            steps in proptest::collection::vec((any::<bool>(), token(), 1usize..9, any::<u8>()), 0..40),
+        ) {
+            let mut s = SmtpSession::new();
+            for (i, (to_server, data, cut, gap)) in steps.iter().enumerate() {
+                let dir = if *to_server { C } else { S };
+                for piece in data.chunks(*cut) {
+                    let _ = s.feed(dir, piece, meta(i + 1));
+                }
+                if *gap < 8 {
+                    s.gap(dir, u64::from(*gap) * 1000, meta(i + 1));
+                }
+            }
+            s.end(C, meta(0));
+            s.end(S, meta(0));
+            let _ = s.record(true);
+            let _ = s.findings(true);
+            let r = s.record(false);
+            prop_assert!(r.capabilities.len() <= 64);
+            prop_assert!(r.stats.reply_codes.len() <= 64);
+        }
+    }
+}
