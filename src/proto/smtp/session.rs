@@ -192,6 +192,7 @@ fn starts_tls(data: &[u8]) -> bool {
 }
 
 impl SmtpSession {
+    /// A session before any byte: the server's greeting is the first reply expected.
     pub fn new() -> Self {
         let mut pending = VecDeque::new();
         pending.push_back(Pending::Greeting);
@@ -242,7 +243,8 @@ impl SmtpSession {
         }
     }
 
-    /// Bytes of one direction, in order.
+    /// Bytes of one direction, in order. Returns `Feed::Upgrade` once this direction
+    /// switched to TLS after STARTTLS; later calls for that direction keep returning it.
     pub fn feed(&mut self, dir: Direction, data: &[u8], meta: EventMeta) -> Feed {
         match dir {
             Direction::ToServer => self.feed_client(data, meta),
@@ -315,18 +317,24 @@ impl SmtpSession {
         }
     }
 
+    /// The server sent at least one well-formed reply line (such as `220 `).
     pub fn server_spoke_smtp(&self) -> bool {
         self.facts.server_spoke
     }
 
+    /// The client sent at least one command with a known SMTP verb.
     pub fn client_spoke_smtp(&self) -> bool {
         self.facts.client_spoke
     }
 
+    /// STARTTLS was issued and answered 2xx (the flow's class becomes `starttls`), whether
+    /// or not a handshake followed.
     pub fn starttls_accepted(&self) -> bool {
         self.facts.starttls_phase == TlsPhase::Accepted
     }
 
+    /// Host name announced in the banner (`220 mx.example.org ESMTP`), for certificate
+    /// checks; `None` when the greeting starts with no plausible domain.
     pub fn banner_host(&self) -> Option<&str> {
         self.facts.banner_host.as_deref()
     }
@@ -511,9 +519,10 @@ impl SmtpSession {
             self.facts.client_injected += line.wire_len as u64;
             self.facts.client_injected_meta.get_or_insert(meta);
         }
-        self.facts.client_spoke = true;
         self.facts.stats.commands += 1;
-        if !cmd.verb.is_known() {
+        if cmd.verb.is_known() {
+            self.facts.client_spoke = true;
+        } else {
             self.facts.stats.unknown_commands += 1;
         }
         if self.facts.server_spoke && self.pending.iter().any(|p| *p != Pending::Greeting) {

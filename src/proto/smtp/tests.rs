@@ -746,6 +746,14 @@ fn non_smtp_bytes_are_counted() {
     assert_eq!(o.record.stats.unknown_commands, 1);
     assert_eq!(o.record.stats.non_smtp_bytes, 9 + 9);
     assert!(o.record.stats.reply_codes == vec![220]);
+    let mut s = SmtpSession::new();
+    s.feed(C, b"GET / HTTP/1.1\r\nHost: x\r\n", meta(1));
+    assert!(!s.client_spoke_smtp());
+    s.feed(C, b"NOOP\r\n", meta(2));
+    assert!(s.client_spoke_smtp());
+    assert!(!s.server_spoke_smtp());
+    s.feed(S, b"250 ok\r\n", meta(3));
+    assert!(s.server_spoke_smtp());
 }
 
 #[test]
