@@ -26,8 +26,8 @@ use super::parser::{
     looks_mangled_starttls, lossy,
 };
 
-/// Commands sent and not yet answered, at most; beyond it the oldest are forgotten (and
-/// counted in `unmatched_replies` when their replies come).
+/// Commands sent and not yet answered, at most; beyond it the oldest is forgotten and
+/// counted in `dropped_records` (a client pipelining 256 commands unanswered is not SMTP).
 const MAX_PENDING: usize = 256;
 /// EHLO capability lines kept per list.
 const MAX_CAPABILITIES: usize = 64;
@@ -457,6 +457,7 @@ impl SmtpSession {
     fn push(&mut self, p: Pending) {
         if self.pending.len() >= MAX_PENDING {
             self.pending.pop_front();
+            self.facts.stats.dropped_records += 1;
         }
         self.pending.push_back(p);
     }

@@ -113,7 +113,7 @@ pub struct SmtpStats {
     pub long_lines: u64,
     /// Bytes that were neither commands nor replies nor message data.
     pub non_smtp_bytes: u64,
-    /// Transactions or AUTH exchanges beyond the kept lists' caps.
+    /// Transactions, AUTH exchanges, capabilities or outstanding commands beyond their caps.
     pub dropped_records: u64,
 }
 
