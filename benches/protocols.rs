@@ -1,7 +1,116 @@
-//! Placeholder until this stage's benchmark lands.
-use criterion::{Criterion, criterion_group, criterion_main};
+//! Protocol analyzer throughput: bytes of a dialog through the session per second.
+use std::hint::black_box;
 
-fn placeholder(_c: &mut Criterion) {}
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use smtpaudit::flow::{Direction, EventMeta};
+use smtpaudit::proto::smtp::SmtpSession;
 
-criterion_group!(benches, placeholder);
+// ---------------------------------------------------------------------------------------
+// SMTP
+// ---------------------------------------------------------------------------------------
+
+/// TCP payload size the dialogs are cut into (an Ethernet MSS).
+const SEGMENT: usize = 1448;
+
+/// A submission dialog: greeting, EHLO, AUTH LOGIN, one message of `body_lines` lines of
+/// typical mail text (about 76 bytes each, some dot-stuffed), QUIT.
+fn smtp_dialog(body_lines: usize) -> Vec<(Direction, Vec<u8>)> {
+    let c = Direction::ToServer;
+    let s = Direction::ToClient;
+    let mut steps: Vec<(Direction, Vec<u8>)> =
+        vec![
+        (s, b"220 mx.example.org ESMTP Postfix\r\n".to_vec()),
+        (c, b"EHLO client.example.net\r\n".to_vec()),
+        (
+            s,
+            b"250-mx.example.org\r\n250-PIPELINING\r\n250-SIZE 52428800\r\n250-STARTTLS\r\n\
+              250-AUTH PLAIN LOGIN\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250 CHUNKING\r\n"
+                .to_vec(),
+        ),
+        (c, b"AUTH LOGIN\r\n".to_vec()),
+        (s, b"334 VXNlcm5hbWU6\r\n".to_vec()),
+        (c, b"YWxpY2VAZXhhbXBsZS5uZXQ=\r\n".to_vec()),
+        (s, b"334 UGFzc3dvcmQ6\r\n".to_vec()),
+        (c, b"c2VjcmV0LXBhc3N3b3Jk\r\n".to_vec()),
+        (s, b"235 2.7.0 Authentication successful\r\n".to_vec()),
+        (
+            c,
+            b"MAIL FROM:<alice@example.net> SIZE=100000\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n"
+                .to_vec(),
+        ),
+        (s, b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n".to_vec()),
+    ];
+    let mut body =
+        b"From: alice@example.net\r\nTo: bob@example.org\r\nSubject: report\r\n\r\n".to_vec();
+    for i in 0..body_lines {
+        if i % 50 == 0 {
+            body.extend_from_slice(b"..a dot-stuffed line that starts with a period\r\n");
+        } else {
+            body.extend_from_slice(
+                b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod te\r\n",
+            );
+        }
+    }
+    body.extend_from_slice(b".\r\n");
+    for chunk in body.chunks(SEGMENT) {
+        steps.push((c, chunk.to_vec()));
+    }
+    steps.push((s, b"250 2.0.0 Ok: queued as 4F1A2B3C\r\n".to_vec()));
+    steps.push((c, b"QUIT\r\n".to_vec()));
+    steps.push((s, b"221 2.0.0 Bye\r\n".to_vec()));
+    steps
+}
+
+/// A relay dialog heavy in commands: 200 pipelined transactions of 5 recipients each.
+fn smtp_command_dialog() -> Vec<(Direction, Vec<u8>)> {
+    let c = Direction::ToServer;
+    let s = Direction::ToClient;
+    let mut steps = vec![
+        (s, b"220 mx.example.org ESMTP\r\n".to_vec()),
+        (c, b"EHLO relay.example.net\r\n".to_vec()),
+        (s, b"250-mx.example.org\r\n250 PIPELINING\r\n".to_vec()),
+    ];
+    for t in 0..200 {
+        let mut cmds = format!("MAIL FROM:<sender{t}@example.net>\r\n");
+        let mut replies = String::from("250 2.1.0 Ok\r\n");
+        for r in 0..5 {
+            cmds.push_str(&format!("RCPT TO:<rcpt{r}@example.org>\r\n"));
+            replies.push_str("250 2.1.5 Ok\r\n");
+        }
+        cmds.push_str("DATA\r\n");
+        replies.push_str("354 go\r\n");
+        steps.push((c, cmds.into_bytes()));
+        steps.push((s, replies.into_bytes()));
+        steps.push((c, b"Subject: x\r\n\r\nshort body\r\n.\r\n".to_vec()));
+        steps.push((s, b"250 2.0.0 queued\r\n".to_vec()));
+    }
+    steps
+}
+
+fn run_dialog(steps: &[(Direction, Vec<u8>)]) -> u64 {
+    let mut session = SmtpSession::new();
+    for (i, (dir, data)) in steps.iter().enumerate() {
+        let meta = EventMeta {
+            frame: i as u64 + 1,
+            ..EventMeta::default()
+        };
+        black_box(session.feed(*dir, data, meta));
+    }
+    session.record(false).stats.commands
+}
+
+fn smtp_benches(c: &mut Criterion) {
+    let mut group = c.benchmark_group("smtp_session");
+    for (name, steps) in [
+        ("submission_1mib_body", smtp_dialog(14_000)),
+        ("pipelined_relay_200_messages", smtp_command_dialog()),
+    ] {
+        let bytes: usize = steps.iter().map(|(_, d)| d.len()).sum();
+        group.throughput(Throughput::Bytes(bytes as u64));
+        group.bench_function(name, |b| b.iter(|| run_dialog(black_box(&steps))));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, smtp_benches);
 criterion_main!(benches);

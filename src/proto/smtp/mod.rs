@@ -1,8 +1,39 @@
-//! SMTP dialog analysis (skeleton): replies, commands, capabilities, STARTTLS, AUTH,
-//! transactions, and the SMTP findings.
+//! SMTP dialog analysis: replies, commands, capabilities, STARTTLS, AUTH, transactions, and
+//! the SMTP findings.
+//!
+//! [`SmtpSession`] is fed each direction's bytes in order and in any chunking; `parser`
+//! holds the pure line parsers, `auth` the SASL mechanisms and the redacted [`Secret`].
+//!
+//! # Findings and their severities
+//!
+//! | kind | severity | why |
+//! | --- | --- | --- |
+//! | `cleartext_credentials` | critical | PLAIN, LOGIN, XOAUTH2, OAUTHBEARER: the password or bearer token itself crossed in clear and can be replayed as it is |
+//! | `cleartext_credentials` | high | CRAM-MD5, DIGEST-MD5, NTLM: a challenge response crossed; the password falls to an offline dictionary attack (hashcat form given with `--reveal-secrets`) |
+//! | `cleartext_credentials` | medium | LOGIN where only the user name crossed (the password step never came) |
+//! | `starttls_injection` | high | plaintext the client pipelined after STARTTLS before the server's (2xx) reply, or plaintext the server sent after its 2xx that answers no command: a vulnerable peer runs it inside the TLS session (CVE-2011-0411 class) |
+//! | `starttls_stripped` | high | an EHLO keyword that is STARTTLS overwritten (`XXXXXXXA`, `STARTTLX`), or a 500/502 "unknown command" to a STARTTLS the server had offered: signs of an active downgrade |
+//! | `starttls_not_used` | medium | the server offered STARTTLS and the client sent AUTH or MAIL without it: everything after is readable, but nobody tampered |
+//! | `starttls_refused` | medium | the server answered STARTTLS 4xx/5xx: the dialog went on in clear or stopped |
+//! | `cleartext_auth_offered` | low | AUTH PLAIN or LOGIN advertised before TLS: a configuration weakness that only matters if a client uses it |
+//! | `cleartext_mail` | low | a message body crossed without TLS: normal for much server-to-server mail, yet readable by anyone on the path |
+//!
+//! Findings cite the frame that proves them: the client line that carried the secret, the
+//! AUTH or MAIL command sent in clear, the STARTTLS reply, the capability line, the first
+//! injected line, the first body bytes.
+
+mod auth;
+mod body;
+mod findings;
+mod line;
+pub mod parser;
+mod session;
+
+pub use auth::{AuthExchange, Mechanism, Secret, SecretKind};
+pub use line::MAX_LINE;
+pub use session::SmtpSession;
 
 use crate::findings::Finding;
-use crate::flow::{Direction, EventMeta};
 use crate::report::model::SmtpRecord;
 
 /// What the session did with a chunk of bytes.
@@ -15,53 +46,17 @@ pub enum Feed {
     Upgrade { offset: usize },
 }
 
-/// One SMTP connection's dialog state.
-#[derive(Debug, Default)]
-pub struct SmtpSession {}
-
 impl SmtpSession {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Bytes of one direction, in order.
-    pub fn feed(&mut self, _dir: Direction, _data: &[u8], _meta: EventMeta) -> Feed {
-        Feed::Smtp
-    }
-
-    /// `len` bytes of this direction are lost; resynchronise at the next line.
-    pub fn gap(&mut self, _dir: Direction, _len: u64, _meta: EventMeta) {}
-
-    /// The direction closed (FIN or RST).
-    pub fn end(&mut self, _dir: Direction, _meta: EventMeta) {}
-
-    /// The server spoke SMTP (a reply line such as `220 `) at least once.
-    pub fn server_spoke_smtp(&self) -> bool {
-        false
-    }
-
-    /// The client sent at least one SMTP command.
-    pub fn client_spoke_smtp(&self) -> bool {
-        false
-    }
-
-    /// STARTTLS was issued and answered 2xx (the flow's class becomes `starttls`).
-    pub fn starttls_accepted(&self) -> bool {
-        false
-    }
-
-    /// Host name announced in the banner (`220 mx.example.org ESMTP`), for certificate checks.
-    pub fn banner_host(&self) -> Option<&str> {
-        None
-    }
-
     /// The contract view; secrets appear only when `reveal_secrets`.
-    pub fn record(&self, _reveal_secrets: bool) -> SmtpRecord {
-        SmtpRecord::default()
+    pub fn record(&self, reveal_secrets: bool) -> SmtpRecord {
+        findings::record(&self.facts, reveal_secrets)
     }
 
     /// Findings so far (flow id not yet attached). Secrets appear only when `reveal_secrets`.
-    pub fn findings(&self, _reveal_secrets: bool) -> Vec<Finding> {
-        Vec::new()
+    pub fn findings(&self, reveal_secrets: bool) -> Vec<Finding> {
+        findings::findings(&self.facts, reveal_secrets)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -12,6 +12,18 @@ pub struct StartTlsRecord {
     pub issued: bool,
     /// Numeric reply to STARTTLS; null when not issued (or no reply seen).
     pub reply: Option<u16>,
+    /// Text of that reply (first line).
+    pub reply_text: Option<String>,
+    /// Frame of the STARTTLS command.
+    pub frame: Option<u64>,
+    /// The client's bytes after STARTTLS began with a TLS record.
+    pub client_tls: bool,
+    /// The server's bytes after its 2xx reply began with a TLS record.
+    pub server_tls: bool,
+    /// Plaintext bytes the client pipelined after STARTTLS before the server's reply.
+    pub client_injected_bytes: u64,
+    /// Plaintext bytes the server sent after its 2xx reply that answered no command.
+    pub server_injected_bytes: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -39,8 +51,70 @@ pub struct AuthRecord {
     pub outcome: AuthOutcome,
     /// Final numeric reply (235, 535, ...), null when none was seen.
     pub reply: Option<u16>,
+    /// Frame of the AUTH command.
     pub frame: u64,
     pub ts: Timestamp,
+    /// SASL authorization identity when it differs from the user (PLAIN).
+    pub authzid: Option<String>,
+    /// Password, bearer token or challenge response: `{"redacted": true, "length": N}`
+    /// unless secrets are revealed; null when none was sent.
+    pub secret: Option<SecretRecord>,
+    /// Crackable form for hashcat (CRAM-MD5 10200, NetNTLMv1 5500, NetNTLMv2 5600); only
+    /// with revealed secrets.
+    pub hashcat: Option<String>,
+    /// Frame of the client line that carried the secret.
+    pub secret_frame: Option<u64>,
+    /// The client cancelled the exchange with `*`.
+    pub cancelled: bool,
+    /// Messages of the exchange that could not be decoded (bad base64 or structure).
+    pub undecodable: u32,
+}
+
+/// One mail transaction (MAIL FROM up to the end of its message, RSET or the next MAIL).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TransactionRecord {
+    /// Frame of the MAIL command.
+    pub frame: u64,
+    pub mail_reply: Option<u16>,
+    /// RCPT commands, and those answered 2xx.
+    pub recipients: u32,
+    pub recipients_accepted: u32,
+    /// "data", "bdat" or null when no message body was sent.
+    pub body: Option<&'static str>,
+    /// Message bytes that crossed (DATA body with its end line, or BDAT chunks).
+    pub body_bytes: u64,
+    /// Reply to the end of the message (after the final dot or the BDAT LAST chunk).
+    pub reply: Option<u16>,
+}
+
+/// Counters of one SMTP dialog; every cap reached shows here.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SmtpStats {
+    /// Command lines (AUTH responses and message bodies excluded).
+    pub commands: u64,
+    /// Commands with a verb smtpaudit does not know.
+    pub unknown_commands: u64,
+    /// Replies (a multi-line reply counts once).
+    pub replies: u64,
+    /// Codes of the first replies in order (at most 64).
+    pub reply_codes: Vec<u16>,
+    /// Replies that matched no outstanding command.
+    pub unmatched_replies: u64,
+    /// The client sent a command while an earlier one was unanswered (RFC 2920).
+    pub pipelining_used: bool,
+    /// DATA body bytes skipped, end-of-data line included.
+    pub data_bytes: u64,
+    /// BDAT chunk bytes skipped.
+    pub bdat_bytes: u64,
+    /// Gaps in either direction, and their bytes.
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    /// Lines longer than the 8 KiB cap (cut there).
+    pub long_lines: u64,
+    /// Bytes that were neither commands nor replies nor message data.
+    pub non_smtp_bytes: u64,
+    /// Transactions, AUTH exchanges, capabilities or outstanding commands beyond their caps.
+    pub dropped_records: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -55,4 +129,16 @@ pub struct SmtpRecord {
     pub auth: Vec<AuthRecord>,
     /// Mail transactions (MAIL FROM) attempted.
     pub transactions: u32,
+    /// EHLO keywords offered after a STARTTLS that was answered 2xx but not followed by TLS
+    /// (the dialog went on in plaintext).
+    pub capabilities_after_starttls: Vec<String>,
+    /// Mechanisms of the AUTH capability offered before TLS.
+    pub auth_offered: Vec<String>,
+    /// RCPT commands over all transactions.
+    pub recipients: u32,
+    /// Messages whose body crossed the wire (DATA or BDAT).
+    pub messages: u32,
+    /// The first transactions (at most 64).
+    pub transaction_list: Vec<TransactionRecord>,
+    pub stats: SmtpStats,
 }

@@ -1,0 +1,213 @@
+//! The SMTP session's contract record and findings, built from what the session saw.
+
+use serde_json::Value;
+
+use crate::findings::{Finding, Kind, Severity};
+use crate::report::model::{SmtpRecord, StartTlsRecord};
+
+use super::auth::{AuthExchange, Mechanism, SecretKind};
+use super::session::{Facts, TlsPhase};
+
+pub(super) fn record(f: &Facts, reveal: bool) -> SmtpRecord {
+    let reply = f.starttls_reply.as_ref();
+    SmtpRecord {
+        banner: f.banner.clone(),
+        helo: f.helo.clone(),
+        capabilities: f.capabilities.clone(),
+        starttls: StartTlsRecord {
+            offered: f.starttls_offered,
+            issued: f.starttls_meta.is_some(),
+            reply: reply.map(|r| r.0.0),
+            reply_text: reply.map(|r| r.1.clone()),
+            frame: f.starttls_meta.map(|m| m.frame),
+            client_tls: f.client_tls,
+            server_tls: f.server_tls,
+            client_injected_bytes: f.client_injected,
+            server_injected_bytes: f.server_injected,
+        },
+        auth: f.auths.iter().map(|a| a.record(reveal)).collect(),
+        transactions: f.transactions,
+        capabilities_after_starttls: f.capabilities_after_starttls.clone(),
+        auth_offered: f.auth_offered.clone(),
+        recipients: f.recipients,
+        messages: f.messages,
+        transaction_list: f.txns.clone(),
+        stats: f.stats.clone(),
+    }
+}
+
+pub(super) fn findings(f: &Facts, reveal: bool) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for ex in &f.auths {
+        if let Some(finding) = credentials(ex, reveal) {
+            out.push(finding);
+        }
+    }
+    if let Some((what, meta)) = f.cleartext_after_offer {
+        out.push(
+            Finding::new(
+                Kind::StarttlsNotUsed,
+                Severity::Medium,
+                meta,
+                format!("server offered STARTTLS but the client sent {what} in cleartext"),
+            )
+            .with("command", what),
+        );
+    }
+    if let (TlsPhase::Refused, Some((code, text, meta))) = (f.starttls_phase, &f.starttls_reply) {
+        out.push(
+            Finding::new(
+                Kind::StarttlsRefused,
+                Severity::Medium,
+                *meta,
+                format!("server refused STARTTLS with {}", code.0),
+            )
+            .with("reply", code.0)
+            .with("reply_text", text.as_str()),
+        );
+    }
+    if let Some((line, meta)) = &f.mangled {
+        out.push(
+            Finding::new(
+                Kind::StarttlsStripped,
+                Severity::High,
+                *meta,
+                format!("EHLO capability {line:?} looks like STARTTLS overwritten on the way"),
+            )
+            .with("capability", line.as_str()),
+        );
+    }
+    if f.starttls_unrecognised {
+        if let Some((code, text, meta)) = &f.starttls_reply {
+            out.push(
+                Finding::new(
+                    Kind::StarttlsStripped,
+                    Severity::High,
+                    *meta,
+                    format!(
+                        "server offered STARTTLS, then answered it {} as an unknown command",
+                        code.0
+                    ),
+                )
+                .with("reply", code.0)
+                .with("reply_text", text.as_str()),
+            );
+        }
+    }
+    let accepted = f.starttls_phase == TlsPhase::Accepted;
+    if let (true, Some(meta)) = (accepted, f.client_injected_meta) {
+        out.push(
+            Finding::new(
+                Kind::StarttlsInjection,
+                Severity::High,
+                meta,
+                format!(
+                    "client pipelined {} plaintext bytes after STARTTLS before the TLS handshake",
+                    f.client_injected
+                ),
+            )
+            .with("side", "client")
+            .with("bytes", f.client_injected),
+        );
+    }
+    if let Some(meta) = f.server_injected_meta {
+        out.push(
+            Finding::new(
+                Kind::StarttlsInjection,
+                Severity::High,
+                meta,
+                format!(
+                    "server sent {} plaintext bytes after accepting STARTTLS before the TLS handshake",
+                    f.server_injected
+                ),
+            )
+            .with("side", "server")
+            .with("bytes", f.server_injected),
+        );
+    }
+    let weak: Vec<&str> = f
+        .auth_offered
+        .iter()
+        .map(String::as_str)
+        .filter(|m| matches!(*m, "PLAIN" | "LOGIN"))
+        .collect();
+    if let (false, Some(meta)) = (weak.is_empty(), f.auth_offered_meta) {
+        out.push(
+            Finding::new(
+                Kind::CleartextAuthOffered,
+                Severity::Low,
+                meta,
+                format!("server offered AUTH {} before TLS", weak.join(" ")),
+            )
+            .with("mechanisms", weak.clone())
+            .with("starttls_accepted", accepted),
+        );
+    }
+    if let Some(meta) = f.first_message {
+        out.push(
+            Finding::new(
+                Kind::CleartextMail,
+                Severity::Low,
+                meta,
+                "a message was sent without TLS",
+            )
+            .with("messages", f.messages),
+        );
+    }
+    out
+}
+
+/// One `cleartext_credentials` finding for an exchange that carried a secret.
+fn credentials(ex: &AuthExchange, reveal: bool) -> Option<Finding> {
+    let meta = ex.secret_meta?;
+    let kind = ex.mechanism.secret_kind()?;
+    let severity = match (&ex.secret, kind) {
+        (Some(_), SecretKind::Reusable) => Severity::Critical,
+        (Some(_), SecretKind::Crackable) => Severity::High,
+        // LOGIN where only the user name crossed before the dialog ended or failed.
+        (None, _) if ex.mechanism == Mechanism::Login => Severity::Medium,
+        (None, _) => return None,
+    };
+    let mech = ex.mechanism.name();
+    let who = ex.username.as_deref().unwrap_or("an unknown user");
+    let what = match (&ex.secret, kind) {
+        (None, _) => "user name (no password seen)",
+        (Some(_), SecretKind::Reusable)
+            if matches!(ex.mechanism, Mechanism::XOauth2 | Mechanism::OauthBearer) =>
+        {
+            "bearer token"
+        }
+        (Some(_), SecretKind::Reusable) => "password",
+        (Some(_), SecretKind::Crackable) => "crackable challenge response",
+    };
+    let outcome = match ex.outcome {
+        crate::report::model::AuthOutcome::Success => "success",
+        crate::report::model::AuthOutcome::Failure => "failure",
+        crate::report::model::AuthOutcome::Unknown => "unknown",
+    };
+    let secret = match &ex.secret {
+        Some(s) => serde_json::to_value(s.record(reveal)).unwrap_or(Value::Null),
+        None => Value::Null,
+    };
+    let mut f = Finding::new(
+        Kind::CleartextCredentials,
+        severity,
+        meta,
+        format!("AUTH {mech} {what} for {who} sent without TLS (outcome {outcome})"),
+    )
+    .with("mechanism", mech)
+    .with(
+        "username",
+        ex.username.clone().map_or(Value::Null, Value::from),
+    )
+    .with("outcome", outcome)
+    .with("secret", secret)
+    .with("auth_frame", ex.meta.frame);
+    if let Some(authzid) = &ex.authzid {
+        f = f.with("authzid", authzid.as_str());
+    }
+    if let (true, Some(h)) = (reveal, &ex.hashcat) {
+        f = f.with("hashcat", h.expose());
+    }
+    Some(f)
+}
