@@ -100,6 +100,15 @@ fn auth_record(
         reply: Some(reply),
         frame,
         ts: ts(at_ms),
+        authzid: None,
+        secret: Some(SecretRecord::Redacted {
+            redacted: true,
+            length: 12,
+        }),
+        hashcat: None,
+        secret_frame: Some(frame),
+        cancelled: false,
+        undecodable: 0,
     }
 }
 
