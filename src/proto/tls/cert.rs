@@ -218,6 +218,7 @@ fn ip_from_bytes(b: &[u8]) -> Option<IpAddr> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

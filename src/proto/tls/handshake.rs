@@ -304,6 +304,7 @@ pub fn parse_certificate_chain(body: &[u8]) -> Result<Vec<&[u8]>, HelloError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 pub(crate) mod tests {
     use super::*;
 

@@ -69,6 +69,7 @@ pub fn ja3s(sh: &ServerHello) -> Ja3 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::proto::tls::names::Version;

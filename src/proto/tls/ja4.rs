@@ -138,6 +138,7 @@ pub fn ja4(ch: &ClientHello) -> Ja4 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -311,6 +311,7 @@ pub fn sslv2_cipher_weaknesses(spec: u32) -> Vec<CipherWeakness> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -120,6 +120,7 @@ pub fn looks_like_tls(data: &[u8]) -> Option<bool> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
