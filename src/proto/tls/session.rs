@@ -1992,4 +1992,43 @@ mod tests {
             vec!["to_server: heartbeat_payload_overlong at frame 2"]
         );
     }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        // Deterministic xorshift: random streams, some starting with valid record headers,
+        // cut at random points, with random gaps and ends.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let (c, s) = tls12_streams(0xc02f, 0x0303, Some(&cert_der()));
+        for round in 0..400 {
+            let mut t = session().follow_to_close(round % 2 == 0);
+            for _ in 0..20 {
+                let dir = if next() % 2 == 0 { C } else { S };
+                let len = (next() % 300) as usize;
+                let mut chunk: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+                match next() % 4 {
+                    // Mutate a real stream so that parsing goes deep before it breaks.
+                    0 => {
+                        chunk = if dir == C { c.clone() } else { s.clone() };
+                        let i = (next() as usize) % chunk.len();
+                        chunk[i] = next() as u8;
+                    }
+                    1 if len >= 5 => chunk[..5].copy_from_slice(&[22, 3, 3, 0, 200]),
+                    2 => t.gap(dir, next() % 100, m(1)),
+                    _ => {}
+                }
+                t.feed(dir, &chunk, m(2));
+                if next() % 50 == 0 {
+                    t.end(dir, EndKind::Fin, m(3));
+                }
+            }
+            let _ = t.record();
+            let _ = t.findings();
+        }
+    }
 }
