@@ -18,12 +18,10 @@ impl CaptureReader {
         let src: Box<dyn Read + Send> = if path == "-" {
             Box::new(std::io::stdin())
         } else {
-            Box::new(
-                std::fs::File::open(path).map_err(|source| CaptureError::Open {
-                    path: path.to_string(),
-                    source,
-                })?,
-            )
+            Box::new(std::fs::File::open(path).map_err(|source| CaptureError::Open {
+                path: path.to_string(),
+                source,
+            })?)
         };
         Self::from_read(path.to_string(), src)
     }

@@ -111,12 +111,7 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn new(
-        kind: Kind,
-        severity: Severity,
-        meta: EventMeta,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn new(kind: Kind, severity: Severity, meta: EventMeta, message: impl Into<String>) -> Self {
         Finding {
             kind,
             severity,
