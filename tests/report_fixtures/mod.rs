@@ -80,6 +80,19 @@ fn tls_record(
         ja3: ja3.map(Into::into),
         ja3s: ja3s.map(Into::into),
         ja4: ja4.map(Into::into),
+        outcome_evidence: None,
+        client_hello_seen: true,
+        server_hello_seen: version.is_some(),
+        hello_retry_request: false,
+        client: None,
+        server: None,
+        ja3_full: None,
+        ja3s_full: None,
+        ja4_r: None,
+        certificate: None,
+        to_server: Default::default(),
+        to_client: Default::default(),
+        anomalies: Vec::new(),
     }
 }
 

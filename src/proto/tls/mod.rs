@@ -1,9 +1,23 @@
-//! TLS handshake analysis (skeleton): records, ClientHello/ServerHello, alerts, outcome,
-//! fingerprints (JA3, JA3S, JA4), certificates, and the TLS findings.
+//! TLS handshake analysis: records, ClientHello/ServerHello, alerts, outcome, fingerprints
+//! (JA3, JA3S, JA4), certificates seen in clear, and the TLS findings.
+//!
+//! - [`record`]: record framing and validation (pure).
+//! - [`handshake`]: hello and certificate message summaries (pure, over tls-parser).
+//! - [`names`]: versions, alerts, cipher suites as newtypes that keep unknown codes.
+//! - [`ja3`], [`ja4`]: fingerprints.
+//! - [`cert`]: leaf certificate checks (x509-parser).
+//! - [`session`]: the per-connection state machine that drives them and decides the outcome.
 
-use crate::findings::Finding;
-use crate::flow::{Direction, EventMeta, Interest};
-use crate::report::model::{HandshakeOutcome, TlsRecord};
+pub mod cert;
+pub mod handshake;
+pub mod ja3;
+pub mod ja4;
+pub mod names;
+pub mod record;
+pub mod session;
+
+pub use record::looks_like_tls;
+pub use session::TlsSession;
 
 /// What the TLS session knows about its surroundings.
 #[derive(Clone, Debug, Default)]
@@ -20,73 +34,4 @@ pub struct TlsContext {
 pub enum EndKind {
     Fin,
     Reset,
-}
-
-/// True when `data` starts like a TLS record (handshake, alert, ...) or an SSLv2-compatible
-/// ClientHello; `None` when more bytes are needed to tell.
-pub fn looks_like_tls(data: &[u8]) -> Option<bool> {
-    let first = *data.first()?;
-    if (20..=24).contains(&first) {
-        let second = *data.get(1)?;
-        return Some(second == 3);
-    }
-    if first & 0x80 != 0 {
-        // SSLv2 record header: 2-byte length with the high bit set, then msg type 1 (CLIENT-HELLO).
-        let msg = *data.get(2)?;
-        return Some(msg == 1);
-    }
-    Some(false)
-}
-
-/// One TLS connection's handshake state.
-#[derive(Debug)]
-pub struct TlsSession {
-    _ctx: TlsContext,
-}
-
-impl TlsSession {
-    pub fn new(ctx: TlsContext) -> Self {
-        TlsSession { _ctx: ctx }
-    }
-
-    /// Bytes of one direction, in order, from the first byte of TLS.
-    pub fn feed(&mut self, _dir: Direction, _data: &[u8], _meta: EventMeta) -> Interest {
-        Interest::Bytes
-    }
-
-    pub fn gap(&mut self, _dir: Direction, _len: u64, _meta: EventMeta) {}
-
-    pub fn end(&mut self, _dir: Direction, _kind: EndKind, _meta: EventMeta) {}
-
-    pub fn client_hello_seen(&self) -> bool {
-        false
-    }
-
-    pub fn server_hello_seen(&self) -> bool {
-        false
-    }
-
-    /// Outcome as of now; `Incomplete` until the handshake completes or fails.
-    pub fn outcome(&self) -> HandshakeOutcome {
-        HandshakeOutcome::Incomplete
-    }
-
-    /// The contract view.
-    pub fn record(&self) -> TlsRecord {
-        TlsRecord {
-            version: None,
-            cipher: None,
-            sni: None,
-            handshake: self.outcome(),
-            alerts: Vec::new(),
-            ja3: None,
-            ja3s: None,
-            ja4: None,
-        }
-    }
-
-    /// Findings (flow id not yet attached).
-    pub fn findings(&self) -> Vec<Finding> {
-        Vec::new()
-    }
 }

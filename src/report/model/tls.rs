@@ -46,4 +46,126 @@ pub struct TlsRecord {
     pub ja3: Option<String>,
     pub ja3s: Option<String>,
     pub ja4: Option<String>,
+    /// Which rule decided `handshake`, and how sure it is; null while `incomplete`.
+    pub outcome_evidence: Option<OutcomeEvidence>,
+    pub client_hello_seen: bool,
+    pub server_hello_seen: bool,
+    /// The server answered the first ClientHello with a HelloRetryRequest (RFC 8446 4.1.4).
+    pub hello_retry_request: bool,
+    /// What the client offered.
+    pub client: Option<ClientHelloRecord>,
+    /// What the server chose beyond version and cipher.
+    pub server: Option<ServerHelloRecord>,
+    /// JA3 string before hashing (`SSLVersion,Ciphers,Extensions,Curves,PointFormats`).
+    pub ja3_full: Option<String>,
+    /// JA3S string before hashing (`SSLVersion,Cipher,Extensions`).
+    pub ja3s_full: Option<String>,
+    /// JA4 before hashing, sorted (`ja4_r`).
+    pub ja4_r: Option<String>,
+    /// Server leaf certificate, when sent in clear (TLS 1.2 and older).
+    pub certificate: Option<CertRecord>,
+    /// Record counts per direction.
+    pub to_server: TlsDirRecord,
+    pub to_client: TlsDirRecord,
+    /// Things on the wire that are not well-formed TLS, each reported once per direction
+    /// (`to_server: record_too_long at frame 12`).
+    pub anomalies: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    /// Seen on the wire in clear.
+    Certain,
+    /// Inferred from the sizes and order of encrypted records.
+    Likely,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OutcomeEvidence {
+    /// `ccs_finished_both`, `app_data_both_ways`, `tls13_client_finished_then_data`,
+    /// `fatal_alert`, `reset_before_completion`, `closed_before_completion`,
+    /// `protocol_error`, `tls13_client_rejected_server_flight`.
+    pub rule: String,
+    pub confidence: Confidence,
+    /// Frame that decided it.
+    pub frame: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ClientHelloRecord {
+    /// `legacy_version`.
+    pub version: String,
+    /// Sent as an SSLv2-compatible CLIENT-HELLO.
+    pub sslv2_format: bool,
+    pub supported_versions: Vec<String>,
+    /// IANA names, `0xNNNN` when unknown (SSLv2 specs `0xNNNNNN`), in offered order.
+    pub ciphers: Vec<String>,
+    /// Extension type numbers in wire order.
+    pub extensions: Vec<u16>,
+    pub supported_groups: Vec<u16>,
+    pub ec_point_formats: Vec<u8>,
+    pub signature_algorithms: Vec<u16>,
+    pub alpn: Vec<String>,
+    /// Resumption offered: non-empty session id (pre-1.3), session ticket, PSK, early data.
+    pub session_id: bool,
+    pub session_ticket: bool,
+    pub pre_shared_key: bool,
+    pub early_data: bool,
+    pub frame: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ServerHelloRecord {
+    /// `legacy_version` of the ServerHello (TLS 1.3 servers send `TLSv1.2` here).
+    pub legacy_version: String,
+    pub extensions: Vec<u16>,
+    pub alpn: Option<String>,
+    /// The server resumed a session: it echoed the client's session id (TLS 1.2 and older)
+    /// or accepted a pre-shared key (TLS 1.3).
+    pub resumed: bool,
+    pub frame: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CertRecord {
+    pub subject: String,
+    pub issuer: String,
+    /// dNSName and iPAddress entries of subjectAltName.
+    pub san: Vec<String>,
+    /// RFC 3339.
+    pub not_before: String,
+    pub not_after: String,
+    /// `RSA`, `EC`, `Ed25519`, `Ed448`, `DSA` or `unknown`.
+    pub key_type: String,
+    pub key_bits: Option<u32>,
+    /// SHA-256 of the DER, lowercase hex.
+    pub sha256: String,
+    pub self_signed: bool,
+    /// Certificates in the server's Certificate message.
+    pub chain_length: u32,
+    /// The name checked against the certificate (SNI, else the SMTP banner host).
+    pub name_checked: Option<String>,
+    /// `expired`, `not_yet_valid`, `weak_key`, `self_signed`, `name_mismatch`.
+    pub problems: Vec<String>,
+}
+
+/// Records one side sent, by type. Application data is counted, never kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TlsDirRecord {
+    pub records: u64,
+    pub handshake: u64,
+    /// Handshake records sent after the keys changed (Finished and later), TLS 1.2 and older.
+    pub encrypted_handshake: u64,
+    pub change_cipher_spec: u64,
+    pub alert: u64,
+    pub application_data: u64,
+    pub application_data_bytes: u64,
+    pub heartbeat: u64,
+    /// Handshake messages dropped at the reassembly caps.
+    pub handshake_overflow: u64,
+    /// Bytes the capture lost inside TLS.
+    pub gap_bytes: u64,
+    /// Parsing of this direction stopped at an anomaly (counts are partial after it).
+    pub stopped: bool,
 }
