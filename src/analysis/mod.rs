@@ -329,7 +329,12 @@ impl Analyzer {
         let reveal = self.cfg.reveal_secrets;
         let mut findings = Vec::new();
         if let Some(smtp) = st.smtp.as_ref() {
-            findings.extend(smtp.findings(reveal));
+            let posture = self.cfg.posture_findings;
+            findings.extend(
+                smtp.findings(reveal)
+                    .into_iter()
+                    .filter(|f| posture || !is_posture(f.kind)),
+            );
         }
         if let Some(tls) = st.tls.as_ref() {
             findings.extend(tls.findings());
@@ -375,6 +380,12 @@ impl Analyzer {
         };
         self.finished.push(FinishedFlow { record, findings });
     }
+}
+
+/// Findings that describe a server's or client's habits rather than an event worth an alert
+/// on its own; reported with `--posture-findings`.
+fn is_posture(kind: Kind) -> bool {
+    matches!(kind, Kind::CleartextAuthOffered | Kind::CleartextMail)
 }
 
 fn feed_smtp(st: &mut FlowState, dir: Direction, data: &[u8], meta: EventMeta) {
