@@ -283,7 +283,7 @@ impl StreamAssembler {
 
         if self.interest == Interest::Done {
             if end > self.next {
-                sink.stats().skipped_bytes += end - self.next.max(start);
+                sink.stats().skipped_bytes += end - self.next;
                 self.next = end;
             } else {
                 sink.stats().retransmissions += 1;

@@ -114,7 +114,8 @@ pub struct DirStats {
     pub retransmissions: u64,
     /// Overlapping segments whose bytes differ from what was already received.
     pub conflicting_overlaps: u64,
-    /// Bytes not delivered because the analyzer answered [`Interest::Done`] (counted only).
+    /// Stream bytes (sequence space) past the point where the analyzer answered
+    /// [`Interest::Done`]: counted, never delivered or buffered.
     pub skipped_bytes: u64,
     /// The direction's SYN (or SYN-ACK) was seen. When false the capture began mid-stream:
     /// delivery starts at the first segment seen and the unseen beginning is not a `Gap`.

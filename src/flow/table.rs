@@ -581,3 +581,519 @@ fn drive<H: FlowHandler>(
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::*;
+    use crate::decode::TcpFlags;
+
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    enum Ev {
+        Data(Vec<u8>),
+        Gap(u64),
+        Fin,
+        Reset,
+    }
+
+    /// Records every call; flow states are their opening order.
+    #[derive(Default)]
+    struct Rec {
+        opened: Vec<FlowInfo>,
+        events: Vec<(usize, Direction, Ev, u64)>,
+        closed: Vec<(usize, CloseReason, FlowInfo)>,
+        /// Directions whose analyzer answers `Done` after its first data.
+        done_after_first: bool,
+    }
+
+    impl FlowHandler for Rec {
+        type State = usize;
+        fn open(&mut self, info: &FlowInfo, _meta: EventMeta) -> usize {
+            self.opened.push(info.clone());
+            self.opened.len() - 1
+        }
+        fn event(
+            &mut self,
+            state: &mut usize,
+            _info: &FlowInfo,
+            dir: Direction,
+            ev: StreamEvent<'_>,
+            meta: EventMeta,
+        ) -> Interest {
+            let ev = match ev {
+                StreamEvent::Data(d) => Ev::Data(d.to_vec()),
+                StreamEvent::Gap(n) => Ev::Gap(n),
+                StreamEvent::Fin => Ev::Fin,
+                StreamEvent::Reset => Ev::Reset,
+            };
+            let data = matches!(ev, Ev::Data(_));
+            self.events.push((*state, dir, ev, meta.frame));
+            if self.done_after_first && data {
+                Interest::Done
+            } else {
+                Interest::Bytes
+            }
+        }
+        fn close(&mut self, state: usize, info: &FlowInfo, reason: CloseReason) {
+            self.closed.push((state, reason, info.clone()));
+        }
+    }
+
+    impl Rec {
+        /// Bytes of one flow's direction, with gaps shown as `<gap N>`.
+        fn stream(&self, flow: usize, dir: Direction) -> Vec<Ev> {
+            let mut out: Vec<Ev> = Vec::new();
+            for (f, d, ev, _) in &self.events {
+                if *f != flow || *d != dir {
+                    continue;
+                }
+                match (out.last_mut(), ev) {
+                    (Some(Ev::Data(prev)), Ev::Data(b)) => prev.extend_from_slice(b),
+                    _ => out.push(ev.clone()),
+                }
+            }
+            out
+        }
+    }
+
+    const C: (&str, u16) = ("192.0.2.10", 50123);
+    const S: (&str, u16) = ("198.51.100.7", 25);
+    const SYN: u8 = TcpFlags::SYN;
+    const ACK: u8 = TcpFlags::ACK;
+    const FIN: u8 = TcpFlags::FIN;
+    const RST: u8 = TcpFlags::RST;
+    const PSH: u8 = TcpFlags::PSH;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse()
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+    }
+
+    fn seg<'a>(
+        from: (&str, u16),
+        to: (&str, u16),
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        payload: &'a [u8],
+    ) -> TcpSegment<'a> {
+        TcpSegment {
+            src: ip(from.0),
+            dst: ip(to.0),
+            src_port: from.1,
+            dst_port: to.1,
+            seq,
+            ack,
+            flags: TcpFlags(flags),
+            payload,
+            missing_payload: 0,
+        }
+    }
+
+    /// Feeds segments as consecutive frames, one second of capture time apart from `t0`.
+    struct Feed {
+        table: FlowTable<Rec>,
+        frame: u64,
+        secs: i64,
+    }
+
+    impl Feed {
+        fn new(config: FlowConfig) -> Self {
+            Feed {
+                table: FlowTable::new(config, Rec::default()),
+                frame: 0,
+                secs: 1_700_000_000,
+            }
+        }
+        fn at(&mut self, secs: i64) -> &mut Self {
+            self.secs = secs;
+            self
+        }
+        fn send(&mut self, s: TcpSegment<'_>) -> &mut Self {
+            self.frame += 1;
+            let meta = EventMeta {
+                ts: Timestamp::new(self.secs, 0),
+                frame: self.frame,
+            };
+            self.table.process(&s, meta);
+            self
+        }
+        fn rec(&self) -> &Rec {
+            self.table.handler()
+        }
+    }
+
+    const CI: u32 = 100; // client ISN
+    const SI: u32 = 5000; // server ISN
+
+    fn handshake(f: &mut Feed) {
+        f.send(seg(C, S, CI, 0, SYN, b""))
+            .send(seg(S, C, SI, CI + 1, SYN | ACK, b""))
+            .send(seg(C, S, CI + 1, SI + 1, ACK, b""));
+    }
+
+    #[test]
+    fn full_connection_delivers_both_directions_and_closes_on_fins() {
+        let mut f = Feed::new(FlowConfig::default());
+        handshake(&mut f);
+        f.send(seg(S, C, SI + 1, CI + 1, ACK | PSH, b"220 hi\r\n"))
+            .send(seg(C, S, CI + 1, SI + 9, ACK | PSH, b"QUIT\r\n"))
+            .send(seg(S, C, SI + 9, CI + 7, ACK | PSH | FIN, b"221 bye\r\n"))
+            .send(seg(C, S, CI + 7, SI + 19, ACK | FIN, b""));
+        let r = f.rec();
+        assert_eq!(r.opened.len(), 1);
+        assert_eq!(r.opened[0].roles, RoleSource::Syn);
+        assert_eq!(r.opened[0].client.port, 50123);
+        assert_eq!(
+            r.stream(0, Direction::ToServer),
+            vec![Ev::Data(b"QUIT\r\n".to_vec()), Ev::Fin]
+        );
+        assert_eq!(
+            r.stream(0, Direction::ToClient),
+            vec![Ev::Data(b"220 hi\r\n221 bye\r\n".to_vec()), Ev::Fin]
+        );
+        assert_eq!(r.closed.len(), 1);
+        let (_, reason, info) = &r.closed[0];
+        assert_eq!(*reason, CloseReason::Fin);
+        assert_eq!((info.first_frame, info.last_frame), (1, 7));
+        assert!(info.dirs[0].syn && info.dirs[1].syn && info.dirs[0].fin);
+        assert_eq!(info.dirs[1].delivered_bytes, 17);
+        assert_eq!(f.table.stats().closed_fin, 1);
+        assert_eq!(f.table.live_flows(), 0);
+
+        // The last ACK arrives after the close: remembered, not a new flow.
+        f.send(seg(S, C, SI + 18, CI + 8, ACK, b""));
+        assert_eq!(f.rec().opened.len(), 1);
+        assert_eq!(f.table.stats().packets_after_close, 1);
+    }
+
+    #[test]
+    fn roles_from_syn_ack_port_and_first_packet() {
+        let mut f = Feed::new(FlowConfig::default());
+        f.send(seg(S, C, SI, CI + 1, SYN | ACK, b""));
+        // Mail port wins over "lower port" (2525 vs 443 both sides known).
+        f.send(seg(("10.0.0.1", 443), ("10.0.0.2", 2525), 1, 1, ACK, b"x"));
+        f.send(seg(("10.0.0.3", 40000), ("10.0.0.4", 110), 1, 1, ACK, b"x"));
+        f.send(seg(
+            ("10.0.0.5", 40000),
+            ("10.0.0.6", 40001),
+            1,
+            1,
+            ACK,
+            b"x",
+        ));
+        let o = &f.rec().opened;
+        assert_eq!((o[0].roles, o[0].client.port), (RoleSource::SynAck, 50123));
+        assert_eq!((o[1].roles, o[1].server.port), (RoleSource::Port, 2525));
+        assert_eq!((o[2].roles, o[2].server.port), (RoleSource::Port, 110));
+        assert_eq!(
+            (o[3].roles, o[3].client.port),
+            (RoleSource::FirstPacket, 40000)
+        );
+        assert!(RoleSource::SynAck.from_handshake());
+    }
+
+    #[test]
+    fn ipv6_both_directions_share_one_flow() {
+        let c = ("2001:db8::10", 50000);
+        let s = ("2001:db8::25", 587);
+        let mut f = Feed::new(FlowConfig::default());
+        f.send(seg(s, c, 9, 1, ACK, b"220 v6\r\n"))
+            .send(seg(c, s, 1, 17, ACK, b"EHLO x\r\n"));
+        let r = f.rec();
+        assert_eq!(r.opened.len(), 1);
+        assert_eq!(r.opened[0].server.port, 587);
+        assert_eq!(r.opened[0].roles, RoleSource::Port);
+        assert_eq!(
+            r.stream(0, Direction::ToClient),
+            vec![Ev::Data(b"220 v6\r\n".to_vec())]
+        );
+        assert_eq!(
+            r.stream(0, Direction::ToServer),
+            vec![Ev::Data(b"EHLO x\r\n".to_vec())]
+        );
+    }
+
+    #[test]
+    fn one_sided_capture_still_delivers() {
+        // Only client -> server packets, out of order, with no ACK from the server.
+        let mut f = Feed::new(FlowConfig::default());
+        f.send(seg(C, S, CI, 0, SYN, b""))
+            .send(seg(C, S, CI + 1 + 6, SI + 1, ACK, b"AUTH "))
+            .send(seg(C, S, CI + 1, SI + 1, ACK, b"EHLO\r\n"))
+            .send(seg(C, S, CI + 12, SI + 1, ACK, b"PLAIN\r\n"));
+        f.table.finish_all();
+        let r = f.rec();
+        assert_eq!(
+            r.stream(0, Direction::ToServer),
+            vec![Ev::Data(b"EHLO\r\nAUTH PLAIN\r\n".to_vec())]
+        );
+        assert_eq!(r.closed[0].1, CloseReason::EndOfInput);
+        assert_eq!(f.table.stats().closed_end_of_input, 1);
+    }
+
+    #[test]
+    fn rst_delivers_reset_to_its_sender_and_closes() {
+        let mut f = Feed::new(FlowConfig::default());
+        handshake(&mut f);
+        f.send(seg(C, S, CI + 1, SI + 1, ACK, b"EH")).send(seg(
+            S,
+            C,
+            SI + 1,
+            CI + 3,
+            RST | ACK,
+            b"",
+        ));
+        let r = f.rec();
+        assert_eq!(
+            r.events.last(),
+            Some(&(0, Direction::ToClient, Ev::Reset, 5))
+        );
+        assert_eq!(r.closed[0].1, CloseReason::Reset);
+        assert!(r.closed[0].2.dirs[1].rst);
+        assert_eq!(f.table.stats().closed_reset, 1);
+        assert_eq!(f.table.live_flows(), 0);
+    }
+
+    #[test]
+    fn rst_flushes_pending_data_behind_a_hole_first() {
+        let mut f = Feed::new(FlowConfig::default());
+        handshake(&mut f);
+        f.send(seg(C, S, CI + 1 + 3, SI + 1, ACK, b"DEF")).send(seg(
+            C,
+            S,
+            CI + 7,
+            SI + 1,
+            RST,
+            b"",
+        ));
+        assert_eq!(
+            f.rec().stream(0, Direction::ToServer),
+            vec![Ev::Gap(3), Ev::Data(b"DEF".to_vec()), Ev::Reset]
+        );
+    }
+
+    #[test]
+    fn new_syn_after_close_is_port_reuse() {
+        let mut f = Feed::new(FlowConfig::default());
+        handshake(&mut f);
+        f.send(seg(C, S, CI + 1, SI + 1, ACK | FIN, b"")).send(seg(
+            S,
+            C,
+            SI + 1,
+            CI + 2,
+            ACK | FIN,
+            b"",
+        ));
+        f.send(seg(C, S, 90_000, 0, SYN, b""))
+            .send(seg(C, S, 90_001, 0, ACK, b"HELO\r\n"));
+        let r = f.rec();
+        assert_eq!(r.opened.len(), 2);
+        assert_eq!(
+            r.stream(1, Direction::ToServer),
+            vec![Ev::Data(b"HELO\r\n".to_vec())]
+        );
+        assert_eq!(f.table.stats().port_reuse, 1);
+    }
+
+    #[test]
+    fn new_syn_with_another_isn_on_a_live_flow_closes_it_as_port_reuse() {
+        let mut f = Feed::new(FlowConfig::default());
+        handshake(&mut f);
+        f.send(seg(C, S, CI + 1, SI + 1, ACK, b"EHLO\r\n"));
+        // Same SYN again: a retransmission, nothing changes.
+        f.send(seg(C, S, CI, 0, SYN, b""));
+        assert_eq!(f.rec().opened.len(), 1);
+        f.send(seg(C, S, 777_777, 0, SYN, b""));
+        let r = f.rec();
+        assert_eq!(r.opened.len(), 2);
+        assert_eq!(r.closed[0].1, CloseReason::PortReuse);
+        assert_eq!(f.table.stats().port_reuse, 1);
+        assert_eq!(f.table.live_flows(), 1);
+    }
+
+    #[test]
+    fn idle_flows_time_out_in_capture_time() {
+        let config = FlowConfig {
+            idle_timeout_secs: 60,
+            ..FlowConfig::default()
+        };
+        let mut f = Feed::new(config);
+        let t0 = f.secs;
+        f.send(seg(C, S, 1, 1, ACK, b"a"));
+        f.at(t0 + 30)
+            .send(seg(("10.9.9.9", 40000), ("10.9.9.8", 25), 1, 1, ACK, b"b"));
+        f.at(t0 + 60)
+            .send(seg(("10.9.9.9", 40000), ("10.9.9.8", 25), 2, 1, ACK, b"c"));
+        assert!(f.rec().closed.is_empty(), "60 s idle is not more than 60 s");
+        f.at(t0 + 61)
+            .send(seg(("10.9.9.9", 40000), ("10.9.9.8", 25), 3, 1, ACK, b"d"));
+        let r = f.rec();
+        assert_eq!(r.closed.len(), 1);
+        assert_eq!(r.closed[0].0, 0);
+        assert_eq!(r.closed[0].1, CloseReason::IdleTimeout);
+        assert_eq!(f.table.stats().idle_timeouts, 1);
+        assert_eq!(f.table.live_flows(), 1);
+        // A later packet of the timed-out flow starts a new flow.
+        f.send(seg(C, S, 2, 1, ACK, b"e"));
+        assert_eq!(f.rec().opened.len(), 3);
+    }
+
+    #[test]
+    fn flow_cap_evicts_the_longest_idle_flow() {
+        let config = FlowConfig {
+            max_flows: 2,
+            ..FlowConfig::default()
+        };
+        let mut f = Feed::new(config);
+        let t0 = f.secs;
+        let a = ("10.0.0.1", 40001);
+        let b = ("10.0.0.1", 40002);
+        let c = ("10.0.0.1", 40003);
+        f.send(seg(a, S, 1, 1, ACK, b"a"));
+        f.at(t0 + 1).send(seg(b, S, 1, 1, ACK, b"b"));
+        // Flow a is touched again: b is now the longest idle.
+        f.at(t0 + 2).send(seg(a, S, 2, 1, ACK, b"a"));
+        f.at(t0 + 3).send(seg(c, S, 1, 1, ACK, b"c"));
+        let r = f.rec();
+        assert_eq!(r.closed.len(), 1);
+        assert_eq!((r.closed[0].0, r.closed[0].1), (1, CloseReason::Evicted));
+        assert_eq!(f.table.stats().evicted_flow_cap, 1);
+        assert_eq!(f.table.stats().max_live_flows, 2);
+        assert_eq!(f.table.live_flows(), 2);
+    }
+
+    #[test]
+    fn peer_ack_past_a_hole_declares_a_gap() {
+        let mut f = Feed::new(FlowConfig::default());
+        handshake(&mut f);
+        // Client bytes 0..4 never captured; 4..8 held.
+        f.send(seg(C, S, CI + 1 + 4, SI + 1, ACK, b"EFGH"));
+        assert!(f.rec().stream(0, Direction::ToServer).is_empty());
+        // The server acknowledged everything: the hole was lost in capture.
+        f.send(seg(S, C, SI + 1, CI + 1 + 8, ACK, b"250 ok\r\n"));
+        let r = f.rec();
+        assert_eq!(
+            r.stream(0, Direction::ToServer),
+            vec![Ev::Gap(4), Ev::Data(b"EFGH".to_vec())]
+        );
+        // The gap is reported before the server's reply, with the ACK's frame.
+        let order: Vec<_> = r.events.iter().map(|e| (e.1, e.3)).collect();
+        assert_eq!(
+            order,
+            vec![
+                (Direction::ToServer, 5),
+                (Direction::ToServer, 5),
+                (Direction::ToClient, 5)
+            ]
+        );
+        assert_eq!(f.table.stats().gaps, 1);
+    }
+
+    #[test]
+    fn snaplen_cut_payload_becomes_a_gap() {
+        let mut f = Feed::new(FlowConfig::default());
+        handshake(&mut f);
+        let mut s = seg(C, S, CI + 1, SI + 1, ACK, b"AUTH PL");
+        s.missing_payload = 9;
+        f.send(s);
+        f.send(seg(C, S, CI + 1 + 16, SI + 1, ACK, b"QUIT\r\n"));
+        let r = f.rec();
+        assert_eq!(
+            r.stream(0, Direction::ToServer),
+            vec![
+                Ev::Data(b"AUTH PL".to_vec()),
+                Ev::Gap(9),
+                Ev::Data(b"QUIT\r\n".to_vec())
+            ]
+        );
+        assert_eq!(f.table.stats().gaps, 1);
+    }
+
+    #[test]
+    fn hole_never_filled_is_a_gap_at_end_of_input() {
+        let mut f = Feed::new(FlowConfig::default());
+        handshake(&mut f);
+        f.send(seg(C, S, CI + 1, SI + 1, ACK, b"AB")).send(seg(
+            C,
+            S,
+            CI + 1 + 4,
+            SI + 1,
+            ACK,
+            b"EF",
+        ));
+        f.table.finish_all();
+        assert_eq!(
+            f.rec().stream(0, Direction::ToServer),
+            vec![
+                Ev::Data(b"AB".to_vec()),
+                Ev::Gap(2),
+                Ev::Data(b"EF".to_vec())
+            ]
+        );
+        assert_eq!(f.table.ooo_bytes_held(), 0);
+    }
+
+    #[test]
+    fn done_stops_buffering_for_that_direction() {
+        let mut f = Feed::new(FlowConfig::default());
+        f.table.handler_mut().done_after_first = true;
+        handshake(&mut f);
+        f.send(seg(S, C, SI + 1, CI + 1, ACK, b"\x16\x03\x01"))
+            .send(seg(S, C, SI + 1 + 10, CI + 1, ACK, b"later"))
+            .send(seg(S, C, SI + 1 + 3, CI + 1, ACK, b"more"));
+        assert_eq!(f.table.ooo_bytes_held(), 0);
+        f.send(seg(S, C, SI + 1 + 15, CI + 1, ACK | FIN, b""));
+        let r = f.rec();
+        assert_eq!(
+            r.stream(0, Direction::ToClient),
+            vec![Ev::Data(b"\x16\x03\x01".to_vec()), Ev::Fin]
+        );
+        f.table.finish_all();
+        let info = &f.rec().closed[0].2;
+        assert_eq!(info.dirs[1].delivered_bytes, 3);
+        assert_eq!(info.dirs[1].skipped_bytes, 12);
+    }
+
+    #[test]
+    fn total_ooo_cap_is_shared_across_flows() {
+        let config = FlowConfig {
+            max_ooo_bytes_total: 2 * (4 + crate::flow::CHUNK_OVERHEAD),
+            ..FlowConfig::default()
+        };
+        let mut f = Feed::new(config);
+        for port in [40001, 40002, 40003] {
+            f.send(seg(("10.0.0.1", port), S, 100, 1, ACK, b"x"));
+            f.send(seg(("10.0.0.1", port), S, 110, 1, ACK, b"HOLD"));
+        }
+        let st = f.table.stats();
+        assert_eq!(st.ooo_total_cap_hits, 1);
+        assert_eq!(st.ooo_bytes_dropped_total_cap, 9);
+        assert_eq!(
+            f.table.ooo_bytes_held(),
+            2 * (4 + crate::flow::CHUNK_OVERHEAD)
+        );
+        f.table.finish_all();
+        assert_eq!(f.table.ooo_bytes_held(), 0);
+    }
+
+    #[test]
+    fn finish_all_closes_in_opening_order() {
+        let mut f = Feed::new(FlowConfig::default());
+        for port in [40005, 40001, 40009, 40003] {
+            f.send(seg(("10.0.0.1", port), S, 1, 1, ACK, b"x"));
+        }
+        f.table.finish_all();
+        let order: Vec<usize> = f.rec().closed.iter().map(|c| c.0).collect();
+        assert_eq!(order, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn flow_key_is_direction_free() {
+        let a = seg(C, S, 1, 1, ACK, b"");
+        let b = seg(S, C, 1, 1, ACK, b"");
+        assert_eq!(FlowKey::of(&a), FlowKey::of(&b));
+        assert_eq!(FlowKey::of(&a).shard_hash(), FlowKey::of(&b).shard_hash());
+    }
+}
