@@ -226,7 +226,33 @@ impl StreamAssembler {
     /// One segment of this direction: `seq` is the sequence number of its first payload byte
     /// (after the SYN's, for a SYN), `missing` the bytes the snap length cut after `payload`,
     /// `fin` whether it carries FIN (which follows all its bytes).
+    #[inline]
     pub fn segment<S: StreamSink>(
+        &mut self,
+        seq: u32,
+        payload: &[u8],
+        missing: u32,
+        fin: bool,
+        sink: &mut S,
+    ) {
+        // The common case, kept small enough to inline: the next bytes in order, nothing held,
+        // no FIN anywhere, the analyzer still reading.
+        if self.anchor != Anchor::None
+            && self.base.wrapping_add(self.next as u32) == seq
+            && missing == 0
+            && !fin
+            && self.fin_at.is_none()
+            && self.interest == Interest::Bytes
+            && self.held.is_empty()
+        {
+            self.deliver(payload, sink);
+            return;
+        }
+        self.segment_general(seq, payload, missing, fin, sink);
+    }
+
+    #[inline(never)]
+    fn segment_general<S: StreamSink>(
         &mut self,
         seq: u32,
         payload: &[u8],
@@ -322,15 +348,19 @@ impl StreamAssembler {
         self.maybe_fin(sink);
     }
 
+    /// True when a peer ACK could reveal a gap: something (data or the FIN) waits past a hole.
+    #[inline]
+    pub fn awaits_ack(&self) -> bool {
+        self.anchor != Anchor::None
+            && self.interest == Interest::Bytes
+            && (!self.held.is_empty() || self.fin_at.is_some_and(|f| f > self.next))
+    }
+
     /// The peer acknowledged `ack` of this direction. Bytes it acknowledged that we never saw
     /// were lost in capture, so a hole below the ACK with data (or the FIN) pending past it is
     /// declared a gap. The ACK never delivers data by itself.
     pub fn peer_ack<S: StreamSink>(&mut self, ack: u32, sink: &mut S) {
-        if self.anchor == Anchor::None || self.interest == Interest::Done {
-            return;
-        }
-        let fin_pending = self.fin_at.is_some_and(|f| f > self.next);
-        if self.held.is_empty() && !fin_pending {
+        if !self.awaits_ack() {
             return;
         }
         let acked = self.offset(ack);

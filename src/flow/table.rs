@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use rustc_hash::{FxHashMap, FxHasher};
 
@@ -34,34 +35,87 @@ const TIME_WAIT_SECS: u64 = 240;
 /// connection on the same 5-tuple, not a stray SYN of the old one.
 const REUSE_WINDOW: u32 = 1 << 20;
 
+/// One endpoint packed into integers: comparing and hashing two words is far cheaper per
+/// packet than going through `IpAddr`'s enum. IPv4 and IPv4-mapped IPv6 stay distinct.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct PackedEndpoint {
+    ip: u128,
+    /// Port in the low 16 bits, bit 16 set for IPv6.
+    port_family: u32,
+}
+
+impl PackedEndpoint {
+    fn new(ip: IpAddr, port: u16) -> Self {
+        match ip {
+            IpAddr::V4(v4) => PackedEndpoint {
+                ip: u128::from(v4.to_bits()),
+                port_family: u32::from(port),
+            },
+            IpAddr::V6(v6) => PackedEndpoint {
+                ip: v6.to_bits(),
+                port_family: u32::from(port) | 1 << 16,
+            },
+        }
+    }
+
+    fn endpoint(self) -> Endpoint {
+        let port = (self.port_family & 0xffff) as u16;
+        let ip = if self.port_family & 1 << 16 != 0 {
+            IpAddr::V6(Ipv6Addr::from_bits(self.ip))
+        } else {
+            IpAddr::V4(Ipv4Addr::from_bits(self.ip as u32))
+        };
+        Endpoint { ip, port }
+    }
+}
+
 /// The canonical 5-tuple (protocol is always TCP): both endpoints, lower first, so both
 /// directions of a connection map to the same key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FlowKey {
-    lo: Endpoint,
-    hi: Endpoint,
+    lo: PackedEndpoint,
+    hi: PackedEndpoint,
+}
+
+impl Hash for FlowKey {
+    /// Four words instead of the derived six: the upper halves of both addresses (zero for
+    /// IPv4) are folded together, ports and families share one word.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.lo.ip as u64);
+        state.write_u64(self.hi.ip as u64);
+        state.write_u64((self.lo.ip >> 64) as u64 ^ ((self.hi.ip >> 64) as u64).rotate_left(29));
+        state.write_u64(u64::from(self.lo.port_family) | u64::from(self.hi.port_family) << 32);
+    }
 }
 
 impl FlowKey {
     pub fn new(a: Endpoint, b: Endpoint) -> Self {
-        if a <= b {
-            FlowKey { lo: a, hi: b }
+        Self::packed(
+            PackedEndpoint::new(a.ip, a.port),
+            PackedEndpoint::new(b.ip, b.port),
+        )
+        .0
+    }
+
+    /// The key and whether `src` is its lower endpoint.
+    fn packed(src: PackedEndpoint, dst: PackedEndpoint) -> (Self, bool) {
+        if src <= dst {
+            (FlowKey { lo: src, hi: dst }, true)
         } else {
-            FlowKey { lo: b, hi: a }
+            (FlowKey { lo: dst, hi: src }, false)
         }
     }
 
-    pub fn of(seg: &TcpSegment<'_>) -> Self {
-        FlowKey::new(
-            Endpoint {
-                ip: seg.src,
-                port: seg.src_port,
-            },
-            Endpoint {
-                ip: seg.dst,
-                port: seg.dst_port,
-            },
+    /// The key of a segment and whether its sender is the key's lower endpoint.
+    fn of_oriented(seg: &TcpSegment<'_>) -> (Self, bool) {
+        Self::packed(
+            PackedEndpoint::new(seg.src, seg.src_port),
+            PackedEndpoint::new(seg.dst, seg.dst_port),
         )
+    }
+
+    pub fn of(seg: &TcpSegment<'_>) -> Self {
+        Self::of_oriented(seg).0
     }
 
     /// The same value for both directions: use it to shard flows across workers.
@@ -71,8 +125,9 @@ impl FlowKey {
         h.finish()
     }
 
+    /// Both endpoints, lower first.
     pub fn endpoints(&self) -> (Endpoint, Endpoint) {
-        (self.lo, self.hi)
+        (self.lo.endpoint(), self.hi.endpoint())
     }
 }
 
@@ -120,6 +175,8 @@ struct Budget {
 
 struct Flow<S> {
     id: u64,
+    /// The client is the key's lower endpoint.
+    client_is_lo: bool,
     /// Capture second of the flow's `lru` entry.
     lru_sec: i64,
     info: FlowInfo,
@@ -128,8 +185,8 @@ struct Flow<S> {
 }
 
 impl<S> Flow<S> {
-    fn direction_of(&self, seg: &TcpSegment<'_>) -> Direction {
-        if seg.src == self.info.client.ip && seg.src_port == self.info.client.port {
+    fn direction(&self, src_is_lo: bool) -> Direction {
+        if src_is_lo == self.client_is_lo {
             Direction::ToServer
         } else {
             Direction::ToClient
@@ -229,11 +286,11 @@ impl<H: FlowHandler> FlowTable<H> {
     /// Feeds one decoded segment (in capture order).
     pub fn process(&mut self, seg: &TcpSegment<'_>, meta: EventMeta) {
         self.advance_clock(meta.ts);
-        let key = FlowKey::of(seg);
+        let (key, src_is_lo) = FlowKey::of_oriented(seg);
         let syn_only = seg.flags.syn() && !seg.flags.ack();
 
         if let Some(flow) = self.flows.get_mut(&key) {
-            let dir = flow.direction_of(seg);
+            let dir = flow.direction(src_is_lo);
             if !(syn_only && flow.is_new_connection(dir, seg.seq)) {
                 if flow.lru_sec != self.now {
                     self.lru.remove(&(flow.lru_sec, flow.id));
@@ -265,9 +322,9 @@ impl<H: FlowHandler> FlowTable<H> {
             self.stats.port_reuse += 1;
         }
 
-        self.open(key, seg, meta);
+        self.open(key, src_is_lo, seg, meta);
         if let Some(flow) = self.flows.get_mut(&key) {
-            let dir = flow.direction_of(seg);
+            let dir = flow.direction(src_is_lo);
             let end = drive(
                 flow,
                 dir,
@@ -358,7 +415,7 @@ impl<H: FlowHandler> FlowTable<H> {
         }
     }
 
-    fn open(&mut self, key: FlowKey, seg: &TcpSegment<'_>, meta: EventMeta) {
+    fn open(&mut self, key: FlowKey, src_is_lo: bool, seg: &TcpSegment<'_>, meta: EventMeta) {
         let cap = self.config.max_flows.max(1);
         while self.flows.len() >= cap {
             let Some((_, &victim)) = self.lru.first_key_value() else {
@@ -368,6 +425,8 @@ impl<H: FlowHandler> FlowTable<H> {
             self.close(&victim, CloseReason::Evicted, None, None);
         }
         let (client, server, roles) = roles_of(seg);
+        // The first packet's sender is the client unless the roles say otherwise.
+        let client_is_lo = src_is_lo == (client.ip == seg.src && client.port == seg.src_port);
         let info = FlowInfo {
             client,
             server,
@@ -386,6 +445,7 @@ impl<H: FlowHandler> FlowTable<H> {
             key,
             Flow {
                 id,
+                client_is_lo,
                 lru_sec: self.now,
                 info,
                 asm: [StreamAssembler::new(per_dir), StreamAssembler::new(per_dir)],
@@ -542,7 +602,7 @@ fn drive<H: FlowHandler>(
 
     // The peer's ACK first: causally it reports what arrived before this segment was sent,
     // so a gap it reveals belongs before this segment's bytes.
-    if flags.ack() && !flags.rst() {
+    if flags.ack() && !flags.rst() && peer.awaits_ack() {
         let mut sink = Sink {
             handler: &mut *handler,
             state: &mut *state,
