@@ -341,7 +341,8 @@ impl<H: FlowHandler> FlowTable<H> {
     }
 
     /// End of input: every live flow is finished with [`CloseReason::EndOfInput`], in the
-    /// order the flows were opened.
+    /// order the flows were opened. The table is empty afterwards and may be fed another
+    /// capture (whose clock may start earlier); counters keep adding up.
     pub fn finish_all(&mut self) {
         let mut order: Vec<(u64, FlowKey)> = self.flows.iter().map(|(k, f)| (f.id, *k)).collect();
         order.sort_unstable();
@@ -350,6 +351,8 @@ impl<H: FlowHandler> FlowTable<H> {
         }
         self.closed.clear();
         self.closed_queue.clear();
+        self.now = i64::MIN;
+        self.last_sweep = i64::MIN;
     }
 
     pub fn stats(&self) -> &FlowTableStats {
@@ -1150,10 +1153,40 @@ mod tests {
     }
 
     #[test]
+    fn table_is_reusable_after_finish_all_with_an_earlier_clock() {
+        let config = FlowConfig {
+            idle_timeout_secs: 10,
+            ..FlowConfig::default()
+        };
+        let mut f = Feed::new(config);
+        let t0 = f.secs;
+        f.at(t0 + 1000).send(seg(C, S, 1, 1, ACK, b"a"));
+        f.table.finish_all();
+        // Second capture, earlier clock: idle timeouts still follow its own time.
+        f.at(t0).send(seg(C, S, 1, 1, ACK, b"b"));
+        f.at(t0 + 11)
+            .send(seg(("10.0.0.9", 40000), S, 1, 1, ACK, b"c"));
+        let r = f.rec();
+        assert_eq!(r.closed.len(), 2);
+        assert_eq!(
+            (r.closed[1].0, r.closed[1].1),
+            (1, CloseReason::IdleTimeout)
+        );
+    }
+
+    #[test]
     fn flow_key_is_direction_free() {
         let a = seg(C, S, 1, 1, ACK, b"");
         let b = seg(S, C, 1, 1, ACK, b"");
         assert_eq!(FlowKey::of(&a), FlowKey::of(&b));
         assert_eq!(FlowKey::of(&a).shard_hash(), FlowKey::of(&b).shard_hash());
+        let (lo, hi) = FlowKey::of(&a).endpoints();
+        assert_eq!((lo.port, hi.port), (50123, 25));
+        assert_eq!(lo.ip, ip(C.0));
+        // IPv4 and the IPv4-mapped IPv6 address are different endpoints.
+        let mapped = seg(("::ffff:192.0.2.10", 50123), S, 1, 1, ACK, b"");
+        assert_ne!(FlowKey::of(&a), FlowKey::of(&mapped));
+        let (lo, hi) = FlowKey::of(&mapped).endpoints();
+        assert_eq!((lo.ip, hi.ip), (ip(S.0), ip("::ffff:192.0.2.10")));
     }
 }
