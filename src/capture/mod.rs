@@ -4,11 +4,15 @@
 
 mod error;
 mod link;
+mod pcap;
+mod pcapng;
 mod reader;
+mod source;
 
 pub use error::CaptureError;
 pub use link::LinkType;
-pub use reader::CaptureReader;
+pub use pcap::MAX_RECORD_CAPLEN;
+pub use reader::{CaptureReader, INITIAL_BUFFER, MAX_BLOCK_LEN};
 
 use crate::time::Timestamp;
 
