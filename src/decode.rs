@@ -373,3 +373,320 @@ impl Decoder {
         std::mem::take(&mut self.warnings)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    const PAYLOAD: &[u8] = b"EHLO client.example\r\n";
+    const V6_SRC: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    const V6_DST: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+
+    /// IPv4 + TCP (10.0.0.1:1025 -> 10.0.0.2:25, seq 1000, ack 77, PSH|ACK).
+    fn ipv4_tcp(payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(1025, 25, 1000, 512)
+            .ack(77)
+            .psh()
+            .write(&mut v, payload)
+            .unwrap();
+        v
+    }
+
+    fn ipv6_tcp(payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        PacketBuilder::ipv6(V6_SRC, V6_DST, 64)
+            .tcp(1025, 25, 1000, 512)
+            .ack(77)
+            .write(&mut v, payload)
+            .unwrap();
+        v
+    }
+
+    fn ethernet(ether_type: u16, l3: &[u8]) -> Vec<u8> {
+        let mut v = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
+        v.extend_from_slice(&ether_type.to_be_bytes());
+        v.extend_from_slice(l3);
+        v
+    }
+
+    fn decode_one(link: LinkType, frame: &[u8]) -> (Option<TcpSegment<'_>>, DecodeStats) {
+        let mut d = Decoder::new();
+        let seg = d.decode(link, frame, frame.len() as u32);
+        (seg, d.stats().clone())
+    }
+
+    fn assert_v4_segment(seg: Option<TcpSegment<'_>>) {
+        let seg = seg.expect("a TCP segment");
+        assert_eq!(seg.src, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(seg.dst, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)));
+        assert_eq!(
+            (seg.src_port, seg.dst_port, seg.seq, seg.ack),
+            (1025, 25, 1000, 77)
+        );
+        assert!(seg.flags.ack() && !seg.flags.syn() && !seg.flags.fin() && !seg.flags.rst());
+        assert_eq!(seg.flags.0 & TcpFlags::PSH, TcpFlags::PSH);
+        assert_eq!(seg.payload, PAYLOAD);
+        assert_eq!(seg.missing_payload, 0);
+    }
+
+    #[test]
+    fn ethernet_ipv4_tcp() {
+        let frame = ethernet(0x0800, &ipv4_tcp(PAYLOAD));
+        let (seg, stats) = decode_one(LinkType::ETHERNET, &frame);
+        assert_v4_segment(seg);
+        assert_eq!((stats.ipv4, stats.tcp), (1, 1));
+    }
+
+    #[test]
+    fn ethernet_padding_is_not_payload() {
+        // A bare ACK is 54 bytes; Ethernet pads it to 60 (IEEE 802.3 minimum frame).
+        let mut frame = ethernet(0x0800, &ipv4_tcp(b""));
+        assert_eq!(frame.len(), 54);
+        frame.extend_from_slice(&[0u8; 6]);
+        let (seg, _) = decode_one(LinkType::ETHERNET, &frame);
+        let seg = seg.unwrap();
+        assert!(seg.payload.is_empty());
+        assert_eq!(seg.missing_payload, 0);
+
+        // Same for IPv6 (payload length bounds it), with a 4-byte FCS-like trailer.
+        let mut frame = ethernet(0x86dd, &ipv6_tcp(b"hi"));
+        frame.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+        let (seg, _) = decode_one(LinkType::ETHERNET, &frame);
+        assert_eq!(seg.unwrap().payload, b"hi");
+    }
+
+    #[test]
+    fn vlan_and_qinq_tags() {
+        let ip = ipv4_tcp(PAYLOAD);
+        // 802.1Q: TPID 0x8100, TCI, then the EtherType.
+        let mut single = vec![0x00, 0x64, 0x08, 0x00];
+        single.extend_from_slice(&ip);
+        let frame = ethernet(0x8100, &single);
+        let (seg, _) = decode_one(LinkType::ETHERNET, &frame);
+        assert_v4_segment(seg);
+
+        // QinQ with both service-tag EtherTypes (802.1ad 0x88a8 and the older 0x9100).
+        for outer in [0x88a8u16, 0x9100] {
+            let mut double = vec![0x00, 0x0a, 0x81, 0x00, 0x00, 0x64, 0x08, 0x00];
+            double.extend_from_slice(&ip);
+            let frame = ethernet(outer, &double);
+            let (seg, stats) = decode_one(LinkType::ETHERNET, &frame);
+            assert_v4_segment(seg);
+            assert_eq!(stats.tcp, 1);
+        }
+    }
+
+    #[test]
+    fn linux_cooked_sll_and_sll2() {
+        let ip = ipv4_tcp(PAYLOAD);
+        // SLL: packet type, ARPHRD_ETHER, address length 6, address (8), protocol.
+        let mut sll = vec![0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0, 0x08, 0x00];
+        sll.extend_from_slice(&ip);
+        assert_v4_segment(decode_one(LinkType::LINUX_SLL, &sll).0);
+
+        // SLL2: protocol, reserved, interface index, ARPHRD, packet type, address length,
+        // address (8).
+        let v6 = ipv6_tcp(PAYLOAD);
+        let mut sll2 = vec![
+            0x86, 0xdd, 0, 0, 0, 0, 0, 1, 0, 1, 4, 6, 2, 0, 0, 0, 0, 1, 0, 0,
+        ];
+        sll2.extend_from_slice(&v6);
+        let (seg, stats) = decode_one(LinkType::LINUX_SLL2, &sll2);
+        let seg = seg.unwrap();
+        assert_eq!(seg.src, IpAddr::V6(Ipv6Addr::from(V6_SRC)));
+        assert_eq!(seg.payload, PAYLOAD);
+        assert_eq!(stats.ipv6, 1);
+
+        // An SLL2 header cut short is not a segment.
+        let (seg, stats) = decode_one(LinkType::LINUX_SLL2, &sll2[..10]);
+        assert!(seg.is_none());
+        assert_eq!(stats.malformed, 1);
+    }
+
+    #[test]
+    fn bsd_null_in_both_byte_orders_and_loop() {
+        let ip = ipv4_tcp(PAYLOAD);
+        for family in [[2u8, 0, 0, 0], [0, 0, 0, 2]] {
+            let mut f = family.to_vec();
+            f.extend_from_slice(&ip);
+            assert_v4_segment(decode_one(LinkType::NULL, &f).0);
+        }
+        // AF_INET6 as the BSDs and macOS number it.
+        for af in [24u32, 28, 30] {
+            let mut f = af.to_le_bytes().to_vec();
+            f.extend_from_slice(&ipv6_tcp(PAYLOAD));
+            let (seg, stats) = decode_one(LinkType::NULL, &f);
+            assert!(seg.is_some(), "AF {af}");
+            assert_eq!(stats.ipv6, 1);
+        }
+        // LOOP: network byte order.
+        let mut f = vec![0, 0, 0, 2];
+        f.extend_from_slice(&ip);
+        assert_v4_segment(decode_one(LinkType::LOOP, &f).0);
+        // An unknown family is not IP.
+        let mut f = vec![0, 0, 0, 7];
+        f.extend_from_slice(&ip);
+        let (seg, stats) = decode_one(LinkType::LOOP, &f);
+        assert!(seg.is_none());
+        assert_eq!(stats.non_ip, 1);
+    }
+
+    #[test]
+    fn raw_ip_links() {
+        let v4 = ipv4_tcp(PAYLOAD);
+        let v6 = ipv6_tcp(PAYLOAD);
+        for link in [LinkType::RAW, LinkType::RAW_BSD, LinkType::RAW_BSD2] {
+            assert_v4_segment(decode_one(link, &v4).0);
+            let (seg, stats) = decode_one(link, &v6);
+            assert!(seg.is_some());
+            assert_eq!(stats.ipv6, 1);
+        }
+        assert_v4_segment(decode_one(LinkType::IPV4, &v4).0);
+        assert!(decode_one(LinkType::IPV6, &v6).0.is_some());
+        // The link type says IPv6 but the packet is IPv4.
+        let (seg, stats) = decode_one(LinkType::IPV6, &v4);
+        assert!(seg.is_none());
+        assert_eq!(stats.malformed, 1);
+    }
+
+    #[test]
+    fn ipv6_hop_by_hop_extension_header() {
+        let mut p = ipv6_tcp(PAYLOAD);
+        // Next Header -> Hop-by-Hop (0); payload length + 8; then the 8-byte header (next
+        // header TCP, length 0, one PadN option of 4 bytes), RFC 8200 section 4.3.
+        p[6] = 0;
+        let plen = u16::from_be_bytes([p[4], p[5]]) + 8;
+        p[4..6].copy_from_slice(&plen.to_be_bytes());
+        let hbh = [6u8, 0, 1, 4, 0, 0, 0, 0];
+        p.splice(40..40, hbh);
+        let (seg, stats) = decode_one(LinkType::RAW, &p);
+        let seg = seg.expect("TCP behind the extension header");
+        assert_eq!(seg.payload, PAYLOAD);
+        assert_eq!((seg.src_port, seg.dst_port), (1025, 25));
+        assert_eq!(seg.missing_payload, 0);
+        assert_eq!(stats.ipv6, 1);
+    }
+
+    #[test]
+    fn ipv4_fragments_are_counted_not_decoded() {
+        // First fragment: MF set, offset 0. It carries a TCP header, but its payload is only
+        // part of the segment.
+        let mut first = ipv4_tcp(PAYLOAD);
+        first[6] |= 0x20;
+        let (seg, stats) = decode_one(LinkType::RAW, &first);
+        assert!(seg.is_none());
+        assert_eq!((stats.ip_fragments, stats.tcp, stats.ipv4), (1, 0, 1));
+        // A later fragment (offset 8 units): no TCP header at all.
+        let mut later = ipv4_tcp(PAYLOAD);
+        later[7] = 8;
+        let (seg, stats) = decode_one(LinkType::RAW, &later);
+        assert!(seg.is_none());
+        assert_eq!(stats.ip_fragments, 1);
+    }
+
+    #[test]
+    fn snaplen_cut_payload_is_marked_missing() {
+        let payload = [b'x'; 100];
+        let frame = ethernet(0x0800, &ipv4_tcp(&payload));
+        let orig_len = frame.len() as u32;
+        let cut = &frame[..14 + 20 + 20 + 40];
+        let mut d = Decoder::new();
+        let seg = d.decode(LinkType::ETHERNET, cut, orig_len).unwrap();
+        assert_eq!(seg.payload.len(), 40);
+        assert_eq!(seg.missing_payload, 60);
+        assert_eq!(d.stats().truncated, 1);
+        assert_eq!(d.stats().tcp, 1);
+    }
+
+    #[test]
+    fn cut_tcp_options_still_give_the_segment() {
+        // A SYN with 20 bytes of options, captured with a 68-byte snap length.
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(1025, 25, 1000, 512)
+            .syn()
+            .options_raw(&[1u8; 20])
+            .unwrap()
+            .write(&mut v, b"")
+            .unwrap();
+        let mut d = Decoder::new();
+        let seg = d
+            .decode(LinkType::ETHERNET, &v[..68], v.len() as u32)
+            .unwrap();
+        assert!(seg.flags.syn());
+        assert_eq!((seg.src_port, seg.seq), (1025, 1000));
+        assert!(seg.payload.is_empty());
+        assert_eq!(seg.missing_payload, 0);
+        assert_eq!(d.stats().truncated, 1);
+
+        // The same bytes with no snap-length cut: the packet itself is too short.
+        let mut d = Decoder::new();
+        assert!(d.decode(LinkType::ETHERNET, &v[..40], 40).is_none());
+        assert_eq!(d.stats().malformed, 1);
+    }
+
+    #[test]
+    fn other_traffic_is_counted() {
+        let mut d = Decoder::new();
+        let mut udp = Vec::new();
+        PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(53, 53)
+            .write(&mut udp, b"q")
+            .unwrap();
+        assert!(d.decode(LinkType::RAW, &udp, udp.len() as u32).is_none());
+        let mut icmp = Vec::new();
+        PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .icmpv4_echo_request(1, 1)
+            .write(&mut icmp, b"ping")
+            .unwrap();
+        assert!(d.decode(LinkType::RAW, &icmp, icmp.len() as u32).is_none());
+        let arp = ethernet(0x0806, &[0u8; 28]);
+        assert!(
+            d.decode(LinkType::ETHERNET, &arp, arp.len() as u32)
+                .is_none()
+        );
+        let lldp = ethernet(0x88cc, &[0u8; 30]);
+        assert!(
+            d.decode(LinkType::ETHERNET, &lldp, lldp.len() as u32)
+                .is_none()
+        );
+        // IPv4 EtherType, but version 5 in the header.
+        let mut bad = ipv4_tcp(PAYLOAD);
+        bad[0] = 0x55;
+        let bad = ethernet(0x0800, &bad);
+        assert!(
+            d.decode(LinkType::ETHERNET, &bad, bad.len() as u32)
+                .is_none()
+        );
+        let s = d.stats();
+        assert_eq!(
+            (s.udp, s.other_ip, s.non_ip, s.malformed, s.tcp),
+            (1, 1, 2, 1, 0)
+        );
+    }
+
+    #[test]
+    fn unsupported_link_is_named_once_with_its_count() {
+        let mut d = Decoder::new();
+        for _ in 0..3 {
+            assert!(d.decode(LinkType(147), b"\x00\x01", 2).is_none());
+        }
+        assert!(d.decode(LinkType(105), b"\x00", 1).is_none());
+        assert_eq!(d.stats().unsupported_link, 4);
+        let w = d.take_warnings();
+        assert_eq!(
+            w,
+            [
+                "unsupported link type 147 (linktype_147): 3 frames skipped",
+                "unsupported link type 105 (linktype_105): 1 frames skipped"
+            ]
+        );
+        assert!(d.take_warnings().is_empty());
+    }
+}

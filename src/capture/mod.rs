@@ -36,3 +36,6 @@ pub struct Frame<'a> {
     /// Length of the packet on the wire; larger than `data.len()` when the snap length cut it.
     pub orig_len: u32,
 }
+
+#[cfg(test)]
+mod tests;
