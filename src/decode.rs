@@ -722,3 +722,43 @@ mod tests {
         assert!(d.take_warnings().is_empty());
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod robustness {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Any bytes under any link type: counted somewhere, never a panic, and a segment's
+        /// payload always lies inside the frame.
+        #[test]
+        fn arbitrary_frames(
+            link in prop::sample::select(vec![0u32, 1, 12, 14, 101, 108, 113, 147, 228, 229, 276]),
+            head in prop::sample::select(vec![
+                vec![], vec![0x45], vec![0x60], vec![2, 0, 0, 0, 0x45],
+                vec![0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x00, 0x45],
+                vec![0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x81, 0x00, 0, 1, 0x86, 0xdd, 0x60],
+            ]),
+            tail in vec(any::<u8>(), 0..120),
+            extra in 0u32..3000,
+        ) {
+            let mut frame = head;
+            frame.extend(tail);
+            let mut d = Decoder::new();
+            if let Some(seg) = d.decode(LinkType(link), &frame, frame.len() as u32 + extra) {
+                let start = seg.payload.as_ptr() as usize;
+                let base = frame.as_ptr() as usize;
+                prop_assert!(seg.payload.is_empty() || (start >= base && start + seg.payload.len() <= base + frame.len()));
+            }
+            let s = d.stats();
+            let counted = s.tcp + s.udp + s.other_ip + s.non_ip + s.ip_fragments + s.malformed
+                + s.unsupported_link
+                + (s.truncated - if s.tcp > 0 { s.truncated.min(s.tcp) } else { 0 });
+            prop_assert_eq!(counted, 1, "{:?}", s);
+        }
+    }
+}

@@ -644,3 +644,94 @@ fn open_reports_missing_files_and_sizes() {
     assert_eq!(r.bytes_read(), file.len() as u64);
     assert_eq!(r.path(), path.to_str().unwrap());
 }
+
+// ---- robustness -----------------------------------------------------------------------------
+
+mod robustness {
+    use super::*;
+    use crate::decode::Decoder;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    /// Valid captures of each layout to damage.
+    fn seeds() -> Vec<Vec<u8>> {
+        let frame = [
+            0x45u8, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ]
+        .iter()
+        .chain(&[0u8; 20])
+        .copied()
+        .collect::<Vec<u8>>();
+        let mut ng = shb(false);
+        ng.extend(idb(false, 101, 0, Some(9), Some(5)));
+        ng.extend(epb(false, 0, 1, &frame, 40));
+        ng.extend(spb(false, 40, &frame));
+        ng.extend(shb(true));
+        ng.extend(idb(true, 1, 64, Some(0x83), None));
+        ng.extend(opb(true, 0, 9, &frame));
+        ng.extend(block(true, 5, &[0u8; 16]));
+        vec![
+            pcap(
+                false,
+                false,
+                101,
+                65535,
+                &[rec(1, 2, &frame), rec(3, 4, &frame)],
+            ),
+            pcap(
+                true,
+                true,
+                0,
+                96,
+                &[rec(1, 2, &frame), rec(3, 4, &frame[..10])],
+            ),
+            ng,
+        ]
+    }
+
+    fn read_and_decode(bytes: Vec<u8>) {
+        let Ok(mut reader) = CaptureReader::from_read("fuzz".into(), Box::new(Cursor::new(bytes)))
+        else {
+            return;
+        };
+        let mut decoder = Decoder::new();
+        let mut frames = 0u64;
+        while let Ok(Some(f)) = reader.next_frame() {
+            frames += 1;
+            assert_eq!(f.number, frames);
+            let _ = decoder.decode(f.link_type, f.data, f.orig_len);
+        }
+        assert!(matches!(reader.next_frame(), Ok(None)));
+        let _ = reader.take_warnings();
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn damaged_captures_never_panic(
+            which in 0usize..3,
+            flips in vec((any::<usize>(), any::<u8>()), 1..6),
+            cut in any::<usize>(),
+        ) {
+            let mut bytes = seeds().swap_remove(which);
+            for (at, x) in flips {
+                let n = bytes.len();
+                if let Some(b) = bytes.get_mut(at % n) {
+                    *b ^= x;
+                }
+            }
+            bytes.truncate(cut % (bytes.len() + 1));
+            read_and_decode(bytes);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(mut bytes in vec(any::<u8>(), 0..400), magic in 0usize..4) {
+            // Give most inputs a real magic so the block parsers see them.
+            let magics: [&[u8]; 4] = [b"", &[0xd4, 0xc3, 0xb2, 0xa1], &[0x0a, 0x0d, 0x0d, 0x0a], &[0x1f, 0x8b]];
+            let mut input = magics[magic].to_vec();
+            input.append(&mut bytes);
+            read_and_decode(input);
+        }
+    }
+}
