@@ -27,6 +27,10 @@ const BOM: u32 = 0x1A2B_3C4D;
 /// millions; the ones past the cap are ignored with a warning.
 const MAX_INTERFACES: usize = 65_536;
 
+/// Distinct link types remembered for the report; a file declaring more is hostile or broken,
+/// and the list only names them.
+const MAX_LINK_TYPES: usize = 64;
+
 /// The packet data of an EPB and an obsolete PB starts this many bytes into the block;
 /// an SPB's after 12.
 const EPB_DATA_OFFSET: usize = 28;
@@ -229,6 +233,8 @@ pub(super) struct PcapngInput {
     big_endian: bool,
     section: u32,
     interfaces: Vec<Interface>,
+    /// Every link type declared by an interface in any section, in first-seen order.
+    link_types: Vec<LinkType>,
     /// SPBs carry no timestamp; they get the last one seen so capture time never runs back.
     last_ts: Timestamp,
     skipped_missing_interface: u64,
@@ -253,15 +259,16 @@ impl PcapngInput {
             big_endian: false,
             section: 0,
             interfaces: Vec::new(),
+            link_types: Vec::new(),
             last_ts: Timestamp::default(),
             skipped_missing_interface: 0,
             warned: Warned::default(),
         })
     }
 
-    /// Link types of the interfaces in the current section.
-    pub fn link_types(&self) -> impl Iterator<Item = LinkType> + '_ {
-        self.interfaces.iter().map(|i| i.link)
+    /// Link types declared by the interfaces of all sections so far, in first-seen order.
+    pub fn link_types(&self) -> &[LinkType] {
+        &self.link_types
     }
 
     fn push_interface(&mut self, iface: Interface, bad_tsresol: bool, warnings: &mut Vec<String>) {
@@ -284,6 +291,9 @@ impl PcapngInput {
                 ));
             }
             return;
+        }
+        if !self.link_types.contains(&iface.link) && self.link_types.len() < MAX_LINK_TYPES {
+            self.link_types.push(iface.link);
         }
         self.interfaces.push(iface);
     }

@@ -207,6 +207,8 @@ pub struct CaptureReader {
     ctx: Ctx,
     raw_count: Arc<AtomicU64>,
     total_size: Option<u64>,
+    /// Link types, kept when the input is released at the end.
+    link_types_at_end: Vec<LinkType>,
 }
 
 impl CaptureReader {
@@ -317,6 +319,7 @@ impl CaptureReader {
             },
             raw_count,
             total_size: None,
+            link_types_at_end: Vec::new(),
         })
     }
 
@@ -365,6 +368,7 @@ impl CaptureReader {
     }
 
     fn finish(&mut self) {
+        self.link_types_at_end = self.link_types();
         if let Input::Pcapng(src) = &self.input {
             let n = src.skipped_missing_interface();
             if n > 0 {
@@ -382,12 +386,14 @@ impl CaptureReader {
         self.ctx.frames
     }
 
-    /// Link type of a classic pcap file, or of the interfaces of the current pcapng section.
+    /// Link types the capture declares (`captures[].link_types`): the file header's for
+    /// classic pcap, every interface's of every section read so far for pcapng, in first-seen
+    /// order without repeats. Still available after the end.
     pub fn link_types(&self) -> Vec<LinkType> {
         match &self.input {
             Input::Pcap(src) => vec![src.link_type()],
-            Input::Pcapng(src) => src.link_types().collect(),
-            Input::Done => Vec::new(),
+            Input::Pcapng(src) => src.link_types().to_vec(),
+            Input::Done => self.link_types_at_end.clone(),
         }
     }
 

@@ -242,6 +242,7 @@ fn pcap_link_type_ignores_fcs_bits() {
     let file = pcap(false, false, 0x1400_0000 | 113, 65535, &[rec(1, 0, b"x")]);
     let out = read_ok(&file);
     assert_eq!(out.frames[0].link, LinkType::LINUX_SLL);
+    assert_eq!(out.reader.link_types(), [LinkType::LINUX_SLL]);
 }
 
 #[test]
@@ -463,6 +464,10 @@ fn pcapng_two_sections_two_interfaces_and_resolutions() {
         ]
     );
     assert_eq!(out.reader.bytes_read(), f.len() as u64);
+    assert_eq!(
+        out.reader.link_types(),
+        [LinkType::ETHERNET, LinkType::RAW, LinkType::LINUX_SLL2]
+    );
 }
 
 #[test]
