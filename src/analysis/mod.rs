@@ -178,7 +178,9 @@ impl Analyzer {
                     let tls = st
                         .tls
                         .get_or_insert_with(|| Box::new(TlsSession::new(TlsContext::default())));
-                    if st.smtp.is_none() {
+                    // Implicit TLS is proven by a handshake record (or an SSLv2 hello) as the
+                    // first bytes, not by application data seen mid-stream.
+                    if st.smtp.is_none() && hello.is_some() {
                         st.implicit_tls = true;
                     }
                     if !carry.is_empty() {
@@ -295,11 +297,15 @@ impl Analyzer {
         } else {
             (info.client, info.server, info.dirs[0], info.dirs[1])
         };
-        let smtp_spoken = st
-            .smtp
-            .as_ref()
-            .is_some_and(|s| s.server_spoke_smtp() || s.client_spoke_smtp());
         let mail_port = self.cfg.is_mail_port(server.port);
+        // On a mail port any SMTP line counts; elsewhere only what SMTP alone says.
+        let smtp_spoken = st.smtp.as_ref().is_some_and(|s| {
+            if mail_port {
+                s.server_spoke_smtp() || s.client_spoke_smtp()
+            } else {
+                s.smtp_specific()
+            }
+        });
         if !smtp_spoken && !mail_port {
             return;
         }
@@ -312,6 +318,9 @@ impl Analyzer {
         } else if smtp_spoken {
             FlowClass::Plaintext
         } else if st.implicit_tls && st.tls.is_some() {
+            // TLS from the first byte: the opening record was a handshake. A capture that
+            // starts inside a TLS session shows only application data and proves nothing
+            // about how the connection began.
             FlowClass::ImplicitTls
         } else {
             FlowClass::Unknown
