@@ -177,7 +177,7 @@ impl Analyzer {
                     let carry = std::mem::take(&mut st.carry[dir.index()]);
                     let tls = st
                         .tls
-                        .get_or_insert_with(|| Box::new(TlsSession::new(TlsContext::default())));
+                        .get_or_insert_with(|| Box::new(new_tls(TlsContext::default())));
                     // Implicit TLS is proven by a handshake record (or an SSLv2 hello) as the
                     // first bytes, not by application data seen mid-stream.
                     if st.smtp.is_none() && hello.is_some() {
@@ -391,6 +391,12 @@ impl Analyzer {
     }
 }
 
+/// TLS sessions frame records to the end of the flow: application data is counted (never
+/// kept) whatever the segmentation, and encrypted alerts at close are seen.
+fn new_tls(ctx: TlsContext) -> TlsSession {
+    TlsSession::new(ctx).follow_to_close(true)
+}
+
 /// Findings that describe a server's or client's habits rather than an event worth an alert
 /// on its own; reported with `--posture-findings`.
 fn is_posture(kind: Kind) -> bool {
@@ -409,7 +415,7 @@ fn feed_smtp(st: &mut FlowState, dir: Direction, data: &[u8], meta: EventMeta) {
             .as_ref()
             .and_then(|s| s.banner_host().map(str::to_string));
         let tls = st.tls.get_or_insert_with(|| {
-            Box::new(TlsSession::new(TlsContext {
+            Box::new(new_tls(TlsContext {
                 starttls: true,
                 banner_host,
             }))
