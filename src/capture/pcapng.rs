@@ -524,7 +524,10 @@ impl BlockSource for PcapngInput {
                     return Step::Corrupt("corrupt packet block".into());
                 };
                 if caplen as usize > c.len().saturating_sub(20) {
-                    return Step::Corrupt("corrupt packet block (captured length)".into());
+                    return Step::Corrupt(format!(
+                        "corrupt packet block (captured length {caplen} exceeds the block \
+                         length {len})"
+                    ));
                 }
                 let Some(iface) = self.interface(u32::from(if_id)) else {
                     return Step::Skip(len);

@@ -175,7 +175,7 @@ fn drive<S: BlockSource>(src: &mut S, ctx: &mut Ctx) -> Result<Option<FrameAt>, 
                 let cap = src.capacity();
                 if let Some(want) = declared {
                     if want > MAX_BLOCK_LEN {
-                        return Err(ctx.corrupt(offset, format!("corrupt block length ({want})")));
+                        return Err(ctx.corrupt(offset, format!("corrupt block length {want}")));
                     }
                     if want >= cap {
                         src.grow((want + 4096).max(cap.saturating_mul(2)).min(MAX_BUFFER));
