@@ -48,6 +48,13 @@ pub struct Cli {
     #[arg(long, value_name = "SEVERITY", value_parser = parse_severity)]
     pub fail_on: Option<Severity>,
 
+    /// Also report posture findings on every flow that shows them: `cleartext_auth_offered`
+    /// (AUTH PLAIN/LOGIN advertised before TLS) and `cleartext_mail` (a message sent in clear).
+    /// The facts are always in the flow records; these findings are opt-in because they fire
+    /// on nearly every plaintext session.
+    #[arg(long)]
+    pub posture_findings: bool,
+
     /// More mail ports, comma-separated (e.g. 10025,2526).
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..))]
     pub ports: Vec<u16>,
@@ -85,6 +92,8 @@ fn parse_severity(s: &str) -> Result<Severity, String> {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub reveal_secrets: bool,
+    /// Report `cleartext_auth_offered` and `cleartext_mail` findings.
+    pub posture_findings: bool,
     /// Mail ports: defaults plus `--ports`.
     pub mail_ports: Vec<u16>,
     pub flow: FlowConfig,
@@ -101,6 +110,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             reveal_secrets: false,
+            posture_findings: false,
             mail_ports: DEFAULT_MAIL_PORTS.to_vec(),
             flow: FlowConfig::default(),
             threads: 1,
@@ -123,6 +133,7 @@ impl Cli {
         });
         Config {
             reveal_secrets: self.reveal_secrets,
+            posture_findings: self.posture_findings,
             mail_ports,
             flow: FlowConfig {
                 idle_timeout_secs: self.idle_timeout,

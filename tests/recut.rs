@@ -141,18 +141,11 @@ fn write_pcap(pkts: &[Pkt], path: &std::path::Path) {
 fn strip(v: &mut Value) {
     match v {
         Value::Object(m) => {
-            for k in [
-                "frame",
-                "first_frame",
-                "last_frame",
-                "id",
-                "flow",
-                "tcp",
-                "message",
-                "capture",
-            ] {
-                m.remove(k);
-            }
+            m.retain(|k, _| {
+                !(k == "frame"
+                    || k.ends_with("_frame")
+                    || ["id", "flow", "tcp", "message", "capture"].contains(&k.as_str()))
+            });
             for (_, x) in m.iter_mut() {
                 strip(x);
             }

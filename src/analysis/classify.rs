@@ -58,6 +58,9 @@ const COMMANDS: [&[u8]; 15] = [
 /// and 4.5.3.1.5 put command and reply lines at 512 octets).
 pub const MAX_PROBE_LINE: usize = 1024;
 
+/// Bytes of an unfinished line enough to judge it by its start.
+const PREFIX_JUDGED: usize = 64;
+
 /// Classifies one complete line (without its line ending).
 pub fn classify_line(line: &[u8]) -> Opening {
     if !line
@@ -116,6 +119,19 @@ pub fn find_smtp_line(data: &[u8]) -> LineScan {
     let mut start = 0;
     while start < data.len() {
         let Some(rel) = data[start..].iter().position(|&b| b == b'\n') else {
+            // A long unfinished line is judged by its start (an EHLO with a 4 KB argument is
+            // still an EHLO); a short one waits for its end.
+            let tail = &data[start..];
+            if tail.len() >= PREFIX_JUDGED {
+                if let found @ (Opening::SmtpReply | Opening::SmtpCommand) =
+                    classify_line(&tail[..PREFIX_JUDGED])
+                {
+                    return LineScan::Found {
+                        offset: start,
+                        what: found,
+                    };
+                }
+            }
             return LineScan::Pending { offset: start };
         };
         let end = start + rel;
@@ -194,6 +210,19 @@ mod tests {
             }
         );
         assert_eq!(find_smtp_line(b"EHL"), LineScan::Pending { offset: 0 });
+        let mut long = b"EHLO ".to_vec();
+        long.extend(std::iter::repeat_n(b'A', 4000));
+        assert_eq!(
+            find_smtp_line(&long),
+            LineScan::Found {
+                offset: 0,
+                what: Opening::SmtpCommand
+            }
+        );
+        assert_eq!(
+            find_smtp_line(&[b'x'; 4000]),
+            LineScan::Pending { offset: 0 }
+        );
         assert_eq!(
             find_smtp_line(b"junk\r\nEHL"),
             LineScan::Pending { offset: 6 }

@@ -177,8 +177,10 @@ impl Analyzer {
                     let carry = std::mem::take(&mut st.carry[dir.index()]);
                     let tls = st
                         .tls
-                        .get_or_insert_with(|| Box::new(TlsSession::new(TlsContext::default())));
-                    if st.smtp.is_none() {
+                        .get_or_insert_with(|| Box::new(new_tls(TlsContext::default())));
+                    // Implicit TLS is proven by a handshake record (or an SSLv2 hello) as the
+                    // first bytes, not by application data seen mid-stream.
+                    if st.smtp.is_none() && hello.is_some() {
                         st.implicit_tls = true;
                     }
                     if !carry.is_empty() {
@@ -295,11 +297,15 @@ impl Analyzer {
         } else {
             (info.client, info.server, info.dirs[0], info.dirs[1])
         };
-        let smtp_spoken = st
-            .smtp
-            .as_ref()
-            .is_some_and(|s| s.server_spoke_smtp() || s.client_spoke_smtp());
         let mail_port = self.cfg.is_mail_port(server.port);
+        // On a mail port any SMTP line counts; elsewhere only what SMTP alone says.
+        let smtp_spoken = st.smtp.as_ref().is_some_and(|s| {
+            if mail_port {
+                s.server_spoke_smtp() || s.client_spoke_smtp()
+            } else {
+                s.smtp_specific()
+            }
+        });
         if !smtp_spoken && !mail_port {
             return;
         }
@@ -312,6 +318,9 @@ impl Analyzer {
         } else if smtp_spoken {
             FlowClass::Plaintext
         } else if st.implicit_tls && st.tls.is_some() {
+            // TLS from the first byte: the opening record was a handshake. A capture that
+            // starts inside a TLS session shows only application data and proves nothing
+            // about how the connection began.
             FlowClass::ImplicitTls
         } else {
             FlowClass::Unknown
@@ -329,7 +338,12 @@ impl Analyzer {
         let reveal = self.cfg.reveal_secrets;
         let mut findings = Vec::new();
         if let Some(smtp) = st.smtp.as_ref() {
-            findings.extend(smtp.findings(reveal));
+            let posture = self.cfg.posture_findings;
+            findings.extend(
+                smtp.findings(reveal)
+                    .into_iter()
+                    .filter(|f| posture || !is_posture(f.kind)),
+            );
         }
         if let Some(tls) = st.tls.as_ref() {
             findings.extend(tls.findings());
@@ -377,6 +391,18 @@ impl Analyzer {
     }
 }
 
+/// TLS sessions frame records to the end of the flow: application data is counted (never
+/// kept) whatever the segmentation, and encrypted alerts at close are seen.
+fn new_tls(ctx: TlsContext) -> TlsSession {
+    TlsSession::new(ctx).follow_to_close(true)
+}
+
+/// Findings that describe a server's or client's habits rather than an event worth an alert
+/// on its own; reported with `--posture-findings`.
+fn is_posture(kind: Kind) -> bool {
+    matches!(kind, Kind::CleartextAuthOffered | Kind::CleartextMail)
+}
+
 fn feed_smtp(st: &mut FlowState, dir: Direction, data: &[u8], meta: EventMeta) {
     if data.is_empty() {
         return;
@@ -389,7 +415,7 @@ fn feed_smtp(st: &mut FlowState, dir: Direction, data: &[u8], meta: EventMeta) {
             .as_ref()
             .and_then(|s| s.banner_host().map(str::to_string));
         let tls = st.tls.get_or_insert_with(|| {
-            Box::new(TlsSession::new(TlsContext {
+            Box::new(new_tls(TlsContext {
                 starttls: true,
                 banner_host,
             }))

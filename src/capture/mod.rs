@@ -4,11 +4,15 @@
 
 mod error;
 mod link;
+mod pcap;
+mod pcapng;
 mod reader;
+mod source;
 
 pub use error::CaptureError;
 pub use link::LinkType;
-pub use reader::CaptureReader;
+pub use pcap::MAX_RECORD_CAPLEN;
+pub use reader::{CaptureReader, INITIAL_BUFFER, MAX_BLOCK_LEN};
 
 use crate::time::Timestamp;
 
@@ -32,3 +36,6 @@ pub struct Frame<'a> {
     /// Length of the packet on the wire; larger than `data.len()` when the snap length cut it.
     pub orig_len: u32,
 }
+
+#[cfg(test)]
+mod tests;

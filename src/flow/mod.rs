@@ -8,8 +8,8 @@
 mod assembler;
 mod table;
 
-pub use assembler::StreamAssembler;
-pub use table::FlowTable;
+pub use assembler::{CHUNK_OVERHEAD, StreamAssembler, StreamSink, SynOutcome};
+pub use table::{FlowKey, FlowTable};
 
 use std::net::IpAddr;
 
@@ -102,16 +102,23 @@ pub struct EventMeta {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DirStats {
     pub packets: u64,
-    /// Payload bytes seen on the wire, including retransmissions.
+    /// Payload bytes seen on the wire, including retransmissions and bytes the snap length cut.
     pub payload_bytes: u64,
     /// Bytes delivered in order to the analyzer.
     pub delivered_bytes: u64,
     pub gaps: u64,
     pub gap_bytes: u64,
+    /// Segments that started beyond the next expected byte.
     pub out_of_order_segments: u64,
+    /// Segments carrying bytes already delivered or held (whole or partial duplicates).
     pub retransmissions: u64,
     /// Overlapping segments whose bytes differ from what was already received.
     pub conflicting_overlaps: u64,
+    /// Stream bytes (sequence space) past the point where the analyzer answered
+    /// [`Interest::Done`]: counted, never delivered or buffered.
+    pub skipped_bytes: u64,
+    /// The direction's SYN (or SYN-ACK) was seen. When false the capture began mid-stream:
+    /// delivery starts at the first segment seen and the unseen beginning is not a `Gap`.
     pub syn: bool,
     pub fin: bool,
     pub rst: bool,
@@ -177,13 +184,15 @@ pub trait FlowHandler {
 /// Limits of the flow table and reassembly, with the defaults documented in the README.
 #[derive(Clone, Copy, Debug)]
 pub struct FlowConfig {
-    /// Idle time (capture time) after which a flow is finished.
+    /// Idle time (capture time) after which a flow is finished; 0 disables the timeout.
+    /// Checked once per capture second, so a flow may outlive it by under a second.
     pub idle_timeout_secs: u64,
     /// Live flows at most; beyond it the longest-idle flow is evicted.
     pub max_flows: usize,
-    /// Out-of-order bytes held per direction at most.
+    /// Out-of-order bytes held per direction at most. Each held chunk also counts
+    /// [`CHUNK_OVERHEAD`] bytes, so floods of tiny segments stay bounded in memory.
     pub max_ooo_bytes_per_flow: usize,
-    /// Out-of-order bytes held across all flows at most.
+    /// Out-of-order bytes held across all flows at most (counted the same way).
     pub max_ooo_bytes_total: usize,
 }
 
@@ -202,17 +211,35 @@ impl Default for FlowConfig {
 /// Table-wide counters, reported under `captures[].flow_table`. Every limit reached shows here.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FlowTableStats {
+    /// Flows opened in all.
     pub flows: u64,
+    /// High-water mark of live flows.
     pub max_live_flows: u64,
     pub closed_fin: u64,
     pub closed_reset: u64,
     pub idle_timeouts: u64,
+    /// Flows finished early because `max_flows` was reached (longest idle first).
     pub evicted_flow_cap: u64,
+    /// New SYNs on a 5-tuple whose previous connection was finishing or finished.
     pub port_reuse: u64,
+    /// Hole bytes given up (declared `Gap`) because a direction's out-of-order cap was reached.
     pub ooo_bytes_dropped_flow_cap: u64,
+    /// Hole bytes given up (declared `Gap`) because the table-wide out-of-order cap was reached.
     pub ooo_bytes_dropped_total_cap: u64,
+    /// Times the per-direction out-of-order cap was reached.
+    pub ooo_flow_cap_hits: u64,
+    /// Times the table-wide out-of-order cap was reached.
+    pub ooo_total_cap_hits: u64,
     pub gaps: u64,
     pub conflicting_overlaps: u64,
-    /// Segments ignored because they arrived after the sender's FIN.
+    /// Segments (or held chunks) whose bytes lay after the sender's FIN, ignored.
     pub data_after_fin: u64,
+    /// Flows finished at end of input.
+    pub closed_end_of_input: u64,
+    /// Packets of a connection already finished by FIN or RST (trailing ACKs,
+    /// retransmitted FINs), ignored instead of opening a new flow.
+    pub packets_after_close: u64,
+    /// Finished connections forgotten early to keep that memory under `max_flows` entries;
+    /// a later packet of one of them opens a new flow.
+    pub closed_tracking_evicted: u64,
 }

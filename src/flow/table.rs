@@ -1,13 +1,266 @@
-//! The flow table (skeleton).
+//! The flow table: canonical 5-tuple -> live flow, roles, lifecycle and limits.
+//!
+//! Invariants:
+//! - `lru` holds exactly one entry `(lru_sec, id)` per live flow, so the first entry is the
+//!   longest idle flow (ties broken by age); it is touched at most once per capture second
+//!   per flow, which keeps the per-packet path free of tree operations;
+//! - `budget.used` equals the sum of the held costs of every live direction;
+//! - a key is either live (`flows`) or remembered as finished (`closed`), never both.
+//!
+//! Flows are closed in a deterministic order: idle sweeps and evictions follow `lru`,
+//! `finish_all` follows creation order.
 
-use super::{EventMeta, FlowConfig, FlowHandler, FlowTableStats};
+use std::collections::{BTreeMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use rustc_hash::{FxHashMap, FxHasher};
+
+use super::{
+    CloseReason, DirStats, Direction, Endpoint, EventMeta, FlowConfig, FlowHandler, FlowInfo,
+    FlowTableStats, Interest, RoleSource, StreamAssembler, StreamEvent, StreamSink, SynOutcome,
+};
 use crate::decode::TcpSegment;
+use crate::time::Timestamp;
+
+/// Ports whose side is taken as the server when no handshake was seen (SMTP 25, submissions
+/// 465 per RFC 8314, submission 587 per RFC 6409, and the common alternative 2525).
+const MAIL_PORTS: [u16; 4] = [25, 465, 587, 2525];
+
+/// How long a connection finished by FIN or RST is remembered, so its trailing ACKs do not
+/// open a new flow: 2 MSL of RFC 9293 §3.3.2 TIME-WAIT with MSL = 2 minutes.
+const TIME_WAIT_SECS: u64 = 240;
+
+/// A SYN whose sequence number is this far from what a mid-stream direction expects is a new
+/// connection on the same 5-tuple, not a stray SYN of the old one.
+const REUSE_WINDOW: u32 = 1 << 20;
+
+/// One endpoint packed into integers: comparing and hashing two words is far cheaper per
+/// packet than going through `IpAddr`'s enum. IPv4 and IPv4-mapped IPv6 stay distinct.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct PackedEndpoint {
+    ip: u128,
+    /// Port in the low 16 bits, bit 16 set for IPv6.
+    port_family: u32,
+}
+
+impl PackedEndpoint {
+    fn new(ip: IpAddr, port: u16) -> Self {
+        match ip {
+            IpAddr::V4(v4) => PackedEndpoint {
+                ip: u128::from(v4.to_bits()),
+                port_family: u32::from(port),
+            },
+            IpAddr::V6(v6) => PackedEndpoint {
+                ip: v6.to_bits(),
+                port_family: u32::from(port) | 1 << 16,
+            },
+        }
+    }
+
+    fn endpoint(self) -> Endpoint {
+        let port = (self.port_family & 0xffff) as u16;
+        let ip = if self.port_family & 1 << 16 != 0 {
+            IpAddr::V6(Ipv6Addr::from_bits(self.ip))
+        } else {
+            IpAddr::V4(Ipv4Addr::from_bits(self.ip as u32))
+        };
+        Endpoint { ip, port }
+    }
+}
+
+/// The canonical 5-tuple (protocol is always TCP): both endpoints, lower first, so both
+/// directions of a connection map to the same key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FlowKey {
+    lo: PackedEndpoint,
+    hi: PackedEndpoint,
+}
+
+impl Hash for FlowKey {
+    /// Four words instead of the derived six: the upper halves of both addresses (zero for
+    /// IPv4) are folded together, ports and families share one word.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.lo.ip as u64);
+        state.write_u64(self.hi.ip as u64);
+        state.write_u64((self.lo.ip >> 64) as u64 ^ ((self.hi.ip >> 64) as u64).rotate_left(29));
+        state.write_u64(u64::from(self.lo.port_family) | u64::from(self.hi.port_family) << 32);
+    }
+}
+
+impl FlowKey {
+    pub fn new(a: Endpoint, b: Endpoint) -> Self {
+        Self::packed(
+            PackedEndpoint::new(a.ip, a.port),
+            PackedEndpoint::new(b.ip, b.port),
+        )
+        .0
+    }
+
+    /// The key and whether `src` is its lower endpoint.
+    fn packed(src: PackedEndpoint, dst: PackedEndpoint) -> (Self, bool) {
+        if src <= dst {
+            (FlowKey { lo: src, hi: dst }, true)
+        } else {
+            (FlowKey { lo: dst, hi: src }, false)
+        }
+    }
+
+    /// The key of a segment and whether its sender is the key's lower endpoint.
+    fn of_oriented(seg: &TcpSegment<'_>) -> (Self, bool) {
+        Self::packed(
+            PackedEndpoint::new(seg.src, seg.src_port),
+            PackedEndpoint::new(seg.dst, seg.dst_port),
+        )
+    }
+
+    pub fn of(seg: &TcpSegment<'_>) -> Self {
+        Self::of_oriented(seg).0
+    }
+
+    /// The same value for both directions: use it to shard flows across workers.
+    pub fn shard_hash(&self) -> u64 {
+        let mut h = FxHasher::default();
+        self.hash(&mut h);
+        h.finish()
+    }
+
+    /// Both endpoints, lower first.
+    pub fn endpoints(&self) -> (Endpoint, Endpoint) {
+        (self.lo.endpoint(), self.hi.endpoint())
+    }
+}
+
+/// Who is client, from the first packet seen of a flow.
+fn roles_of(seg: &TcpSegment<'_>) -> (Endpoint, Endpoint, RoleSource) {
+    let src = Endpoint {
+        ip: seg.src,
+        port: seg.src_port,
+    };
+    let dst = Endpoint {
+        ip: seg.dst,
+        port: seg.dst_port,
+    };
+    let syn = seg.flags.syn();
+    let ack = seg.flags.ack();
+    if syn && !ack {
+        return (src, dst, RoleSource::Syn);
+    }
+    if syn && ack {
+        return (dst, src, RoleSource::SynAck);
+    }
+    let src_mail = MAIL_PORTS.contains(&src.port);
+    let dst_mail = MAIL_PORTS.contains(&dst.port);
+    if dst_mail && !src_mail {
+        return (src, dst, RoleSource::Port);
+    }
+    if src_mail && !dst_mail {
+        return (dst, src, RoleSource::Port);
+    }
+    if dst.port < 1024 && src.port >= 1024 {
+        return (src, dst, RoleSource::Port);
+    }
+    if src.port < 1024 && dst.port >= 1024 {
+        return (dst, src, RoleSource::Port);
+    }
+    (src, dst, RoleSource::FirstPacket)
+}
+
+/// The table-wide out-of-order budget.
+#[derive(Debug)]
+struct Budget {
+    used: usize,
+    max: usize,
+}
+
+struct Flow<S> {
+    id: u64,
+    /// The client is the key's lower endpoint.
+    client_is_lo: bool,
+    /// Capture second of the flow's `lru` entry.
+    lru_sec: i64,
+    info: FlowInfo,
+    asm: [StreamAssembler; 2],
+    state: S,
+}
+
+impl<S> Flow<S> {
+    fn direction(&self, src_is_lo: bool) -> Direction {
+        if src_is_lo == self.client_is_lo {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        }
+    }
+
+    /// True when a SYN (without ACK) from `dir` starts a new connection on this 5-tuple.
+    fn is_new_connection(&self, dir: Direction, seq: u32) -> bool {
+        let asm = &self.asm[dir.index()];
+        let closing = self.asm.iter().any(StreamAssembler::fin_seen);
+        match (asm.isn(), asm.expected_seq()) {
+            (Some(isn), _) => isn != seq,
+            (None, Some(expected)) => {
+                let d = seq.wrapping_add(1).wrapping_sub(expected);
+                closing || d.min(d.wrapping_neg()) > REUSE_WINDOW
+            }
+            (None, None) => closing,
+        }
+    }
+}
+
+/// Connects one direction's assembler to the analyzer and the table's counters.
+struct Sink<'a, H: FlowHandler> {
+    handler: &'a mut H,
+    state: &'a mut H::State,
+    info: &'a mut FlowInfo,
+    dir: Direction,
+    meta: EventMeta,
+    counters: &'a mut FlowTableStats,
+    budget: &'a mut Budget,
+}
+
+impl<H: FlowHandler> StreamSink for Sink<'_, H> {
+    fn event(&mut self, ev: StreamEvent<'_>) -> Interest {
+        self.handler
+            .event(self.state, self.info, self.dir, ev, self.meta)
+    }
+
+    fn stats(&mut self) -> &mut DirStats {
+        &mut self.info.dirs[self.dir.index()]
+    }
+
+    fn counters(&mut self) -> &mut FlowTableStats {
+        self.counters
+    }
+
+    fn reserve(&mut self, cost: usize) -> bool {
+        if self.budget.used + cost > self.budget.max {
+            return false;
+        }
+        self.budget.used += cost;
+        true
+    }
+
+    fn release(&mut self, cost: usize) {
+        self.budget.used = self.budget.used.saturating_sub(cost);
+    }
+}
 
 /// Tracks live TCP flows and drives a [`FlowHandler`] with reassembled stream events.
 pub struct FlowTable<H: FlowHandler> {
     handler: H,
     config: FlowConfig,
     stats: FlowTableStats,
+    flows: FxHashMap<FlowKey, Flow<H::State>>,
+    lru: BTreeMap<(i64, u64), FlowKey>,
+    /// Connections finished by FIN or RST, with the capture second they are forgotten at.
+    closed: FxHashMap<FlowKey, i64>,
+    closed_queue: VecDeque<(i64, FlowKey)>,
+    budget: Budget,
+    /// Capture clock: the latest whole second seen (timestamps may step back a little).
+    now: i64,
+    last_sweep: i64,
+    next_id: u64,
 }
 
 impl<H: FlowHandler> FlowTable<H> {
@@ -16,19 +269,108 @@ impl<H: FlowHandler> FlowTable<H> {
             handler,
             config,
             stats: FlowTableStats::default(),
+            flows: FxHashMap::default(),
+            lru: BTreeMap::new(),
+            closed: FxHashMap::default(),
+            closed_queue: VecDeque::new(),
+            budget: Budget {
+                used: 0,
+                max: config.max_ooo_bytes_total,
+            },
+            now: i64::MIN,
+            last_sweep: i64::MIN,
+            next_id: 0,
         }
     }
 
     /// Feeds one decoded segment (in capture order).
-    pub fn process(&mut self, _seg: &TcpSegment<'_>, _meta: EventMeta) {
-        let _ = self.config;
+    pub fn process(&mut self, seg: &TcpSegment<'_>, meta: EventMeta) {
+        self.advance_clock(meta.ts);
+        let (key, src_is_lo) = FlowKey::of_oriented(seg);
+        let syn_only = seg.flags.syn() && !seg.flags.ack();
+
+        if let Some(flow) = self.flows.get_mut(&key) {
+            let dir = flow.direction(src_is_lo);
+            if !(syn_only && flow.is_new_connection(dir, seg.seq)) {
+                if flow.lru_sec != self.now {
+                    self.lru.remove(&(flow.lru_sec, flow.id));
+                    flow.lru_sec = self.now;
+                    self.lru.insert((self.now, flow.id), key);
+                }
+                let end = drive(
+                    flow,
+                    dir,
+                    seg,
+                    meta,
+                    &mut self.handler,
+                    &mut self.stats,
+                    &mut self.budget,
+                );
+                if let Some((reason, reset_by)) = end {
+                    self.close(&key, reason, Some(meta), reset_by);
+                }
+                return;
+            }
+            self.stats.port_reuse += 1;
+            self.close(&key, CloseReason::PortReuse, Some(meta), None);
+        } else if self.closed.contains_key(&key) {
+            if !syn_only {
+                self.stats.packets_after_close += 1;
+                return;
+            }
+            self.closed.remove(&key);
+            self.stats.port_reuse += 1;
+        }
+
+        self.open(key, src_is_lo, seg, meta);
+        if let Some(flow) = self.flows.get_mut(&key) {
+            let dir = flow.direction(src_is_lo);
+            let end = drive(
+                flow,
+                dir,
+                seg,
+                meta,
+                &mut self.handler,
+                &mut self.stats,
+                &mut self.budget,
+            );
+            if let Some((reason, reset_by)) = end {
+                self.close(&key, reason, Some(meta), reset_by);
+            }
+        }
     }
 
-    /// End of input: every live flow is finished with [`super::CloseReason::EndOfInput`].
-    pub fn finish_all(&mut self) {}
+    /// End of input: every live flow is finished with [`CloseReason::EndOfInput`], in the
+    /// order the flows were opened. The table is empty afterwards and may be fed another
+    /// capture (whose clock may start earlier); counters keep adding up.
+    pub fn finish_all(&mut self) {
+        let mut order: Vec<(u64, FlowKey)> = self.flows.iter().map(|(k, f)| (f.id, *k)).collect();
+        order.sort_unstable();
+        for (_, key) in order {
+            self.close(&key, CloseReason::EndOfInput, None, None);
+        }
+        self.closed.clear();
+        self.closed_queue.clear();
+        self.now = i64::MIN;
+        self.last_sweep = i64::MIN;
+    }
 
     pub fn stats(&self) -> &FlowTableStats {
         &self.stats
+    }
+
+    /// Flows currently tracked.
+    pub fn live_flows(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Out-of-order bytes (with chunk overhead) currently held across all flows.
+    pub fn ooo_bytes_held(&self) -> usize {
+        self.budget.used
+    }
+
+    pub fn config(&self) -> &FlowConfig {
+        &self.config
     }
 
     pub fn handler(&self) -> &H {
@@ -41,5 +383,810 @@ impl<H: FlowHandler> FlowTable<H> {
 
     pub fn into_handler(self) -> H {
         self.handler
+    }
+
+    /// Moves the capture clock; once per new capture second, finishes idle flows and forgets
+    /// old finished connections (cheap: both queues are ordered by time).
+    fn advance_clock(&mut self, ts: Timestamp) {
+        if ts.secs <= self.now {
+            return;
+        }
+        self.now = ts.secs;
+        if self.now <= self.last_sweep {
+            return;
+        }
+        self.last_sweep = self.now;
+        let timeout = i64::try_from(self.config.idle_timeout_secs).unwrap_or(i64::MAX);
+        if timeout > 0 {
+            // Idle for more than `timeout` whole seconds of capture time: at least `timeout`
+            // seconds, at most one more.
+            while let Some((&(sec, _), &key)) = self.lru.first_key_value() {
+                if self.now.saturating_sub(sec) <= timeout {
+                    break;
+                }
+                self.close(&key, CloseReason::IdleTimeout, None, None);
+            }
+        }
+        while let Some(&(expires, key)) = self.closed_queue.front() {
+            if expires > self.now {
+                break;
+            }
+            self.closed_queue.pop_front();
+            if self.closed.get(&key) == Some(&expires) {
+                self.closed.remove(&key);
+            }
+        }
+    }
+
+    fn open(&mut self, key: FlowKey, src_is_lo: bool, seg: &TcpSegment<'_>, meta: EventMeta) {
+        let cap = self.config.max_flows.max(1);
+        while self.flows.len() >= cap {
+            let Some((_, &victim)) = self.lru.first_key_value() else {
+                break;
+            };
+            self.stats.evicted_flow_cap += 1;
+            self.close(&victim, CloseReason::Evicted, None, None);
+        }
+        let (client, server, roles) = roles_of(seg);
+        // The first packet's sender is the client unless the roles say otherwise.
+        let client_is_lo = src_is_lo == (client.ip == seg.src && client.port == seg.src_port);
+        let info = FlowInfo {
+            client,
+            server,
+            roles,
+            start: meta.ts,
+            last: meta.ts,
+            first_frame: meta.frame,
+            last_frame: meta.frame,
+            dirs: [DirStats::default(); 2],
+        };
+        let state = self.handler.open(&info, meta);
+        let id = self.next_id;
+        self.next_id += 1;
+        let per_dir = self.config.max_ooo_bytes_per_flow;
+        self.flows.insert(
+            key,
+            Flow {
+                id,
+                client_is_lo,
+                lru_sec: self.now,
+                info,
+                asm: [StreamAssembler::new(per_dir), StreamAssembler::new(per_dir)],
+                state,
+            },
+        );
+        self.lru.insert((self.now, id), key);
+        self.stats.flows += 1;
+        self.stats.max_live_flows = self.stats.max_live_flows.max(self.flows.len() as u64);
+    }
+
+    /// Finishes a flow: remaining holes become gaps, held data and FINs are delivered, the
+    /// sender of a RST gets `Reset`, then the analyzer's `close` and the memory is released.
+    fn close(
+        &mut self,
+        key: &FlowKey,
+        reason: CloseReason,
+        meta: Option<EventMeta>,
+        reset_by: Option<Direction>,
+    ) {
+        let Some(flow) = self.flows.remove(key) else {
+            return;
+        };
+        self.lru.remove(&(flow.lru_sec, flow.id));
+        let Flow {
+            mut info,
+            mut asm,
+            mut state,
+            ..
+        } = flow;
+        let meta = meta.unwrap_or(EventMeta {
+            ts: info.last,
+            frame: info.last_frame,
+        });
+        for dir in [Direction::ToServer, Direction::ToClient] {
+            let mut sink = Sink {
+                handler: &mut self.handler,
+                state: &mut state,
+                info: &mut info,
+                dir,
+                meta,
+                counters: &mut self.stats,
+                budget: &mut self.budget,
+            };
+            if let Some(a) = asm.get_mut(dir.index()) {
+                a.flush(&mut sink);
+            }
+        }
+        if let Some(dir) = reset_by {
+            let mut sink = Sink {
+                handler: &mut self.handler,
+                state: &mut state,
+                info: &mut info,
+                dir,
+                meta,
+                counters: &mut self.stats,
+                budget: &mut self.budget,
+            };
+            if let Some(a) = asm.get_mut(dir.index()) {
+                a.reset(&mut sink);
+            }
+        }
+        match reason {
+            CloseReason::Fin => self.stats.closed_fin += 1,
+            CloseReason::Reset => self.stats.closed_reset += 1,
+            CloseReason::IdleTimeout => self.stats.idle_timeouts += 1,
+            CloseReason::EndOfInput => self.stats.closed_end_of_input += 1,
+            // Counted where they are decided.
+            CloseReason::Evicted | CloseReason::PortReuse => {}
+        }
+        self.handler.close(state, &info, reason);
+        if matches!(reason, CloseReason::Fin | CloseReason::Reset) {
+            self.remember_closed(*key);
+        }
+    }
+
+    fn remember_closed(&mut self, key: FlowKey) {
+        let linger = match self.config.idle_timeout_secs {
+            0 => TIME_WAIT_SECS,
+            t => t.min(TIME_WAIT_SECS),
+        };
+        let expires = self
+            .now
+            .saturating_add(i64::try_from(linger).unwrap_or(i64::MAX));
+        self.closed.insert(key, expires);
+        self.closed_queue.push_back((expires, key));
+        let cap = self.config.max_flows.max(1);
+        while self.closed.len() > cap {
+            let Some((expires, old)) = self.closed_queue.pop_front() else {
+                break;
+            };
+            if self.closed.get(&old) == Some(&expires) {
+                self.closed.remove(&old);
+                self.stats.closed_tracking_evicted += 1;
+            }
+        }
+    }
+}
+
+/// Applies one segment to a live flow. Returns how the flow ends, if this segment ends it.
+fn drive<H: FlowHandler>(
+    flow: &mut Flow<H::State>,
+    dir: Direction,
+    seg: &TcpSegment<'_>,
+    meta: EventMeta,
+    handler: &mut H,
+    counters: &mut FlowTableStats,
+    budget: &mut Budget,
+) -> Option<(CloseReason, Option<Direction>)> {
+    let Flow {
+        info, asm, state, ..
+    } = flow;
+    if meta.ts > info.last {
+        info.last = meta.ts;
+    }
+    info.last_frame = meta.frame;
+    let d = dir.index();
+    let flags = seg.flags;
+    if let Some(s) = info.dirs.get_mut(d) {
+        s.packets += 1;
+        s.payload_bytes += seg.payload.len() as u64 + u64::from(seg.missing_payload);
+        s.fin |= flags.fin();
+        s.rst |= flags.rst();
+    }
+    let [to_server, to_client] = asm;
+    let (mine, peer) = match dir {
+        Direction::ToServer => (to_server, to_client),
+        Direction::ToClient => (to_client, to_server),
+    };
+
+    let mut seq = seg.seq;
+    if flags.syn() {
+        match mine.syn(seg.seq) {
+            SynOutcome::Anchored => {
+                if let Some(s) = info.dirs.get_mut(d) {
+                    s.syn = true;
+                }
+                if !flags.ack() && dir == Direction::ToServer {
+                    info.roles = RoleSource::Syn;
+                }
+            }
+            SynOutcome::Retransmission => {}
+            // A SYN that does not belong to this sequence space carries nothing we can place.
+            SynOutcome::Mismatch => {
+                if let Some(s) = info.dirs.get_mut(d) {
+                    s.retransmissions += 1;
+                }
+                return flags.rst().then_some((CloseReason::Reset, Some(dir)));
+            }
+        }
+        // The SYN takes one sequence number (RFC 9293 §3.4).
+        seq = seg.seq.wrapping_add(1);
+    }
+
+    // The peer's ACK first: causally it reports what arrived before this segment was sent,
+    // so a gap it reveals belongs before this segment's bytes.
+    if flags.ack() && !flags.rst() && peer.awaits_ack() {
+        let mut sink = Sink {
+            handler: &mut *handler,
+            state: &mut *state,
+            info: &mut *info,
+            dir: dir.reverse(),
+            meta,
+            counters: &mut *counters,
+            budget: &mut *budget,
+        };
+        peer.peer_ack(seg.ack, &mut sink);
+    }
+
+    let mut sink = Sink {
+        handler,
+        state,
+        info,
+        dir,
+        meta,
+        counters,
+        budget,
+    };
+    mine.segment(
+        seq,
+        seg.payload,
+        seg.missing_payload,
+        flags.fin(),
+        &mut sink,
+    );
+
+    if flags.rst() {
+        // RFC 9293 §3.10.7: a RST aborts the connection in both directions.
+        return Some((CloseReason::Reset, Some(dir)));
+    }
+    if mine.fin_seen() && peer.fin_seen() {
+        return Some((CloseReason::Fin, None));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::*;
+    use crate::decode::TcpFlags;
+
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    enum Ev {
+        Data(Vec<u8>),
+        Gap(u64),
+        Fin,
+        Reset,
+    }
+
+    /// Records every call; flow states are their opening order.
+    #[derive(Default)]
+    struct Rec {
+        opened: Vec<FlowInfo>,
+        events: Vec<(usize, Direction, Ev, u64)>,
+        closed: Vec<(usize, CloseReason, FlowInfo)>,
+        /// Directions whose analyzer answers `Done` after its first data.
+        done_after_first: bool,
+    }
+
+    impl FlowHandler for Rec {
+        type State = usize;
+        fn open(&mut self, info: &FlowInfo, _meta: EventMeta) -> usize {
+            self.opened.push(info.clone());
+            self.opened.len() - 1
+        }
+        fn event(
+            &mut self,
+            state: &mut usize,
+            _info: &FlowInfo,
+            dir: Direction,
+            ev: StreamEvent<'_>,
+            meta: EventMeta,
+        ) -> Interest {
+            let ev = match ev {
+                StreamEvent::Data(d) => Ev::Data(d.to_vec()),
+                StreamEvent::Gap(n) => Ev::Gap(n),
+                StreamEvent::Fin => Ev::Fin,
+                StreamEvent::Reset => Ev::Reset,
+            };
+            let data = matches!(ev, Ev::Data(_));
+            self.events.push((*state, dir, ev, meta.frame));
+            if self.done_after_first && data {
+                Interest::Done
+            } else {
+                Interest::Bytes
+            }
+        }
+        fn close(&mut self, state: usize, info: &FlowInfo, reason: CloseReason) {
+            self.closed.push((state, reason, info.clone()));
+        }
+    }
+
+    impl Rec {
+        /// Bytes of one flow's direction, with gaps shown as `<gap N>`.
+        fn stream(&self, flow: usize, dir: Direction) -> Vec<Ev> {
+            let mut out: Vec<Ev> = Vec::new();
+            for (f, d, ev, _) in &self.events {
+                if *f != flow || *d != dir {
+                    continue;
+                }
+                match (out.last_mut(), ev) {
+                    (Some(Ev::Data(prev)), Ev::Data(b)) => prev.extend_from_slice(b),
+                    _ => out.push(ev.clone()),
+                }
+            }
+            out
+        }
+    }
+
+    const C: (&str, u16) = ("192.0.2.10", 50123);
+    const S: (&str, u16) = ("198.51.100.7", 25);
+    const SYN: u8 = TcpFlags::SYN;
+    const ACK: u8 = TcpFlags::ACK;
+    const FIN: u8 = TcpFlags::FIN;
+    const RST: u8 = TcpFlags::RST;
+    const PSH: u8 = TcpFlags::PSH;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse()
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+    }
+
+    fn seg<'a>(
+        from: (&str, u16),
+        to: (&str, u16),
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        payload: &'a [u8],
+    ) -> TcpSegment<'a> {
+        TcpSegment {
+            src: ip(from.0),
+            dst: ip(to.0),
+            src_port: from.1,
+            dst_port: to.1,
+            seq,
+            ack,
+            flags: TcpFlags(flags),
+            payload,
+            missing_payload: 0,
+        }
+    }
+
+    /// Feeds segments as consecutive frames, one second of capture time apart from `t0`.
+    struct Feed {
+        table: FlowTable<Rec>,
+        frame: u64,
+        secs: i64,
+    }
+
+    impl Feed {
+        fn new(config: FlowConfig) -> Self {
+            Feed {
+                table: FlowTable::new(config, Rec::default()),
+                frame: 0,
+                secs: 1_700_000_000,
+            }
+        }
+        fn at(&mut self, secs: i64) -> &mut Self {
+            self.secs = secs;
+            self
+        }
+        fn send(&mut self, s: TcpSegment<'_>) -> &mut Self {
+            self.frame += 1;
+            let meta = EventMeta {
+                ts: Timestamp::new(self.secs, 0),
+                frame: self.frame,
+            };
+            self.table.process(&s, meta);
+            self
+        }
+        fn rec(&self) -> &Rec {
+            self.table.handler()
+        }
+    }
+
+    const CI: u32 = 100; // client ISN
+    const SI: u32 = 5000; // server ISN
+
+    fn handshake(f: &mut Feed) {
+        f.send(seg(C, S, CI, 0, SYN, b""))
+            .send(seg(S, C, SI, CI + 1, SYN | ACK, b""))
+            .send(seg(C, S, CI + 1, SI + 1, ACK, b""));
+    }
+
+    #[test]
+    fn full_connection_delivers_both_directions_and_closes_on_fins() {
+        let mut f = Feed::new(FlowConfig::default());
+        handshake(&mut f);
+        f.send(seg(S, C, SI + 1, CI + 1, ACK | PSH, b"220 hi\r\n"))
+            .send(seg(C, S, CI + 1, SI + 9, ACK | PSH, b"QUIT\r\n"))
+            .send(seg(S, C, SI + 9, CI + 7, ACK | PSH | FIN, b"221 bye\r\n"))
+            .send(seg(C, S, CI + 7, SI + 19, ACK | FIN, b""));
+        let r = f.rec();
+        assert_eq!(r.opened.len(), 1);
+        assert_eq!(r.opened[0].roles, RoleSource::Syn);
+        assert_eq!(r.opened[0].client.port, 50123);
+        assert_eq!(
+            r.stream(0, Direction::ToServer),
+            vec![Ev::Data(b"QUIT\r\n".to_vec()), Ev::Fin]
+        );
+        assert_eq!(
+            r.stream(0, Direction::ToClient),
+            vec![Ev::Data(b"220 hi\r\n221 bye\r\n".to_vec()), Ev::Fin]
+        );
+        assert_eq!(r.closed.len(), 1);
+        let (_, reason, info) = &r.closed[0];
+        assert_eq!(*reason, CloseReason::Fin);
+        assert_eq!((info.first_frame, info.last_frame), (1, 7));
+        assert!(info.dirs[0].syn && info.dirs[1].syn && info.dirs[0].fin);
+        assert_eq!(info.dirs[1].delivered_bytes, 17);
+        assert_eq!(f.table.stats().closed_fin, 1);
+        assert_eq!(f.table.live_flows(), 0);
+
+        // The last ACK arrives after the close: remembered, not a new flow.
+        f.send(seg(S, C, SI + 18, CI + 8, ACK, b""));
+        assert_eq!(f.rec().opened.len(), 1);
+        assert_eq!(f.table.stats().packets_after_close, 1);
+    }
+
+    #[test]
+    fn roles_from_syn_ack_port_and_first_packet() {
+        let mut f = Feed::new(FlowConfig::default());
+        f.send(seg(S, C, SI, CI + 1, SYN | ACK, b""));
+        // Mail port wins over "lower port" (2525 vs 443 both sides known).
+        f.send(seg(("10.0.0.1", 443), ("10.0.0.2", 2525), 1, 1, ACK, b"x"));
+        f.send(seg(("10.0.0.3", 40000), ("10.0.0.4", 110), 1, 1, ACK, b"x"));
+        f.send(seg(
+            ("10.0.0.5", 40000),
+            ("10.0.0.6", 40001),
+            1,
+            1,
+            ACK,
+            b"x",
+        ));
+        let o = &f.rec().opened;
+        assert_eq!((o[0].roles, o[0].client.port), (RoleSource::SynAck, 50123));
+        assert_eq!((o[1].roles, o[1].server.port), (RoleSource::Port, 2525));
+        assert_eq!((o[2].roles, o[2].server.port), (RoleSource::Port, 110));
+        assert_eq!(
+            (o[3].roles, o[3].client.port),
+            (RoleSource::FirstPacket, 40000)
+        );
+        assert!(RoleSource::SynAck.from_handshake());
+    }
+
+    #[test]
+    fn ipv6_both_directions_share_one_flow() {
+        let c = ("2001:db8::10", 50000);
+        let s = ("2001:db8::25", 587);
+        let mut f = Feed::new(FlowConfig::default());
+        f.send(seg(s, c, 9, 1, ACK, b"220 v6\r\n"))
+            .send(seg(c, s, 1, 17, ACK, b"EHLO x\r\n"));
+        let r = f.rec();
+        assert_eq!(r.opened.len(), 1);
+        assert_eq!(r.opened[0].server.port, 587);
+        assert_eq!(r.opened[0].roles, RoleSource::Port);
+        assert_eq!(
+            r.stream(0, Direction::ToClient),
+            vec![Ev::Data(b"220 v6\r\n".to_vec())]
+        );
+        assert_eq!(
+            r.stream(0, Direction::ToServer),
+            vec![Ev::Data(b"EHLO x\r\n".to_vec())]
+        );
+    }
+
+    #[test]
+    fn one_sided_capture_still_delivers() {
+        // Only client -> server packets, out of order, with no ACK from the server.
+        let mut f = Feed::new(FlowConfig::default());
+        f.send(seg(C, S, CI, 0, SYN, b""))
+            .send(seg(C, S, CI + 1 + 6, SI + 1, ACK, b"AUTH "))
+            .send(seg(C, S, CI + 1, SI + 1, ACK, b"EHLO\r\n"))
+            .send(seg(C, S, CI + 12, SI + 1, ACK, b"PLAIN\r\n"));
+        f.table.finish_all();
+        let r = f.rec();
+        assert_eq!(
+            r.stream(0, Direction::ToServer),
+            vec![Ev::Data(b"EHLO\r\nAUTH PLAIN\r\n".to_vec())]
+        );
+        assert_eq!(r.closed[0].1, CloseReason::EndOfInput);
+        assert_eq!(f.table.stats().closed_end_of_input, 1);
+    }
+
+    #[test]
+    fn rst_delivers_reset_to_its_sender_and_closes() {
+        let mut f = Feed::new(FlowConfig::default());
+        handshake(&mut f);
+        f.send(seg(C, S, CI + 1, SI + 1, ACK, b"EH")).send(seg(
+            S,
+            C,
+            SI + 1,
+            CI + 3,
+            RST | ACK,
+            b"",
+        ));
+        let r = f.rec();
+        assert_eq!(
+            r.events.last(),
+            Some(&(0, Direction::ToClient, Ev::Reset, 5))
+        );
+        assert_eq!(r.closed[0].1, CloseReason::Reset);
+        assert!(r.closed[0].2.dirs[1].rst);
+        assert_eq!(f.table.stats().closed_reset, 1);
+        assert_eq!(f.table.live_flows(), 0);
+    }
+
+    #[test]
+    fn rst_flushes_pending_data_behind_a_hole_first() {
+        let mut f = Feed::new(FlowConfig::default());
+        handshake(&mut f);
+        f.send(seg(C, S, CI + 1 + 3, SI + 1, ACK, b"DEF")).send(seg(
+            C,
+            S,
+            CI + 7,
+            SI + 1,
+            RST,
+            b"",
+        ));
+        assert_eq!(
+            f.rec().stream(0, Direction::ToServer),
+            vec![Ev::Gap(3), Ev::Data(b"DEF".to_vec()), Ev::Reset]
+        );
+    }
+
+    #[test]
+    fn new_syn_after_close_is_port_reuse() {
+        let mut f = Feed::new(FlowConfig::default());
+        handshake(&mut f);
+        f.send(seg(C, S, CI + 1, SI + 1, ACK | FIN, b"")).send(seg(
+            S,
+            C,
+            SI + 1,
+            CI + 2,
+            ACK | FIN,
+            b"",
+        ));
+        f.send(seg(C, S, 90_000, 0, SYN, b""))
+            .send(seg(C, S, 90_001, 0, ACK, b"HELO\r\n"));
+        let r = f.rec();
+        assert_eq!(r.opened.len(), 2);
+        assert_eq!(
+            r.stream(1, Direction::ToServer),
+            vec![Ev::Data(b"HELO\r\n".to_vec())]
+        );
+        assert_eq!(f.table.stats().port_reuse, 1);
+    }
+
+    #[test]
+    fn new_syn_with_another_isn_on_a_live_flow_closes_it_as_port_reuse() {
+        let mut f = Feed::new(FlowConfig::default());
+        handshake(&mut f);
+        f.send(seg(C, S, CI + 1, SI + 1, ACK, b"EHLO\r\n"));
+        // Same SYN again: a retransmission, nothing changes.
+        f.send(seg(C, S, CI, 0, SYN, b""));
+        assert_eq!(f.rec().opened.len(), 1);
+        f.send(seg(C, S, 777_777, 0, SYN, b""));
+        let r = f.rec();
+        assert_eq!(r.opened.len(), 2);
+        assert_eq!(r.closed[0].1, CloseReason::PortReuse);
+        assert_eq!(f.table.stats().port_reuse, 1);
+        assert_eq!(f.table.live_flows(), 1);
+    }
+
+    #[test]
+    fn idle_flows_time_out_in_capture_time() {
+        let config = FlowConfig {
+            idle_timeout_secs: 60,
+            ..FlowConfig::default()
+        };
+        let mut f = Feed::new(config);
+        let t0 = f.secs;
+        f.send(seg(C, S, 1, 1, ACK, b"a"));
+        f.at(t0 + 30)
+            .send(seg(("10.9.9.9", 40000), ("10.9.9.8", 25), 1, 1, ACK, b"b"));
+        f.at(t0 + 60)
+            .send(seg(("10.9.9.9", 40000), ("10.9.9.8", 25), 2, 1, ACK, b"c"));
+        assert!(f.rec().closed.is_empty(), "60 s idle is not more than 60 s");
+        f.at(t0 + 61)
+            .send(seg(("10.9.9.9", 40000), ("10.9.9.8", 25), 3, 1, ACK, b"d"));
+        let r = f.rec();
+        assert_eq!(r.closed.len(), 1);
+        assert_eq!(r.closed[0].0, 0);
+        assert_eq!(r.closed[0].1, CloseReason::IdleTimeout);
+        assert_eq!(f.table.stats().idle_timeouts, 1);
+        assert_eq!(f.table.live_flows(), 1);
+        // A later packet of the timed-out flow starts a new flow.
+        f.send(seg(C, S, 2, 1, ACK, b"e"));
+        assert_eq!(f.rec().opened.len(), 3);
+    }
+
+    #[test]
+    fn flow_cap_evicts_the_longest_idle_flow() {
+        let config = FlowConfig {
+            max_flows: 2,
+            ..FlowConfig::default()
+        };
+        let mut f = Feed::new(config);
+        let t0 = f.secs;
+        let a = ("10.0.0.1", 40001);
+        let b = ("10.0.0.1", 40002);
+        let c = ("10.0.0.1", 40003);
+        f.send(seg(a, S, 1, 1, ACK, b"a"));
+        f.at(t0 + 1).send(seg(b, S, 1, 1, ACK, b"b"));
+        // Flow a is touched again: b is now the longest idle.
+        f.at(t0 + 2).send(seg(a, S, 2, 1, ACK, b"a"));
+        f.at(t0 + 3).send(seg(c, S, 1, 1, ACK, b"c"));
+        let r = f.rec();
+        assert_eq!(r.closed.len(), 1);
+        assert_eq!((r.closed[0].0, r.closed[0].1), (1, CloseReason::Evicted));
+        assert_eq!(f.table.stats().evicted_flow_cap, 1);
+        assert_eq!(f.table.stats().max_live_flows, 2);
+        assert_eq!(f.table.live_flows(), 2);
+    }
+
+    #[test]
+    fn peer_ack_past_a_hole_declares_a_gap() {
+        let mut f = Feed::new(FlowConfig::default());
+        handshake(&mut f);
+        // Client bytes 0..4 never captured; 4..8 held.
+        f.send(seg(C, S, CI + 1 + 4, SI + 1, ACK, b"EFGH"));
+        assert!(f.rec().stream(0, Direction::ToServer).is_empty());
+        // The server acknowledged everything: the hole was lost in capture.
+        f.send(seg(S, C, SI + 1, CI + 1 + 8, ACK, b"250 ok\r\n"));
+        let r = f.rec();
+        assert_eq!(
+            r.stream(0, Direction::ToServer),
+            vec![Ev::Gap(4), Ev::Data(b"EFGH".to_vec())]
+        );
+        // The gap is reported before the server's reply, with the ACK's frame.
+        let order: Vec<_> = r.events.iter().map(|e| (e.1, e.3)).collect();
+        assert_eq!(
+            order,
+            vec![
+                (Direction::ToServer, 5),
+                (Direction::ToServer, 5),
+                (Direction::ToClient, 5)
+            ]
+        );
+        assert_eq!(f.table.stats().gaps, 1);
+    }
+
+    #[test]
+    fn snaplen_cut_payload_becomes_a_gap() {
+        let mut f = Feed::new(FlowConfig::default());
+        handshake(&mut f);
+        let mut s = seg(C, S, CI + 1, SI + 1, ACK, b"AUTH PL");
+        s.missing_payload = 9;
+        f.send(s);
+        f.send(seg(C, S, CI + 1 + 16, SI + 1, ACK, b"QUIT\r\n"));
+        let r = f.rec();
+        assert_eq!(
+            r.stream(0, Direction::ToServer),
+            vec![
+                Ev::Data(b"AUTH PL".to_vec()),
+                Ev::Gap(9),
+                Ev::Data(b"QUIT\r\n".to_vec())
+            ]
+        );
+        assert_eq!(f.table.stats().gaps, 1);
+    }
+
+    #[test]
+    fn hole_never_filled_is_a_gap_at_end_of_input() {
+        let mut f = Feed::new(FlowConfig::default());
+        handshake(&mut f);
+        f.send(seg(C, S, CI + 1, SI + 1, ACK, b"AB")).send(seg(
+            C,
+            S,
+            CI + 1 + 4,
+            SI + 1,
+            ACK,
+            b"EF",
+        ));
+        f.table.finish_all();
+        assert_eq!(
+            f.rec().stream(0, Direction::ToServer),
+            vec![
+                Ev::Data(b"AB".to_vec()),
+                Ev::Gap(2),
+                Ev::Data(b"EF".to_vec())
+            ]
+        );
+        assert_eq!(f.table.ooo_bytes_held(), 0);
+    }
+
+    #[test]
+    fn done_stops_buffering_for_that_direction() {
+        let mut f = Feed::new(FlowConfig::default());
+        f.table.handler_mut().done_after_first = true;
+        handshake(&mut f);
+        f.send(seg(S, C, SI + 1, CI + 1, ACK, b"\x16\x03\x01"))
+            .send(seg(S, C, SI + 1 + 10, CI + 1, ACK, b"later"))
+            .send(seg(S, C, SI + 1 + 3, CI + 1, ACK, b"more"));
+        assert_eq!(f.table.ooo_bytes_held(), 0);
+        f.send(seg(S, C, SI + 1 + 15, CI + 1, ACK | FIN, b""));
+        let r = f.rec();
+        assert_eq!(
+            r.stream(0, Direction::ToClient),
+            vec![Ev::Data(b"\x16\x03\x01".to_vec()), Ev::Fin]
+        );
+        f.table.finish_all();
+        let info = &f.rec().closed[0].2;
+        assert_eq!(info.dirs[1].delivered_bytes, 3);
+        assert_eq!(info.dirs[1].skipped_bytes, 12);
+    }
+
+    #[test]
+    fn total_ooo_cap_is_shared_across_flows() {
+        let config = FlowConfig {
+            max_ooo_bytes_total: 2 * (4 + crate::flow::CHUNK_OVERHEAD),
+            ..FlowConfig::default()
+        };
+        let mut f = Feed::new(config);
+        for port in [40001, 40002, 40003] {
+            f.send(seg(("10.0.0.1", port), S, 100, 1, ACK, b"x"));
+            f.send(seg(("10.0.0.1", port), S, 110, 1, ACK, b"HOLD"));
+        }
+        let st = f.table.stats();
+        assert_eq!(st.ooo_total_cap_hits, 1);
+        assert_eq!(st.ooo_bytes_dropped_total_cap, 9);
+        assert_eq!(
+            f.table.ooo_bytes_held(),
+            2 * (4 + crate::flow::CHUNK_OVERHEAD)
+        );
+        f.table.finish_all();
+        assert_eq!(f.table.ooo_bytes_held(), 0);
+    }
+
+    #[test]
+    fn finish_all_closes_in_opening_order() {
+        let mut f = Feed::new(FlowConfig::default());
+        for port in [40005, 40001, 40009, 40003] {
+            f.send(seg(("10.0.0.1", port), S, 1, 1, ACK, b"x"));
+        }
+        f.table.finish_all();
+        let order: Vec<usize> = f.rec().closed.iter().map(|c| c.0).collect();
+        assert_eq!(order, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn table_is_reusable_after_finish_all_with_an_earlier_clock() {
+        let config = FlowConfig {
+            idle_timeout_secs: 10,
+            ..FlowConfig::default()
+        };
+        let mut f = Feed::new(config);
+        let t0 = f.secs;
+        f.at(t0 + 1000).send(seg(C, S, 1, 1, ACK, b"a"));
+        f.table.finish_all();
+        // Second capture, earlier clock: idle timeouts still follow its own time.
+        f.at(t0).send(seg(C, S, 1, 1, ACK, b"b"));
+        f.at(t0 + 11)
+            .send(seg(("10.0.0.9", 40000), S, 1, 1, ACK, b"c"));
+        let r = f.rec();
+        assert_eq!(r.closed.len(), 2);
+        assert_eq!(
+            (r.closed[1].0, r.closed[1].1),
+            (1, CloseReason::IdleTimeout)
+        );
+    }
+
+    #[test]
+    fn flow_key_is_direction_free() {
+        let a = seg(C, S, 1, 1, ACK, b"");
+        let b = seg(S, C, 1, 1, ACK, b"");
+        assert_eq!(FlowKey::of(&a), FlowKey::of(&b));
+        assert_eq!(FlowKey::of(&a).shard_hash(), FlowKey::of(&b).shard_hash());
+        let (lo, hi) = FlowKey::of(&a).endpoints();
+        assert_eq!((lo.port, hi.port), (50123, 25));
+        assert_eq!(lo.ip, ip(C.0));
+        // IPv4 and the IPv4-mapped IPv6 address are different endpoints.
+        let mapped = seg(("::ffff:192.0.2.10", 50123), S, 1, 1, ACK, b"");
+        assert_ne!(FlowKey::of(&a), FlowKey::of(&mapped));
+        let (lo, hi) = FlowKey::of(&mapped).endpoints();
+        assert_eq!((lo.ip, hi.ip), (ip(S.0), ip("::ffff:192.0.2.10")));
     }
 }

@@ -325,6 +325,20 @@ impl SmtpSession {
         self.facts.client_spoke
     }
 
+    /// The dialog shows something only SMTP has: an EHLO/HELO, EHLO capabilities, a mail
+    /// transaction, STARTTLS, or a greeting that names (E)SMTP. Reply codes alone are not
+    /// enough (FTP and NNTP use them too), nor are verbs that POP3 and FTP share (AUTH, QUIT).
+    pub fn smtp_specific(&self) -> bool {
+        let f = &self.facts;
+        f.helo.is_some()
+            || !f.capabilities.is_empty()
+            || f.transactions > 0
+            || f.starttls_phase != TlsPhase::NotIssued
+            || f.banner
+                .as_deref()
+                .is_some_and(|b| b.to_ascii_uppercase().contains("SMTP"))
+    }
+
     /// STARTTLS was issued and answered 2xx (the flow's class becomes `starttls`), whether
     /// or not a handshake followed.
     pub fn starttls_accepted(&self) -> bool {
