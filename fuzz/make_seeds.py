@@ -278,11 +278,11 @@ def seeds_from(path):
 
 
 def fa_header(fl):
-    """The two header bytes of flow_analysis: server port, roles, clean close, one copy."""
+    """The two header bytes of flow_analysis: server port, roles, posture findings, FIN, one copy."""
     port = fl["server"][1]
     pi = FA_PORTS.index(port) if port in FA_PORTS else 7
     roles = 0 if fl["syn"] and not fl["synack"] else 1 if fl["synack"] else 2
-    return bytes([pi | roles << 3, 0])
+    return bytes([pi | roles << 3 | 0x80, 0])
 
 
 def main(argv):

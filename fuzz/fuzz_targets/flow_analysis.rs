@@ -8,7 +8,7 @@
 //! ```text
 //! byte 0  bits 0-2 server port (25 465 587 2525 443 10025 80 40000)
 //!         bits 3-4 how the table set roles (syn, syn-ack, port, first packet)
-//!         bit 5    --reveal-secrets      bit 6  IPv6
+//!         bit 5    --reveal-secrets      bit 6  IPv6      bit 7  --posture-findings
 //! byte 1  bits 0-2 close reason          bits 3-4 copies of the flow (1-3; brute force)
 //! ```
 //!

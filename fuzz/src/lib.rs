@@ -339,6 +339,7 @@ pub fn flow_analysis(data: &[u8]) {
     };
     let cfg = Config {
         reveal_secrets: h0 & 0x20 != 0,
+        posture_findings: h0 & 0x80 != 0,
         ..Config::default()
     };
     let (cip, sip): (IpAddr, IpAddr) = if h0 & 0x40 != 0 {
