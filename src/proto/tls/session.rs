@@ -1071,6 +1071,7 @@ impl TlsSession {
                     break;
                 }
                 self.on_message(dir, HandshakeType(ty), body, meta);
+                hs.disabled |= self.settled_meanwhile(d);
                 piece = piece.get(total..).unwrap_or_default();
                 continue;
             }
@@ -1109,6 +1110,7 @@ impl TlsSession {
                     buf.get(4..).unwrap_or_default(),
                     meta,
                 );
+                hs.disabled |= self.settled_meanwhile(d);
                 hs.buf = buf;
                 hs.buf.clear();
             }
@@ -1121,6 +1123,14 @@ impl TlsSession {
             }
             s.hs = hs;
         }
+    }
+
+    /// `on_message` settled this side (a TLS 1.3 ServerHello: what follows is encrypted)
+    /// while `hs_push` holds its buffer. The rest of the piece must then be left alone, as
+    /// it would be had it come in a later call: otherwise encrypted bytes in the same
+    /// segment were parsed as handshake messages (and counted as overflows).
+    fn settled_meanwhile(&self, d: usize) -> bool {
+        self.dirs.get(d).is_some_and(|s| s.hs.disabled)
     }
 
     fn hs_overflow(&mut self, dir: Direction, meta: EventMeta) {
@@ -1814,6 +1824,35 @@ mod tests {
         s.extend(rec(20, &[1]));
         s.extend(rec(23, &[0x42; 2500]));
         s
+    }
+
+    /// Found by the `tls_session` fuzz target (chunking differential): a TLS 1.3 ServerHello
+    /// followed, in the same handshake record and the same segment, by bytes that read as a
+    /// huge message header. Fed at once they were parsed as handshake (one overflow); fed
+    /// byte by byte they were left alone, as encrypted bytes must be.
+    #[test]
+    fn tls13_server_hello_settles_the_rest_of_the_segment() {
+        let sh = server_hello_body(
+            0x0303,
+            [2; 32],
+            0x1302,
+            &[(ext::SUPPORTED_VERSIONS, vec![3, 4])],
+        );
+        let mut body = hs(2, &sh);
+        body.extend_from_slice(&[0x0b, 0xff, 0xff, 0xff, 0x17, 0x03, 0x03]);
+        let stream = rec(22, &body);
+        let run = |pieces: Vec<&[u8]>| {
+            let mut t = session();
+            t.feed(C, &rec(22, &hs(1, &ch13())), m(1));
+            for p in pieces {
+                t.feed(S, p, m(2));
+            }
+            t.record()
+        };
+        let whole = run(vec![&stream]);
+        assert_eq!(whole.to_client.handshake_overflow, 0);
+        assert!(whole.anomalies.is_empty(), "{:?}", whole.anomalies);
+        assert_eq!(whole, run(stream.chunks(1).collect()));
     }
 
     #[test]
