@@ -81,7 +81,7 @@ fn generate(dir: &Path, name: &str, o: gencorpus::Options) -> String {
         truth: false,
         ..o
     });
-    assert!(g.flows > 10 && g.packets > 100, "{g:?}");
+    assert!(g.flows > 100 && g.packets > 1000, "{g:?}");
     out.to_string_lossy().into_owned()
 }
 
@@ -94,6 +94,10 @@ fn generated_mixed_capture_gives_the_same_report_with_any_thread_count() {
         gencorpus::Options {
             size: 5 << 20,
             seed: 7,
+            // Small bodies and sessions, so that a few megabytes hold hundreds of flows.
+            concurrent: 128,
+            body: Some(3_000),
+            tls: Some(5_000),
             ..Default::default()
         },
     );
