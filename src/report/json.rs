@@ -72,73 +72,84 @@ impl JsonSink {
 
 /// Writes `compact` (serde_json's compact output) the way `serde_json::to_writer_pretty`
 /// writes the same value nested `depth` levels deep: two spaces per level, `": "` after
-/// keys, one member or element per line, `{}` and `[]` when empty.
-fn write_pretty(w: &mut impl Write, compact: &[u8], depth: usize) -> io::Result<()> {
-    const SPACES: [u8; 64] = [b' '; 64];
-    fn newline(w: &mut impl Write, level: usize) -> io::Result<()> {
-        w.write_all(b"\n")?;
-        let mut n = level * 2;
-        while n > 0 {
-            let k = n.min(SPACES.len());
-            w.write_all(SPACES.get(..k).unwrap_or_default())?;
-            n -= k;
-        }
-        Ok(())
+/// keys, one member or element per line, `{}` and `[]` when empty. Bytes between two
+/// structural bytes (strings, numbers, literals) are copied in one piece.
+fn write_pretty(out: &mut Vec<u8>, compact: &[u8], depth: usize) {
+    fn newline(out: &mut Vec<u8>, level: usize) {
+        out.push(b'\n');
+        out.resize(out.len() + level * 2, b' ');
     }
     let mut level = depth;
+    let mut run = 0;
     let mut i = 0;
     while let Some(&b) = compact.get(i) {
-        match b {
-            b'"' => {
-                // A string, escapes included, copied as it is.
-                let mut j = i + 1;
-                while let Some(&c) = compact.get(j) {
-                    j += match c {
-                        b'\\' => 2,
-                        b'"' => break,
-                        _ => 1,
-                    };
+        i += 1;
+        if b == b'"' {
+            // Skip the string: to its closing quote, over escapes.
+            while let Some(p) = compact.get(i..).and_then(find_quote_or_backslash) {
+                let at = i + p;
+                i = at + 1;
+                if compact.get(at) == Some(&b'"') {
+                    break;
                 }
-                let end = (j + 1).min(compact.len());
-                w.write_all(compact.get(i..end).unwrap_or_default())?;
-                i = end;
-                continue;
+                i += 1;
             }
+            continue;
+        }
+        if !matches!(b, b'{' | b'[' | b'}' | b']' | b',' | b':') {
+            continue;
+        }
+        out.extend_from_slice(compact.get(run..i - 1).unwrap_or_default());
+        run = i;
+        match b {
             b'{' | b'[' => {
                 let close = if b == b'{' { b'}' } else { b']' };
-                if compact.get(i + 1) == Some(&close) {
-                    w.write_all(&[b, close])?;
-                    i += 2;
-                    continue;
+                if compact.get(i) == Some(&close) {
+                    out.extend_from_slice(&[b, close]);
+                    i += 1;
+                    run = i;
+                } else {
+                    out.push(b);
+                    level += 1;
+                    newline(out, level);
                 }
-                w.write_all(&[b])?;
-                level += 1;
-                newline(w, level)?;
             }
             b'}' | b']' => {
                 level = level.saturating_sub(1);
-                newline(w, level)?;
-                w.write_all(&[b])?;
+                newline(out, level);
+                out.push(b);
             }
             b',' => {
-                w.write_all(b",")?;
-                newline(w, level)?;
+                out.push(b',');
+                newline(out, level);
             }
-            b':' => w.write_all(b": ")?,
-            _ => {
-                // A number or literal: up to the next structural byte.
-                let end = compact
-                    .get(i..)
-                    .and_then(|r| r.iter().position(|c| b",:{}[]\"".contains(c)))
-                    .map_or(compact.len(), |p| i + p);
-                w.write_all(compact.get(i..end).unwrap_or_default())?;
-                i = end;
-                continue;
-            }
+            _ => out.extend_from_slice(b": "),
         }
-        i += 1;
     }
-    Ok(())
+    out.extend_from_slice(compact.get(run..).unwrap_or_default());
+}
+
+/// Position of the first `"` or `\\` in `h`: whole blocks are tested without an early exit
+/// (vector compares), bytes only in the block that has one.
+fn find_quote_or_backslash(h: &[u8]) -> Option<usize> {
+    const BLOCK: usize = 16;
+    let mut at = 0;
+    while let Some(block) = h
+        .get(at..at + BLOCK)
+        .and_then(|b| <&[u8; BLOCK]>::try_from(b).ok())
+    {
+        if block
+            .iter()
+            .fold(false, |hit, &c| hit | (c == b'"') | (c == b'\\'))
+        {
+            break;
+        }
+        at += BLOCK;
+    }
+    h.get(at..)?
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\')
+        .map(|p| p + at)
 }
 
 /// Writes `"name": [ ... ]` as the last members of the document do, each value pretty at
@@ -150,9 +161,12 @@ fn write_array<'a>(
 ) -> io::Result<()> {
     write!(w, ",\n  \"{name}\": [")?;
     let mut any = false;
+    let mut text = Vec::with_capacity(16 * 1024);
     for v in values {
-        w.write_all(if any { b",\n    " } else { b"\n    " })?;
-        write_pretty(w, v, 2)?;
+        text.clear();
+        text.extend_from_slice(if any { b",\n    " } else { b"\n    " });
+        write_pretty(&mut text, v, 2);
+        w.write_all(&text)?;
         any = true;
     }
     w.write_all(if any { b"\n  ]" } else { b"]" })
@@ -257,7 +271,7 @@ mod tests {
 
     fn pretty_at_depth(v: &serde_json::Value, depth: usize) -> String {
         let mut out = Vec::new();
-        write_pretty(&mut out, &serde_json::to_vec(v).unwrap(), depth).unwrap();
+        write_pretty(&mut out, &serde_json::to_vec(v).unwrap(), depth);
         String::from_utf8(out).unwrap()
     }
 
