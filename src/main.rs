@@ -91,21 +91,32 @@ fn stdout_is_pipe() -> bool {
     }
 }
 
-/// Errors and warnings on stderr; a progress bar when stderr is a terminal.
+/// Errors and warnings on stderr; a progress bar when stderr is a terminal and a capture takes
+/// more than a moment.
 struct StderrObserver {
     quiet: bool,
     bar: Option<ProgressBar>,
+    started: std::time::Instant,
+    shown: bool,
 }
+
+/// A capture shows a progress bar once it has taken this long.
+const PROGRESS_AFTER: std::time::Duration = std::time::Duration::from_millis(700);
 
 impl StderrObserver {
     fn new(quiet: bool) -> Self {
-        StderrObserver { quiet, bar: None }
+        StderrObserver {
+            quiet,
+            bar: None,
+            started: std::time::Instant::now(),
+            shown: false,
+        }
     }
 
     fn println(&self, line: &str) {
         match &self.bar {
-            Some(bar) => bar.suspend(|| eprintln!("{line}")),
-            None => eprintln!("{line}"),
+            Some(bar) if self.shown => bar.suspend(|| eprintln!("{line}")),
+            _ => eprintln!("{line}"),
         }
     }
 }
@@ -115,31 +126,34 @@ impl Observer for StderrObserver {
         if self.quiet || !io::stderr().is_terminal() {
             return;
         }
-        let bar = match total {
-            Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr())
-                .with_style(
-                    ProgressStyle::with_template(
-                        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-                ),
-            None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
-                ProgressStyle::with_template("{msg} {bytes} {bytes_per_sec} {spinner}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        let style = match total {
+            Some(_) => ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
             ),
-        };
+            None => ProgressStyle::with_template("{msg} {bytes} {bytes_per_sec} {spinner}"),
+        }
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        // Hidden until the capture has taken a moment: small files finish without a flicker.
+        let bar =
+            ProgressBar::with_draw_target(total, ProgressDrawTarget::hidden()).with_style(style);
         bar.set_message(path.to_string());
-        // Only captures that take more than a moment show a bar.
-        bar.enable_steady_tick(std::time::Duration::from_millis(250));
         self.bar = Some(bar);
+        self.started = std::time::Instant::now();
+        self.shown = false;
     }
 
     fn progress(&mut self, input_bytes: u64, packets: u64) {
-        if let Some(bar) = &self.bar {
-            bar.set_position(input_bytes);
-            if bar.length().is_none() {
-                bar.set_message(format!("{packets} packets"));
-            }
+        let Some(bar) = &self.bar else {
+            return;
+        };
+        if !self.shown && self.started.elapsed() >= PROGRESS_AFTER {
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            self.shown = true;
+        }
+        bar.set_position(input_bytes);
+        if bar.length().is_none() {
+            bar.set_message(format!("{packets} packets"));
         }
     }
 

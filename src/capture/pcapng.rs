@@ -169,6 +169,28 @@ fn u16_at(data: &[u8], at: usize, big_endian: bool) -> Option<u16> {
     })
 }
 
+/// The message for a section header block whose byte-order magic is neither order.
+pub(super) fn bad_bom(bom: [u8; 4]) -> String {
+    format!(
+        "corrupt section header block (byte-order magic {})",
+        hex::encode(bom)
+    )
+}
+
+/// The message for a section header block length that makes no sense. It names the byte order
+/// the magic gave: a damaged magic that happens to read as the other order shows up here.
+pub(super) fn bad_shb_len(len: usize, big_endian: bool) -> String {
+    let order = if big_endian {
+        "big-endian"
+    } else {
+        "little-endian"
+    };
+    format!(
+        "corrupt block length {len} (section header block, read {order} as its byte-order \
+         magic says)"
+    )
+}
+
 /// `Ok(None)`: not enough bytes yet to know. `Err`: the framing is damaged.
 fn peek(data: &[u8], section_big_endian: bool) -> Result<Option<Peek>, String> {
     let Some(raw_type) = u32_at(data, 0, false) else {
@@ -180,7 +202,7 @@ fn peek(data: &[u8], section_big_endian: bool) -> Result<Option<Peek>, String> {
             None => return Ok(None),
             Some(BOM) => false,
             Some(b) if b == BOM.swap_bytes() => true,
-            Some(_) => return Err("corrupt section header block (byte-order magic)".into()),
+            Some(b) => return Err(bad_bom(b.to_le_bytes())),
         }
     } else {
         section_big_endian
@@ -192,12 +214,24 @@ fn peek(data: &[u8], section_big_endian: bool) -> Result<Option<Peek>, String> {
     let len = len as usize;
     // Section 3.1: the total length is a multiple of 4 and covers type, both lengths.
     if len < 12 || len % 4 != 0 || len > MAX_BLOCK_LEN {
-        return Err(format!("corrupt block length ({len})"));
+        if btype == SHB {
+            return Err(bad_shb_len(len, big_endian));
+        }
+        return Err(format!(
+            "corrupt block length {len} ({})",
+            block_name(btype)
+        ));
     }
     let complete = data.len() >= len;
     // The trailing copy of the length must match: the cheapest check that a block is whole.
-    if complete && u32_at(data, len - 4, big_endian) != Some(len as u32) {
-        return Err(format!("corrupt block length ({len}, trailer differs)"));
+    if complete {
+        let trailer = u32_at(data, len - 4, big_endian).unwrap_or_default();
+        if trailer != len as u32 {
+            return Err(format!(
+                "corrupt block length {len} ({}; the copy at its end says {trailer})",
+                block_name(btype)
+            ));
+        }
     }
     Ok(Some(Peek {
         btype,
@@ -207,21 +241,43 @@ fn peek(data: &[u8], section_big_endian: bool) -> Result<Option<Peek>, String> {
     }))
 }
 
-fn block_name(btype: u32) -> &'static str {
+fn block_name(btype: u32) -> String {
     match btype {
-        SHB => "section header block",
-        IDB => "interface description block",
-        OBSOLETE_PB => "packet block",
-        SPB => "simple packet block",
-        EPB => "enhanced packet block",
-        _ => "block",
+        SHB => "section header block".into(),
+        IDB => "interface description block".into(),
+        OBSOLETE_PB => "packet block".into(),
+        SPB => "simple packet block".into(),
+        EPB => "enhanced packet block".into(),
+        other => format!("block type {other:#x}"),
     }
+}
+
+/// Whether `area` (what follows an EPB's padded packet data, up to the trailing length) is a
+/// well-formed option list (section 3.5: code, length, value padded to 32 bits; it ends with
+/// opt_endofopt or at the end of the block). A captured length damaged downwards leaves
+/// packet bytes here, which rarely parse as options; pcap-parser ignores what does not parse.
+fn options_well_formed(mut area: &[u8], big_endian: bool) -> bool {
+    while !area.is_empty() {
+        let (Some(code), Some(len)) = (u16_at(area, 0, big_endian), u16_at(area, 2, big_endian))
+        else {
+            return false;
+        };
+        if code == 0 {
+            // opt_endofopt; anything after it is not read.
+            return true;
+        }
+        let padded = (usize::from(len) + 3) & !3;
+        match area.get(4 + padded..) {
+            Some(rest) => area = rest,
+            None => return false,
+        }
+    }
+    true
 }
 
 /// Warnings emitted at most once per reader.
 #[derive(Default)]
 struct Warned {
-    missing_interface: bool,
     bad_tsresol: bool,
     too_many_interfaces: bool,
     malformed_block: bool,
@@ -238,6 +294,9 @@ pub(super) struct PcapngInput {
     /// SPBs carry no timestamp; they get the last one seen so capture time never runs back.
     last_ts: Timestamp,
     skipped_missing_interface: u64,
+    /// Where the first packet of an undescribed interface was: stream offset, interface id,
+    /// section number.
+    first_missing_interface: Option<(u64, u32, u32)>,
     warned: Warned,
 }
 
@@ -262,6 +321,7 @@ impl PcapngInput {
             link_types: Vec::new(),
             last_ts: Timestamp::default(),
             skipped_missing_interface: 0,
+            first_missing_interface: None,
             warned: Warned::default(),
         })
     }
@@ -298,32 +358,50 @@ impl PcapngInput {
         self.interfaces.push(iface);
     }
 
-    fn interface(&mut self, if_id: u32, warnings: &mut Vec<String>) -> Option<Interface> {
+    fn interface(&mut self, if_id: u32) -> Option<Interface> {
         let found = self.interfaces.get(if_id as usize).copied();
         if found.is_none() {
             self.skipped_missing_interface += 1;
-            if !self.warned.missing_interface {
-                self.warned.missing_interface = true;
-                warnings.push(format!(
-                    "pcapng packet refers to interface {if_id}, which section {} does not \
-                     describe; such packets are skipped",
-                    self.section
-                ));
-            }
+            let at = self.reader.consumed() as u64;
+            self.first_missing_interface
+                .get_or_insert((at, if_id, self.section));
         }
         found
     }
 
-    /// Packets skipped because their interface was never described.
-    pub fn skipped_missing_interface(&self) -> u64 {
-        self.skipped_missing_interface
+    /// One warning for all packets skipped because their interface was never described (an
+    /// interface description block missing or damaged), given when the reading ends.
+    pub fn missing_interface_warning(&self) -> Option<String> {
+        let (at, if_id, section) = self.first_missing_interface?;
+        let n = self.skipped_missing_interface;
+        Some(if n == 1 {
+            format!(
+                "1 pcapng packet skipped (at byte {at}): it refers to interface {if_id}, \
+                 which section {section} does not describe"
+            )
+        } else {
+            format!(
+                "{n} pcapng packets skipped (the first at byte {at}): they refer to interface \
+                 {if_id}, which section {section} does not describe"
+            )
+        })
     }
 
     /// A block pcap-parser refused although its framing is intact: packets and interfaces are
     /// corruption (what follows depends on them), anything else is skipped.
     fn refused(&mut self, p: Peek, warnings: &mut Vec<String>) -> Step {
         match p.btype {
-            SHB | IDB | EPB | SPB | OBSOLETE_PB => {
+            EPB => match u32_at(self.reader.data(), 20, p.big_endian) {
+                Some(caplen) if caplen as usize > p.len.saturating_sub(EPB_DATA_OFFSET + 4) => {
+                    Step::Corrupt(format!(
+                        "corrupt enhanced packet block (captured length {caplen} exceeds \
+                         the block length {})",
+                        p.len
+                    ))
+                }
+                _ => Step::Corrupt("corrupt enhanced packet block".into()),
+            },
+            SHB | IDB | SPB | OBSOLETE_PB => {
                 Step::Corrupt(format!("corrupt {}", block_name(p.btype)))
             }
             other => {
@@ -388,7 +466,16 @@ impl BlockSource for PcapngInput {
                 let units = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
                 let (caplen, orig_len) = ((epb.caplen as usize).min(epb.data.len()), epb.origlen);
                 let if_id = epb.if_id;
-                let Some(iface) = self.interface(if_id, warnings) else {
+                let padded_end = EPB_DATA_OFFSET + ((caplen + 3) & !3);
+                let options = self.reader.data().get(padded_end..len.saturating_sub(4));
+                if !options.is_some_and(|o| options_well_formed(o, be)) {
+                    return Step::Corrupt(format!(
+                        "corrupt enhanced packet block (captured length {caplen} leaves \
+                         {} bytes that are not options)",
+                        len.saturating_sub(4 + padded_end)
+                    ));
+                }
+                let Some(iface) = self.interface(if_id) else {
                     return Step::Skip(len);
                 };
                 let ts = iface.resolution.timestamp(units, iface.offset_secs);
@@ -404,7 +491,7 @@ impl BlockSource for PcapngInput {
             }
             Block::SimplePacket(spb) => {
                 let (orig_len, data_len) = (spb.origlen, spb.data.len());
-                let Some(iface) = self.interface(0, warnings) else {
+                let Some(iface) = self.interface(0) else {
                     return Step::Skip(len);
                 };
                 // Section 4.4: captured length = min(original length, snap length); the data
@@ -437,9 +524,12 @@ impl BlockSource for PcapngInput {
                     return Step::Corrupt("corrupt packet block".into());
                 };
                 if caplen as usize > c.len().saturating_sub(20) {
-                    return Step::Corrupt("corrupt packet block (captured length)".into());
+                    return Step::Corrupt(format!(
+                        "corrupt packet block (captured length {caplen} exceeds the block \
+                         length {len})"
+                    ));
                 }
-                let Some(iface) = self.interface(u32::from(if_id), warnings) else {
+                let Some(iface) = self.interface(u32::from(if_id)) else {
                     return Step::Skip(len);
                 };
                 let units = (u64::from(hi) << 32) | u64::from(lo);
@@ -508,6 +598,20 @@ mod tests {
         assert_eq!(Resolution::from_tsresol(20), None);
         assert_eq!(Resolution::from_tsresol(0x80 | 64), None);
         assert!(Resolution::from_tsresol(0x80 | 63).is_some());
+    }
+
+    #[test]
+    fn epb_options_are_walked_to_the_end_or_opt_endofopt() {
+        // if_comment "ab" (padded), then opt_endofopt.
+        let good = [1, 0, 2, 0, b'a', b'b', 0, 0, 0, 0, 0, 0];
+        assert!(options_well_formed(&good, false));
+        assert!(options_well_formed(&good[..8], false));
+        assert!(options_well_formed(&[], false));
+        // Big-endian: the same option reads as code 0x0100, length 0x0200 and runs past.
+        assert!(!options_well_formed(&good, true));
+        // A value past the area; half an option header.
+        assert!(!options_well_formed(&good[..6], false));
+        assert!(!options_well_formed(&[1, 0], false));
     }
 
     #[test]

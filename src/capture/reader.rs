@@ -6,7 +6,7 @@ use pcap_parser::PcapError;
 
 use super::pcap::{self, PcapInput};
 use super::pcapng::{self, PcapngInput};
-use super::source::Sniffed;
+use super::source::{Sniffed, gzip_damage, is_cut_gzip_magic};
 use super::{CaptureError, CaptureFormat, Frame, LinkType};
 use crate::time::Timestamp;
 
@@ -108,6 +108,7 @@ struct Ctx {
     stream_pos: u64,
     warnings: Vec<String>,
     read_error: Arc<Mutex<Option<io::Error>>>,
+    gzip: bool,
 }
 
 impl Ctx {
@@ -126,11 +127,23 @@ impl Ctx {
             .ok()
             .and_then(|mut slot| slot.take())
             .unwrap_or_else(|| io::Error::other("read failed"));
-        CaptureError::Io {
-            path: self.path.clone(),
+        read_failure(&self.path, offset, self.gzip, source)
+    }
+}
+
+/// A failed read at `offset`: the gzip layer's complaint when it is one, else an I/O error.
+fn read_failure(path: &str, offset: u64, gzip: bool, source: io::Error) -> CaptureError {
+    match gzip.then(|| gzip_damage(&source)).flatten() {
+        Some(what) => CaptureError::Gzip {
+            path: path.to_string(),
+            offset,
+            what,
+        },
+        None => CaptureError::Io {
+            path: path.to_string(),
             offset,
             source,
-        }
+        },
     }
 }
 
@@ -162,7 +175,7 @@ fn drive<S: BlockSource>(src: &mut S, ctx: &mut Ctx) -> Result<Option<FrameAt>, 
                 let cap = src.capacity();
                 if let Some(want) = declared {
                     if want > MAX_BLOCK_LEN {
-                        return Err(ctx.corrupt(offset, format!("corrupt block length ({want})")));
+                        return Err(ctx.corrupt(offset, format!("corrupt block length {want}")));
                     }
                     if want >= cap {
                         src.grow((want + 4096).max(cap.saturating_mul(2)).min(MAX_BUFFER));
@@ -234,12 +247,15 @@ impl CaptureReader {
 
     /// Reads a capture from any byte source; `name` is used in messages and the report.
     pub fn from_read(name: String, src: Box<dyn Read + Send>) -> Result<Self, CaptureError> {
-        let io_err = |source| CaptureError::Io {
+        let mut sniffed = Sniffed::new(src).map_err(|source| CaptureError::Io {
             path: name.clone(),
             offset: 0,
             source,
-        };
-        let mut sniffed = Sniffed::new(src, PCAPNG_MAGIC.len()).map_err(io_err)?;
+        })?;
+        let gzip = sniffed.gzip;
+        // Nothing of the capture has been read yet: a failure is at its first byte.
+        let io_err = |source| read_failure(&name, 0, gzip, source);
+        sniffed.fill_to(PCAPNG_MAGIC.len()).map_err(io_err)?;
         let head = &sniffed.head;
         if head.is_empty() {
             return Err(CaptureError::Empty { path: name });
@@ -247,15 +263,25 @@ impl CaptureReader {
         let is_pcap = PCAP_MAGICS.iter().any(|m| head.starts_with(m));
         let is_pcapng = head.starts_with(&PCAPNG_MAGIC);
         if !is_pcap && !is_pcapng {
+            if is_cut_gzip_magic(head) {
+                return Err(CaptureError::Gzip {
+                    path: name,
+                    offset: 0,
+                    what: "truncated gzip data".into(),
+                });
+            }
             let prefix_of_magic = head.len() < 4
                 && PCAP_MAGICS
                     .iter()
                     .chain(std::iter::once(&PCAPNG_MAGIC))
                     .any(|m| m.starts_with(head));
             return Err(if prefix_of_magic {
-                CaptureError::TruncatedHeader { path: name }
+                CaptureError::TruncatedHeader {
+                    path: name,
+                    len: head.len(),
+                }
             } else {
-                CaptureError::NotACapture { path: name }
+                CaptureError::NotACapture { path: name, gzip }
             });
         }
         let header_len = if is_pcap {
@@ -270,7 +296,10 @@ impl CaptureReader {
         };
         sniffed.fill_to(header_len).map_err(io_err)?;
         if sniffed.head.len() < header_len {
-            return Err(CaptureError::TruncatedHeader { path: name });
+            return Err(CaptureError::TruncatedHeader {
+                path: name,
+                len: sniffed.head.len(),
+            });
         }
         let capacity = INITIAL_BUFFER.max(header_len.next_power_of_two());
         let raw_count = Arc::clone(&sniffed.raw_count);
@@ -278,9 +307,10 @@ impl CaptureReader {
         let stream = sniffed.into_stream();
         let (format, input) = if is_pcap {
             let input = PcapInput::new(stream, capacity).map_err(|e| match e {
-                pcap::HeaderError::NotRecognized => {
-                    CaptureError::NotACapture { path: name.clone() }
-                }
+                pcap::HeaderError::NotRecognized => CaptureError::NotACapture {
+                    path: name.clone(),
+                    gzip,
+                },
                 pcap::HeaderError::Other => CaptureError::Corrupt {
                     path: name.clone(),
                     offset: 0,
@@ -290,9 +320,10 @@ impl CaptureReader {
             (CaptureFormat::Pcap, Input::Pcap(input))
         } else {
             let input = PcapngInput::new(stream, capacity).map_err(|e| match e {
-                pcapng::HeaderError::NotRecognized => {
-                    CaptureError::NotACapture { path: name.clone() }
-                }
+                pcapng::HeaderError::NotRecognized => CaptureError::NotACapture {
+                    path: name.clone(),
+                    gzip,
+                },
                 pcapng::HeaderError::Other => CaptureError::Corrupt {
                     path: name.clone(),
                     offset: 0,
@@ -316,6 +347,7 @@ impl CaptureReader {
                 stream_pos,
                 warnings: Vec::new(),
                 read_error,
+                gzip,
             },
             raw_count,
             total_size: None,
@@ -370,11 +402,8 @@ impl CaptureReader {
     fn finish(&mut self) {
         self.link_types_at_end = self.link_types();
         if let Input::Pcapng(src) = &self.input {
-            let n = src.skipped_missing_interface();
-            if n > 0 {
-                self.ctx.warnings.push(format!(
-                    "{n} pcapng packets skipped: their interface was not described"
-                ));
+            if let Some(w) = src.missing_interface_warning() {
+                self.ctx.warnings.push(w);
             }
         }
         // Releases the buffer.
@@ -417,8 +446,13 @@ impl CaptureReader {
 
     /// Non-fatal oddities seen so far (unknown blocks are not oddities; a packet referring to
     /// a missing interface is), each once.
+    /// Each names the file first, like the errors.
     pub fn take_warnings(&mut self) -> Vec<String> {
+        let path = &self.path;
         std::mem::take(&mut self.ctx.warnings)
+            .into_iter()
+            .map(|w| format!("{path}: {w}"))
+            .collect()
     }
 }
 
@@ -428,14 +462,15 @@ fn shb_len(head: &[u8]) -> Result<usize, String> {
     let (Some(len), Some(bom)) = (word(4), word(8)) else {
         return Ok(SHB_PREFIX_LEN);
     };
-    let len = match bom {
-        [0x4d, 0x3c, 0x2b, 0x1a] => u32::from_le_bytes(len),
-        [0x1a, 0x2b, 0x3c, 0x4d] => u32::from_be_bytes(len),
-        _ => return Err("corrupt section header block (byte-order magic)".into()),
-    } as usize;
+    let (len, big_endian) = match bom {
+        [0x4d, 0x3c, 0x2b, 0x1a] => (u32::from_le_bytes(len), false),
+        [0x1a, 0x2b, 0x3c, 0x4d] => (u32::from_be_bytes(len), true),
+        _ => return Err(pcapng::bad_bom(bom)),
+    };
+    let len = len as usize;
     // Section 4.1: type, length, BOM, versions, section length, length again = 28 bytes.
     if len < 28 || len % 4 != 0 || len > MAX_BLOCK_LEN {
-        return Err(format!("corrupt block length ({len})"));
+        return Err(pcapng::bad_shb_len(len, big_endian));
     }
     Ok(len)
 }

@@ -11,6 +11,11 @@ use flate2::read::MultiGzDecoder;
 /// gzip member header, RFC 1952 section 2.3.1 (ID1, ID2).
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
+/// `head` (all of a short input) is the start of a gzip magic but not all of it.
+pub(super) fn is_cut_gzip_magic(head: &[u8]) -> bool {
+    !head.is_empty() && head.len() < GZIP_MAGIC.len() && GZIP_MAGIC.starts_with(head)
+}
+
 /// Counts the raw bytes read from the underlying input (compressed bytes for gzip input).
 struct Counted {
     inner: Box<dyn Read + Send>,
@@ -60,12 +65,16 @@ pub(super) struct Sniffed {
     rest: Box<dyn Read + Send>,
     pub raw_count: Arc<AtomicU64>,
     pub read_error: Arc<Mutex<Option<io::Error>>>,
+    /// The input is gzip-compressed: read errors may come from the decompressor.
+    pub gzip: bool,
 }
 
 impl Sniffed {
-    /// Wraps `src`, transparently decompressing it when it starts with the gzip magic, and reads
-    /// up to `want` bytes of the capture stream into `head`.
-    pub fn new(src: Box<dyn Read + Send>, want: usize) -> io::Result<Self> {
+    /// Wraps `src`, transparently decompressing it when it starts with the gzip magic. Only
+    /// the two magic bytes are read here, so an error is one of the raw input; read the
+    /// capture's start with [`Self::fill_to`], whose errors may come from the decompressor
+    /// (see [`gzip_damage`]).
+    pub fn new(src: Box<dyn Read + Send>) -> io::Result<Self> {
         let raw_count = Arc::new(AtomicU64::new(0));
         let mut raw: Box<dyn Read + Send> = Box::new(Counted {
             inner: src,
@@ -73,21 +82,21 @@ impl Sniffed {
         });
         let mut head = Vec::new();
         fill(&mut raw, &mut head, GZIP_MAGIC.len())?;
-        let rest: Box<dyn Read + Send> = if head.starts_with(&GZIP_MAGIC) {
+        let gzip = head.starts_with(&GZIP_MAGIC);
+        let rest: Box<dyn Read + Send> = if gzip {
             // Multi-member: `cat a.gz b.gz` and bgzip-style files are one stream.
             let gz = MultiGzDecoder::new(Cursor::new(std::mem::take(&mut head)).chain(raw));
             Box::new(gz)
         } else {
             raw
         };
-        let mut sniffed = Sniffed {
+        Ok(Sniffed {
             head,
             rest,
             raw_count,
             read_error: Arc::new(Mutex::new(None)),
-        };
-        sniffed.fill_to(want)?;
-        Ok(sniffed)
+            gzip,
+        })
     }
 
     /// Reads more of the stream until `head` holds `want` bytes or the input ends.
@@ -100,6 +109,21 @@ impl Sniffed {
             inner: Cursor::new(self.head).chain(self.rest),
             slot: self.read_error,
         }
+    }
+}
+
+/// What is wrong with a gzip stream, when `e` came from the decompressor: flate2 reports a
+/// stream that ends early (in the header, the deflate data or the trailer) as `UnexpectedEof`,
+/// damaged deflate data, a bad header or a checksum mismatch (RFC 1952 section 2.3.1, CRC32 and
+/// ISIZE) as `InvalidInput`. Reading a file or a pipe yields neither kind, so for gzip input
+/// they name the gzip layer rather than the disk.
+pub(super) fn gzip_damage(e: &io::Error) -> Option<String> {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => Some("truncated gzip data".into()),
+        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData => {
+            Some(format!("corrupt gzip data ({e})"))
+        }
+        _ => None,
     }
 }
 
@@ -136,7 +160,8 @@ mod tests {
 
     #[test]
     fn head_is_filled_across_short_reads() {
-        let s = Sniffed::new(Box::new(Trickle(b"0123456789".to_vec(), 0)), 8).unwrap();
+        let mut s = Sniffed::new(Box::new(Trickle(b"0123456789".to_vec(), 0))).unwrap();
+        s.fill_to(8).unwrap();
         assert_eq!(s.head, b"01234567");
         let mut all = Vec::new();
         s.into_stream().read_to_end(&mut all).unwrap();
@@ -149,7 +174,9 @@ mod tests {
         enc.write_all(&[7u8; 1000]).unwrap();
         let gz = enc.finish().unwrap();
         let gz_len = gz.len() as u64;
-        let s = Sniffed::new(Box::new(Cursor::new(gz)), 4).unwrap();
+        let mut s = Sniffed::new(Box::new(Cursor::new(gz))).unwrap();
+        assert!(s.gzip);
+        s.fill_to(4).unwrap();
         assert_eq!(s.head, [7, 7, 7, 7]);
         let count = Arc::clone(&s.raw_count);
         let mut all = Vec::new();
@@ -167,6 +194,7 @@ mod tests {
             }
         }
         let s = Sniffed {
+            gzip: false,
             head: Vec::new(),
             rest: Box::new(Failing),
             raw_count: Arc::new(AtomicU64::new(0)),

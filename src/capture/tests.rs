@@ -401,7 +401,12 @@ fn gzip_is_detected_by_magic() {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     enc.write_all(b"just text").unwrap();
     let text = enc.finish().unwrap();
-    assert!(matches!(read(&text), Err(CaptureError::NotACapture { .. })));
+    let e = read(&text).err().unwrap();
+    assert!(matches!(e, CaptureError::NotACapture { gzip: true, .. }));
+    assert_eq!(
+        e.to_string(),
+        "test.cap: not a pcap or pcapng file (inside gzip)"
+    );
 }
 
 #[test]
@@ -415,7 +420,38 @@ fn gzip_cut_short_is_an_io_error_after_the_readable_packets() {
     let out = read(&gz[..gz.len() * 3 / 4]).unwrap();
     assert!(!out.frames.is_empty() && out.frames.len() < 2000);
     let e = out.error.expect("an error for the cut gzip stream");
-    assert!(e.to_string().starts_with("test.cap: "), "{e}");
+    // Packets are records of 16 + 200 bytes after the 24-byte header; the error points at the
+    // first one the decompressed stream does not hold whole.
+    let at = 24 + out.frames.len() as u64 * 216;
+    match &e {
+        CaptureError::Gzip { offset, what, .. } => {
+            assert_eq!(*offset, at);
+            assert_eq!(what, "truncated gzip data");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        e.to_string(),
+        format!("test.cap: truncated gzip data at byte {at} of the decompressed capture")
+    );
+    // Cut inside the gzip header: nothing of the capture could be read.
+    assert!(matches!(
+        read(&gz[..5]),
+        Err(CaptureError::Gzip { offset: 0, .. })
+    ));
+    // A damaged checksum is found after the last packet.
+    let mut bad = gz.clone();
+    let n = bad.len();
+    bad[n - 6] ^= 1;
+    let out = read(&bad).unwrap();
+    assert_eq!(out.frames.len(), 2000);
+    match out.error {
+        Some(CaptureError::Gzip { offset, what, .. }) => {
+            assert_eq!(offset, file.len() as u64);
+            assert!(what.starts_with("corrupt gzip data ("), "{what}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 // ---- pcapng tests ---------------------------------------------------------------------------
@@ -512,9 +548,13 @@ fn pcapng_packet_for_a_missing_interface_is_skipped_with_a_warning() {
     assert_eq!(out.frames.len(), 1);
     assert_eq!(out.frames[0].number, 1);
     let w = out.reader.take_warnings();
-    assert_eq!(w.len(), 2, "{w:?}");
-    assert!(w[0].contains("interface 3"));
-    assert!(w[1].starts_with("2 pcapng packets skipped"));
+    assert_eq!(
+        w,
+        [
+            "test.cap: 2 pcapng packets skipped (the first at byte 48): they refer to interface 3, \
+          which section 1 does not describe"
+        ]
+    );
 }
 
 #[test]
@@ -585,10 +625,63 @@ fn pcapng_captured_length_past_the_block_is_corruption() {
     match out.error {
         Some(CaptureError::Corrupt { offset, what, .. }) => {
             assert_eq!(offset, at);
-            assert_eq!(what, "corrupt enhanced packet block");
+            assert_eq!(
+                what,
+                "corrupt enhanced packet block (captured length 400 exceeds the block length 36)"
+            );
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn pcapng_captured_length_short_of_the_block_is_corruption() {
+    let mut f = shb(false);
+    f.extend(idb(false, 1, 0, None, None));
+    f.extend(epb(false, 0, 0, b"fine", 4));
+    let at = f.len() as u64;
+    // 12 bytes of packet data; a captured length of 0 leaves them where options belong, and
+    // "t-" read as an option length runs past the block.
+    let mut b = epb(false, 0, 0, b"not-options!", 12);
+    b[20..24].copy_from_slice(&0u32.to_le_bytes());
+    f.extend(b);
+    f.extend(epb(false, 0, 0, b"next", 4));
+    let out = read(&f).unwrap();
+    assert_eq!(out.frames.len(), 1);
+    match out.error {
+        Some(CaptureError::Corrupt { offset, what, .. }) => {
+            assert_eq!(offset, at);
+            assert_eq!(
+                what,
+                "corrupt enhanced packet block (captured length 0 leaves 12 bytes that are not options)"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn section_header_byte_order_magic() {
+    let good = shb(false);
+    let mut junk = good.clone();
+    junk[8..12].copy_from_slice(&[0x44, 0x33, 0x22, 0x11]);
+    let e = read(&junk).err().unwrap();
+    assert_eq!(
+        e.to_string(),
+        "test.cap: corrupt section header block (byte-order magic 44332211) at byte 0"
+    );
+    // Reversed: it reads as big-endian, and the length then makes no sense.
+    let mut reversed = good.clone();
+    reversed[8..12].reverse();
+    let e = read(&reversed).err().unwrap();
+    let len = u32::from_be_bytes(good[4..8].try_into().unwrap());
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "test.cap: corrupt block length {len} (section header block, read big-endian as \
+             its byte-order magic says) at byte 0"
+        )
+    );
 }
 
 #[test]

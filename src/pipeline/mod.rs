@@ -213,8 +213,17 @@ fn analyse_capture(
     emit_all(table.handler_mut().take_finished(), emit)?;
     obs.progress(reader.input_position(), packets);
     obs.finish_capture();
-    warnings.extend(reader.take_warnings());
-    warnings.extend(decoder.take_warnings());
+    // Every warning names the file (the reader's already do), in the report and on stderr.
+    let later = reader.take_warnings().into_iter().chain(
+        decoder
+            .take_warnings()
+            .into_iter()
+            .map(|w| format!("{path}: {w}")),
+    );
+    for w in later {
+        obs.warning(&w);
+        warnings.push(w);
+    }
     let analyzer = table.handler();
     Ok(CaptureRecord {
         path: path.to_string(),

@@ -43,16 +43,23 @@ pub fn remedy(f: &Finding) -> &'static str {
             "compare what each side supports (TLS versions, cipher suites, certificate and SNI); \
              the alert description names the side that gave up and why"
         }
-        Kind::TlsModeMismatch => match f.evidence.get("tls_side").and_then(Value::as_str) {
-            Some("server") => {
-                "the server speaks implicit TLS where the client expects plaintext/STARTTLS: \
-                 point the client at the STARTTLS port (587 or 25) or switch it to implicit TLS"
+        Kind::TlsModeMismatch => {
+            let port = f.evidence.get("server_port").and_then(Value::as_u64);
+            match (f.evidence.get("tls_side").and_then(Value::as_str), port) {
+                (Some("server"), _) => {
+                    "the server speaks implicit TLS where the client expects plaintext/STARTTLS: \
+                     point the client at the STARTTLS port (587 or 25) or switch it to implicit TLS"
+                }
+                (_, Some(465)) => {
+                    "the server on 465 speaks plaintext SMTP where clients expect implicit TLS \
+                     (RFC 8314): enable TLS-on-connect on 465, or move the client to STARTTLS on 587"
+                }
+                _ => {
+                    "the client is set for implicit TLS where the server expects plaintext/STARTTLS: \
+                     point the client at 465 or switch it to STARTTLS"
+                }
             }
-            _ => {
-                "the client is set for implicit TLS where the server expects plaintext/STARTTLS: \
-                 point the client at 465 or switch it to STARTTLS"
-            }
-        },
+        }
         Kind::StarttlsNotUsed => {
             "make the client require STARTTLS when it is offered (or use implicit TLS on 465)"
         }

@@ -59,7 +59,14 @@ impl LineReader {
         }
         let Some(lf) = data.iter().position(|b| *b == b'\n') else {
             if !self.skipping {
+                let before = self.seen;
                 self.stash(data);
+                // Counted when it passes the cap, not when it ends: a line that never ends
+                // (megabytes without LF, then FIN or the end of the capture) is the attack
+                // this counter exists to show.
+                if before <= MAX_LINE && self.seen > MAX_LINE {
+                    self.long_lines += 1;
+                }
             }
             return (data.len(), None);
         };
@@ -74,7 +81,8 @@ impl LineReader {
         }
         let total = self.seen + consumed;
         let truncated = total - 1 > MAX_LINE;
-        if truncated {
+        // Not counted again when the part before this chunk already passed the cap.
+        if truncated && self.seen <= MAX_LINE {
             self.long_lines += 1;
         }
         if self.buf.is_empty() && self.seen == 0 {
@@ -196,6 +204,29 @@ mod tests {
         assert!(r.buf.capacity() <= MAX_LINE * 2);
         let (_, line) = r.next_line(b"QUIT\r\n");
         assert_eq!(line.unwrap().bytes, b"QUIT");
+    }
+
+    /// Found by tests/hostile.rs: 48 MiB without a line ending, then FIN, left
+    /// `long_lines` at 0 because lines were only counted when their LF came.
+    #[test]
+    fn endless_line_is_counted_once_when_it_passes_the_cap() {
+        let mut r = LineReader::default();
+        for _ in 0..10 {
+            let (n, line) = r.next_line(&[b'A'; 4096]);
+            assert_eq!((n, line.is_none()), (4096, true));
+        }
+        assert_eq!(r.long_lines, 1);
+        // Its end (if it ever comes) does not count it twice.
+        let (_, line) = r.next_line(b"\r\n");
+        assert!(line.unwrap().truncated);
+        assert_eq!(r.long_lines, 1);
+        // A line at exactly the cap is not long.
+        let mut exact = vec![b'B'; MAX_LINE];
+        exact.push(b'\n');
+        for piece in exact.chunks(100) {
+            let _ = r.next_line(piece);
+        }
+        assert_eq!(r.long_lines, 1);
     }
 
     #[test]

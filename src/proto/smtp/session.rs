@@ -12,7 +12,6 @@
 use std::collections::VecDeque;
 
 use crate::flow::{Direction, EventMeta};
-use crate::proto::tls::looks_like_tls;
 use crate::report::model::{SmtpStats, TransactionRecord};
 
 use super::Feed;
@@ -179,16 +178,15 @@ impl Default for SmtpSession {
     }
 }
 
-/// A TLS record (or SSLv2 hello) starts here. With fewer bytes than `looks_like_tls` needs,
-/// the first byte decides: SMTP lines never start with a control byte 20..=24 or with a byte
-/// above 0x7f, so those are TLS in practice.
+/// A TLS record (or SSLv2 hello) starts here. The first byte alone decides: SMTP lines never
+/// start with a control byte 20..=24 (TLS content types) or with a byte above 0x7f (SSLv2
+/// headers), and every TLS record or SSLv2 hello starts with one. Looking further (as
+/// `looks_like_tls` does) would make the answer depend on how many bytes this chunk happens
+/// to hold: `fa 8a 0e` fed at once would be SMTP, fed one byte at a time TLS. Bytes that
+/// start like TLS but are not well-formed become the TLS session's framing anomaly.
 fn starts_tls(data: &[u8]) -> bool {
-    match looks_like_tls(data) {
-        Some(tls) => tls,
-        None => data
-            .first()
-            .is_some_and(|b| (20..=24).contains(b) || *b >= 0x80),
-    }
+    data.first()
+        .is_some_and(|b| (20..=24).contains(b) || *b >= 0x80)
 }
 
 impl SmtpSession {

@@ -940,3 +940,13 @@ mod prop {
         }
     }
 }
+
+/// Found by the `smtp_session` fuzz target (chunking differential): after STARTTLS, bytes
+/// that start like an SSLv2 header but are not a hello (`fa 8a 0e`) were TLS when they came
+/// one byte at a time and SMTP when they came together.
+#[test]
+fn starttls_then_binary_is_tls_whatever_the_chunking() {
+    let o = run(&[(C, b"STARTTLS\n\xfa\x8a\x0e")]);
+    assert!(o.record.starttls.client_tls);
+    assert_eq!(o.tls[0], b"\xfa\x8a\x0e");
+}

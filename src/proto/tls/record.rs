@@ -76,6 +76,20 @@ pub fn plausible_header(h: &[u8]) -> bool {
     }
 }
 
+/// True when `h` (shorter than a header) could still become a plausible header once more
+/// bytes arrive: completed with the most permissive bytes (major version 3, zeros), it
+/// passes [`plausible_header`]. Used to hold a header split across chunks after a gap.
+pub fn plausible_header_prefix(h: &[u8]) -> bool {
+    if h.is_empty() || h.len() >= HEADER_LEN {
+        return false;
+    }
+    let mut probe = [0, 3, 0, 0, 0];
+    if let Some(dst) = probe.get_mut(..h.len()) {
+        dst.copy_from_slice(h);
+    }
+    plausible_header(&probe)
+}
+
 /// SSLv2 record header: two bytes with the high bit set (no padding), or three bytes
 /// (with a padding-length byte). Returns (header length, body length).
 pub fn parse_sslv2_header(data: &[u8]) -> Option<(usize, usize)> {
@@ -123,6 +137,19 @@ pub fn looks_like_tls(data: &[u8]) -> Option<bool> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_prefixes() {
+        assert!(plausible_header_prefix(&[0x17]));
+        assert!(plausible_header_prefix(&[0x17, 0x03, 0x03]));
+        // 0x48 << 8 is the largest high byte below MAX_RECORD_LEN; 0x49 cannot become one.
+        assert!(plausible_header_prefix(&[0x17, 0x03, 0x03, 0x48]));
+        assert!(!plausible_header_prefix(&[0x17, 0x03, 0x03, 0x49]));
+        assert!(!plausible_header_prefix(&[0x17, 0x02]));
+        assert!(!plausible_header_prefix(&[0x30]));
+        assert!(!plausible_header_prefix(&[]));
+        assert!(!plausible_header_prefix(&[0x17, 0x03, 0x03, 0x00, 0x10]));
+    }
 
     #[test]
     fn header_parses_and_validates() {

@@ -93,8 +93,13 @@ enum Framing {
         remaining: usize,
         keep: bool,
     },
-    /// After a gap: looking for the next plausible record header.
-    Resync,
+    /// After a gap: looking for the next plausible record header. The last bytes of a chunk
+    /// that may begin one are held (fewer than a header), so that a header split across
+    /// chunks is found as it would be in one piece.
+    Resync {
+        held: [u8; HEADER_LEN],
+        have: usize,
+    },
     /// Not parsed any more (anomaly or not TLS).
     Stopped,
 }
@@ -200,6 +205,68 @@ fn sender_str(s: Sender) -> &'static str {
     }
 }
 
+/// One resynchronisation step over `held` (bytes kept from earlier chunks, fewer than a
+/// header) followed by `data`: the first position where a plausible record header starts.
+/// Returns the bytes left to parse and the next framing state: a header (partly from `held`
+/// when it straddles the chunks), or still resynchronising with the tail that may begin one.
+fn resync<'a>(held: &[u8], data: &'a [u8]) -> (&'a [u8], Framing) {
+    // Positions inside `held`: the header would continue into `data`.
+    for i in 0..held.len() {
+        let from_held = held.get(i..).unwrap_or_default();
+        let want = HEADER_LEN - from_held.len();
+        let mut window = [0u8; HEADER_LEN];
+        let from_data = data.get(..want).unwrap_or(data);
+        let len = from_held.len() + from_data.len();
+        if let Some((a, b)) = window.split_at_mut_checked(from_held.len()) {
+            a.copy_from_slice(from_held);
+            if let Some(b) = b.get_mut(..from_data.len()) {
+                b.copy_from_slice(from_data);
+            }
+        }
+        let window = window.get(..len).unwrap_or_default();
+        if len == HEADER_LEN && record::plausible_header(window) {
+            let mut buf = [0; HEADER_LEN];
+            if let Some(dst) = buf.get_mut(..from_held.len()) {
+                dst.copy_from_slice(from_held);
+            }
+            // `data` is not consumed: the header state takes the rest of the header from it.
+            let next = Framing::Header {
+                buf,
+                have: from_held.len(),
+            };
+            return (data, next);
+        }
+        if len < HEADER_LEN && record::plausible_header_prefix(window) {
+            return (&[], resync_holding(window));
+        }
+    }
+    for i in 0..data.len() {
+        let rest = data.get(i..).unwrap_or_default();
+        if rest.len() >= HEADER_LEN {
+            if record::plausible_header(rest) {
+                let next = Framing::Header {
+                    buf: [0; HEADER_LEN],
+                    have: 0,
+                };
+                return (rest, next);
+            }
+        } else if record::plausible_header_prefix(rest) {
+            return (&[], resync_holding(rest));
+        }
+    }
+    (&[], resync_holding(&[]))
+}
+
+/// Resynchronising, holding `tail` (shorter than a header).
+fn resync_holding(tail: &[u8]) -> Framing {
+    let mut held = [0; HEADER_LEN];
+    let have = tail.len().min(HEADER_LEN - 1);
+    if let (Some(dst), Some(src)) = (held.get_mut(..have), tail.get(..have)) {
+        dst.copy_from_slice(src);
+    }
+    Framing::Resync { held, have }
+}
+
 fn dir_str(dir: Direction) -> &'static str {
     match dir {
         Direction::ToServer => "to_server",
@@ -275,18 +342,11 @@ impl TlsSession {
             };
             let next = match framing {
                 Framing::Stopped => break,
-                Framing::Resync => match (0..data.len())
-                    .find(|&i| data.get(i..).is_some_and(record::plausible_header))
-                {
-                    Some(i) => {
-                        data = data.get(i..).unwrap_or_default();
-                        Framing::Header {
-                            buf: [0; HEADER_LEN],
-                            have: 0,
-                        }
-                    }
-                    None => break,
-                },
+                Framing::Resync { held, have } => {
+                    let (rest, next) = resync(held.get(..have).unwrap_or_default(), data);
+                    data = rest;
+                    next
+                }
                 Framing::Start => {
                     let first = data.first().copied().unwrap_or_default();
                     if self.sslv2 || (first & 0x80 != 0 && !ContentType(first).is_known()) {
@@ -417,7 +477,10 @@ impl TlsSession {
         if matches!(s.framing, Framing::Stopped) {
             return;
         }
-        s.framing = Framing::Resync;
+        s.framing = Framing::Resync {
+            held: [0; HEADER_LEN],
+            have: 0,
+        };
         s.hs.buf.clear();
         s.hs.skip = 0;
         self.note(format!(
@@ -1008,6 +1071,7 @@ impl TlsSession {
                     break;
                 }
                 self.on_message(dir, HandshakeType(ty), body, meta);
+                hs.disabled |= self.settled_meanwhile(d);
                 piece = piece.get(total..).unwrap_or_default();
                 continue;
             }
@@ -1046,6 +1110,7 @@ impl TlsSession {
                     buf.get(4..).unwrap_or_default(),
                     meta,
                 );
+                hs.disabled |= self.settled_meanwhile(d);
                 hs.buf = buf;
                 hs.buf.clear();
             }
@@ -1058,6 +1123,14 @@ impl TlsSession {
             }
             s.hs = hs;
         }
+    }
+
+    /// `on_message` settled this side (a TLS 1.3 ServerHello: what follows is encrypted)
+    /// while `hs_push` holds its buffer. The rest of the piece must then be left alone, as
+    /// it would be had it come in a later call: otherwise encrypted bytes in the same
+    /// segment were parsed as handshake messages (and counted as overflows).
+    fn settled_meanwhile(&self, d: usize) -> bool {
+        self.dirs.get(d).is_some_and(|s| s.hs.disabled)
     }
 
     fn hs_overflow(&mut self, dir: Direction, meta: EventMeta) {
@@ -1753,6 +1826,35 @@ mod tests {
         s
     }
 
+    /// Found by the `tls_session` fuzz target (chunking differential): a TLS 1.3 ServerHello
+    /// followed, in the same handshake record and the same segment, by bytes that read as a
+    /// huge message header. Fed at once they were parsed as handshake (one overflow); fed
+    /// byte by byte they were left alone, as encrypted bytes must be.
+    #[test]
+    fn tls13_server_hello_settles_the_rest_of_the_segment() {
+        let sh = server_hello_body(
+            0x0303,
+            [2; 32],
+            0x1302,
+            &[(ext::SUPPORTED_VERSIONS, vec![3, 4])],
+        );
+        let mut body = hs(2, &sh);
+        body.extend_from_slice(&[0x0b, 0xff, 0xff, 0xff, 0x17, 0x03, 0x03]);
+        let stream = rec(22, &body);
+        let run = |pieces: Vec<&[u8]>| {
+            let mut t = session();
+            t.feed(C, &rec(22, &hs(1, &ch13())), m(1));
+            for p in pieces {
+                t.feed(S, p, m(2));
+            }
+            t.record()
+        };
+        let whole = run(vec![&stream]);
+        assert_eq!(whole.to_client.handshake_overflow, 0);
+        assert!(whole.anomalies.is_empty(), "{:?}", whole.anomalies);
+        assert_eq!(whole, run(stream.chunks(1).collect()));
+    }
+
     #[test]
     fn tls13_complete() {
         let mut t = session();
@@ -1890,6 +1992,36 @@ mod tests {
         assert!(!r.to_client.stopped);
         assert!(r.to_client.change_cipher_spec == 1);
         assert!(r.anomalies[0].starts_with("to_client: gap of 30 bytes"));
+    }
+
+    /// Found by the `smtp_session` fuzz target (chunking differential): after a gap, a record
+    /// header that arrived split across chunks was skipped, so one byte per call lost the
+    /// application-data record that one call found. Its exact input: an SSLv2-looking hello
+    /// cut by a gap, then `17 03 03 0f 0e`.
+    #[test]
+    fn header_split_across_chunks_after_a_gap_is_found() {
+        let head = b"\xba\x8a\x01\x18\x17\x03\x00\xc0\x0f\x0e\x45\x94\xb3\xe7";
+        let after_gap = b"\x17\x03\x03\x0f\x0e";
+        let run = |pieces: &[&[u8]]| {
+            let mut t = session();
+            t.feed(C, head, m(1));
+            t.gap(C, 0x70ba << 27, m(2));
+            for p in pieces {
+                t.feed(C, p, m(3));
+            }
+            t.record().to_server
+        };
+        let whole = run(&[after_gap]);
+        assert_eq!((whole.records, whole.application_data), (2, 1));
+        assert_eq!(whole.application_data_bytes, 0x0f0e);
+        let bytes: Vec<&[u8]> = after_gap.chunks(1).collect();
+        assert_eq!(run(&bytes), whole);
+        // A held prefix that turns out not to be a header is rescanned from its next byte.
+        let mut t = session();
+        t.gap(S, 1, m(1));
+        t.feed(S, b"\x16\x03", m(2));
+        t.feed(S, b"\x16\x03\x03\x00\x00", m(3));
+        assert_eq!(t.record().to_client.records, 1);
     }
 
     #[test]
