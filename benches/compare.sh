@@ -1,71 +1,115 @@
 #!/usr/bin/env bash
-# Times the whole smtpaudit binary on a generated capture side by side with tshark and
-# ndpiReader (when installed: Debian packages tshark, libndpi-bin), several runs each, and
-# prints medians, MB/s, peak RSS and the ratios. Then checks the analysis against the
-# generated ground truth.
+# Times the whole smtpaudit binary on a generated capture side by side with ndpiReader and
+# tshark (when installed: Debian packages libndpi-bin, tshark; /usr/bin/time from `time`),
+# several runs each, and prints medians, MB/s, CPU time, peak RSS and ratios as a Markdown
+# table. Then checks that --threads 1 and the default give the same report, and scores the
+# analysis against the generated ground truth. benches/README.md explains the invocations.
 #
-#   benches/compare.sh [SIZE] [RUNS]      e.g. benches/compare.sh 1G 3
+#   benches/compare.sh [SIZE] [RUNS]      e.g. benches/compare.sh 1G 5
 #
-# The capture is generated (deterministically) into bench-data/ and never committed.
+# Environment: SCORE=/path/to/score.py (default: the first of /work/shared/tools/score.py,
+# ../shared/tools/score.py that exists), PEERS=0 to time smtpaudit only, FORMAT=ndjson to time
+# another output format (default json).
+#
+# The capture is generated (deterministically) into bench-data/ and never committed; it is
+# regenerated when examples/gencorpus.rs is newer than it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SIZE=${1:-1G}
 RUNS=${2:-3}
+FORMAT=${FORMAT:-json}
+PEERS=${PEERS:-1}
 CAP=bench-data/mixed-$SIZE.pcap
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
 
-command -v /usr/bin/time >/dev/null || { echo "compare.sh: needs /usr/bin/time (apt-get install time)"; exit 2; }
+[ -x /usr/bin/time ] || { echo "compare.sh: needs /usr/bin/time (apt-get install time)" >&2; exit 2; }
+case $RUNS in ''|*[!0-9]*|0) echo "compare.sh: RUNS must be a positive number" >&2; exit 2;; esac
 
 cargo build --release --quiet --bin smtpaudit --example gencorpus
-if [ ! -f "$CAP" ]; then
+BIN=target/release/smtpaudit
+if [ ! -s "$CAP" ] || [ examples/gencorpus.rs -nt "$CAP" ]; then
   target/release/examples/gencorpus --size "$SIZE" --out "$CAP"
 fi
 BYTES=$(stat -c %s "$CAP")
 # Warm the page cache so every tool reads from memory.
 cat "$CAP" > /dev/null
 
-# median_run NAME CMD...: runs CMD $RUNS times, prints "NAME median_s MB/s peak_rss_MiB".
-median_run() {
+echo "## $(date -u +%Y-%m-%d) $CAP ($((BYTES / 1000000)) MB), $RUNS runs each, medians"
+echo
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')," \
+  "$(awk '/MemTotal/ {printf "%.0f GiB RAM", $2 / 1048576}' /proc/meminfo), load average at start:" \
+  "$(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+
+RESULTS=$TMP/results
+: > "$RESULTS"
+
+# timed NAME CMD...: runs CMD $RUNS times (stdout discarded), appends
+# "NAME|median wall s|median cpu s|max peak RSS KiB" to $RESULTS.
+timed() {
   local name=$1; shift
-  local times=() rss=0
-  for _ in $(seq "$RUNS"); do
-    /usr/bin/time -f "%e %M" -o /tmp/compare.time "$@" > /dev/null 2>/tmp/compare.err || {
-      echo "$name failed: $(tail -3 /tmp/compare.err)"; return 0; }
-    read -r t m < /tmp/compare.time
-    times+=("$t")
-    [ "$m" -gt "$rss" ] && rss=$m
+  local walls=() cpus=() rss=0 i
+  for i in $(seq "$RUNS"); do
+    local rc=0
+    /usr/bin/time -f "%e %U %S %M" -o "$TMP/time" "$@" > /dev/null 2> "$TMP/err" || rc=$?
+    # Exit status 1 is smtpaudit's "a finding at --fail-on" (not used here); more is a failure.
+    if [ "$rc" -gt 1 ]; then
+      echo "$name failed (exit $rc): $(tail -3 "$TMP/err")" >&2
+      return 0
+    fi
+    read -r wall user sys kib < <(tail -1 "$TMP/time")
+    walls+=("$wall")
+    cpus+=("$(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }')")
+    [ "$kib" -gt "$rss" ] && rss=$kib
   done
-  local med
-  med=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  awk -v n="$name" -v t="$med" -v b="$BYTES" -v r="$rss" \
-    'BEGIN { printf "%-28s %8.2f s %9.0f MB/s %8.1f MiB\n", n, t, (t > 0 ? b / t / 1e6 : 0), r / 1024 }'
-  echo "$name $med $rss" >> /tmp/compare.results
+  local mw mc
+  mw=$(printf '%s\n' "${walls[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  mc=$(printf '%s\n' "${cpus[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  echo "$name|$mw|$mc|$rss" >> "$RESULTS"
 }
 
-: > /tmp/compare.results
-echo "capture: $CAP ($((BYTES / 1000000)) MB), $RUNS runs each, median"
-printf '%-28s %10s %14s %12s\n' tool time throughput "peak RSS"
-median_run "smtpaudit --threads 1" target/release/smtpaudit --format json --threads 1 -q "$CAP"
-median_run "smtpaudit (all cores)" target/release/smtpaudit --format json -q "$CAP"
-if command -v ndpiReader >/dev/null; then
-  median_run "ndpiReader" ndpiReader -i "$CAP" -q
+timed "smtpaudit --threads 1" "$BIN" --format "$FORMAT" --threads 1 -q "$CAP"
+timed "smtpaudit --threads 2" "$BIN" --format "$FORMAT" --threads 2 -q "$CAP"
+if [ "$(nproc)" -gt 2 ]; then
+  timed "smtpaudit (all $(nproc) cores)" "$BIN" --format "$FORMAT" -q "$CAP"
 fi
-if command -v tshark >/dev/null; then
-  median_run "tshark (smtp+tls fields)" tshark -n -r "$CAP" -Y "smtp.req || smtp.response || tls.handshake" \
-    -T fields -e frame.number -e smtp.req.command -e tls.handshake.type
+if [ "$PEERS" != 0 ] && command -v ndpiReader > /dev/null; then
+  # nDPI's reference tool: classifies every flow (SMTP, STARTTLS, TLS with JA3/JA4 and
+  # certificate names), one thread per pcap file; -q prints only the summary.
+  timed "ndpiReader -q" ndpiReader -i "$CAP" -q
+fi
+if [ "$PEERS" != 0 ] && command -v tshark > /dev/null; then
+  # Wireshark's dissectors with TCP reassembly: SMTP commands and replies and TLS handshake
+  # messages, the closest tshark gets to what smtpaudit reports; -n: no name resolution.
+  timed "tshark (SMTP + TLS fields)" tshark -n -r "$CAP" \
+    -Y "smtp.req || smtp.response || tls.handshake" \
+    -T fields -e frame.number -e smtp.req.command -e smtp.response.code -e tls.handshake.type
 fi
 
-python3 - /tmp/compare.results <<'PY'
-import sys
-rows = [l.split() for l in open(sys.argv[1])]
-# name may contain spaces: last two fields are time and rss
-rows = [(" ".join(r[:-2]), float(r[-2]), int(r[-1])) for r in rows]
-if rows:
-    base = rows[0]
-    for name, t, rss in rows[1:]:
-        print(f"{name}: {t / base[1]:.1f}x the time of {base[0]}" if base[1] > 0 else name)
-PY
+echo "| tool | wall (s) | MB/s | CPU (s) | peak RSS (MiB) | wall vs smtpaudit --threads 1 |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+awk -F'|' -v b="$BYTES" '
+  NR == 1 { base = $2 }
+  { printf "| %s | %.2f | %.0f | %.2f | %.1f | %s |\n", $1, $2, ($2 > 0 ? b / $2 / 1e6 : 0), $3, $4 / 1024,
+      (base > 0 ? sprintf("%.2fx", $2 / base) : "-") }' "$RESULTS"
+echo
+
+echo "== same report with --threads 1 and --threads 2"
+"$BIN" --format ndjson --threads 1 -q "$CAP" > "$TMP/t1" || true
+"$BIN" --format ndjson --threads 2 -q "$CAP" > "$TMP/t2" || true
+if cmp -s "$TMP/t1" "$TMP/t2"; then echo "identical ($(wc -l < "$TMP/t1") NDJSON lines)"; else echo "DIFFERENT"; fi
 
 echo "== ground truth check"
-python3 ../shared/tools/score.py --bin target/release/smtpaudit --labels "${CAP%.pcap}.labels.json" 2>/dev/null | tail -1 \
-  || echo "score.py not found (../shared/tools); skipped"
+SCORE=${SCORE:-}
+if [ -z "$SCORE" ]; then
+  for c in /work/shared/tools/score.py ../shared/tools/score.py; do
+    [ -f "$c" ] && { SCORE=$c; break; }
+  done
+fi
+if [ -n "$SCORE" ] && [ -f "$SCORE" ]; then
+  python3 "$SCORE" --bin "$BIN" --labels "${CAP%.pcap}.labels.json" | tail -1 || true
+else
+  echo "score.py not found (set SCORE=); skipped"
+fi

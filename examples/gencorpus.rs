@@ -1,15 +1,17 @@
 //! Builds large benchmark captures deterministically from the real sessions in `fixtures/`.
 //!
-//!     cargo run --release --example gencorpus -- --size 1G --out bench-data/mixed-1g.pcap
+//!     cargo run --release --example gencorpus -- --size 1G --out bench-data/mixed-1G.pcap
 //!
 //! Every flow of a fixture named in `fixtures/labels.json` is a template. The generator
 //! replays templates with rewritten addresses and ports (IPv4 and IPv6), shifted timestamps and
-//! interleaved arrivals, inflates some message bodies (a few KB to several MB) and some TLS
-//! sessions (application data after a completed handshake), duplicates a few segments
-//! (retransmissions) and swaps a few (reordering). Beside the capture it writes
-//! `<out>.truth.csv` (one line per flow) and `<out>.labels.json` (the shape
-//! `../shared/tools/score.py` reads), so the analysis can be checked at speed.
-//! The same arguments always give the same bytes.
+//! interleaved arrivals, inflates message bodies and TLS sessions (application data after a
+//! completed handshake), duplicates a few segments (retransmissions) and swaps a few
+//! (reordering). Beside the capture it writes `<out>.truth.csv` (one line per flow) and
+//! `<out>.labels.json` (the shape `/work/shared/tools/score.py` reads), so the analysis can be
+//! checked at speed. The same arguments always give the same bytes. `benches/README.md`
+//! describes the mix and the options for the stress shapes (`--help` lists them).
+//!
+//! `tests/threads.rs` includes this file as a module and calls [`generate`].
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -37,6 +39,14 @@ struct Seg {
     payload: Vec<u8>,
 }
 
+/// Ethernet, IP and TCP headers plus the pcap record header of one packet.
+fn overhead(v6: bool) -> u64 {
+    16 + 14 + if v6 { 40 } else { 20 } + 20
+}
+
+/// Payload per inserted filler segment (a typical Ethernet MSS).
+const MSS: usize = 1448;
+
 #[derive(Clone)]
 struct Template {
     name: String,
@@ -45,11 +55,12 @@ struct Template {
     segs: Vec<Seg>,
     /// Index of the client segment that carries the end-of-data dot (for body inflation).
     body_end: Option<usize>,
-    /// Handshake completed: application data may be inserted before the server's FIN.
+    /// Handshake completed and the flow closes: application data goes before the close.
     tls_complete: bool,
 }
 
-fn parse_size(s: &str) -> u64 {
+/// `50M`, `1G`, `64K` or a plain number of bytes.
+pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();
     let (num, mult) = match s.chars().last() {
         Some('G' | 'g') => (&s[..s.len() - 1], 1u64 << 30),
@@ -57,7 +68,7 @@ fn parse_size(s: &str) -> u64 {
         Some('K' | 'k') => (&s[..s.len() - 1], 1 << 10),
         _ => (s, 1),
     };
-    num.parse::<u64>().expect("size like 50M or 1G") * mult
+    num.parse::<u64>().ok()?.checked_mul(mult)
 }
 
 /// splitmix64: small, fast, deterministic.
@@ -84,6 +95,22 @@ fn endpoint(s: &str) -> Option<(String, u16)> {
         ip.trim_matches(|c| c == '[' || c == ']').to_string(),
         port.parse().ok()?,
     ))
+}
+
+impl Template {
+    /// Capture bytes of one replay, without inflation.
+    fn wire_bytes(&self, v6: bool) -> u64 {
+        self.segs
+            .iter()
+            .map(|s| overhead(v6) + s.payload.len() as u64)
+            .sum()
+    }
+}
+
+/// Capture bytes of `extra` payload bytes cut into segments of `mss`.
+fn filler_bytes(extra: u32, mss: usize, v6: bool) -> u64 {
+    let extra = u64::from(extra);
+    extra + extra.div_ceil(mss as u64) * overhead(v6)
 }
 
 fn load_templates(fixtures: &Path) -> Vec<Template> {
@@ -180,17 +207,96 @@ fn load_templates(fixtures: &Path) -> Vec<Template> {
             } else {
                 None
             };
+            // The application data goes before the first FIN or RST, from its sender.
+            let tls_complete =
+                lab["tls"]["handshake"] == "complete" && segs.iter().any(|s| s.flags & 0x05 != 0);
+            if std::env::var_os("GENCORPUS_DEBUG").is_some() {
+                eprintln!(
+                    "template {file}: body_end {body_end:?}, tls {}, server close {}",
+                    lab["tls"]["handshake"],
+                    segs.iter().any(|s| !s.from_client && s.flags & 0x05 != 0)
+                );
+            }
             out.push(Template {
                 name: format!("{file} {}", lab["client"].as_str().unwrap_or("")),
                 label: (*lab).clone(),
                 server_port: sport,
                 segs,
                 body_end,
-                tls_complete: lab["tls"]["handshake"] == "complete",
+                tls_complete,
             });
         }
     }
     out
+}
+
+/// How the corpus is shaped. The defaults give the mixed benchmark corpus.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Stop starting flows once the capture is expected to reach this many bytes.
+    pub size: u64,
+    pub out: PathBuf,
+    pub seed: u64,
+    pub fixtures: PathBuf,
+    /// Flows replayed at once (interleaved).
+    pub concurrent: usize,
+    /// Mean microseconds between two flow starts.
+    pub arrival_us: u64,
+    /// Every DATA body gets this many bytes (`None`: the mixed distribution; 0: none).
+    pub body: Option<u32>,
+    /// Every completed TLS session gets this much application data (`None`: mixed; 0: none).
+    pub tls: Option<u32>,
+    /// Largest payload per packet: template segments are cut to it (tiny-packet stress).
+    pub mss: usize,
+    /// Write `<out>.truth.csv` and `<out>.labels.json`.
+    pub truth: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            size: 50 << 20,
+            out: PathBuf::from("bench-data/mixed.pcap"),
+            seed: 1,
+            fixtures: PathBuf::from("fixtures"),
+            concurrent: 64,
+            arrival_us: 2_000,
+            body: None,
+            tls: None,
+            mss: MSS,
+            truth: true,
+        }
+    }
+}
+
+/// What was written.
+#[derive(Clone, Copy, Debug)]
+pub struct Generated {
+    pub flows: u64,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// Message body sizes: mostly small mail, some attachments, a few very large ones
+/// (mean about 200 KB).
+fn mixed_body(rng: &mut Rng) -> u32 {
+    match rng.below(100) {
+        0..=59 => 1_000 + rng.below(19_000) as u32,
+        60..=89 => 20_000 + rng.below(180_000) as u32,
+        90..=98 => 200_000 + rng.below(1_800_000) as u32,
+        _ => 2_000_000 + rng.below(8_000_000) as u32,
+    }
+}
+
+/// Application data of a completed TLS session: a submission with its message, now and then
+/// a long-lived relay session.
+fn mixed_tls(rng: &mut Rng) -> u32 {
+    match rng.below(100) {
+        0..=59 => 1_000 + rng.below(19_000) as u32,
+        60..=89 => 20_000 + rng.below(180_000) as u32,
+        90..=98 => 200_000 + rng.below(1_800_000) as u32,
+        _ => 2_000_000 + rng.below(18_000_000) as u32,
+    }
 }
 
 /// One generated flow being replayed.
@@ -202,14 +308,16 @@ struct Cursor {
     client_port: u16,
     /// Bytes inserted into the client->server stream at `body_end` (message body filler).
     body_extra: u32,
-    /// Bytes of TLS application data inserted before the server's first FIN.
+    /// Bytes of TLS application data inserted before the first FIN or RST (by its sender).
     tls_extra: u32,
     next: usize,
-    /// Segments to emit before template segment `next` (filler, retransmissions, swaps),
-    /// last first; `true` when the sequence numbers are already final.
+    /// Segments to emit before template segment `next` (filler, retransmissions, swaps,
+    /// pieces), last first; `true` when the sequence numbers are already final.
     pending: Vec<(Seg, bool)>,
     client_shift: u32,
     server_shift: u32,
+    /// Microseconds the inserted filler took: later template segments move by as much.
+    time_shift: u64,
     tls_inserted: bool,
 }
 
@@ -307,49 +415,84 @@ fn tls_filler(len: usize, rng: &mut Rng) -> Vec<u8> {
     v
 }
 
+fn usage() -> ! {
+    eprintln!(
+        "usage: gencorpus [--size 50M|1G] [--out PATH] [--seed N] [--fixtures DIR]
+                 [--concurrent N] [--arrival-us N] [--body SIZE] [--tls SIZE] [--mss N]
+                 [--no-truth]
+  --body/--tls SIZE give every DATA body / completed TLS session that much filler
+  (0 for none); without them sizes follow the mixed distribution (benches/README.md)."
+    );
+    std::process::exit(2);
+}
+
+#[allow(dead_code)]
 fn main() {
-    let mut size = 50u64 << 20;
-    let mut out = PathBuf::from("bench-data/mixed.pcap");
-    let mut seed = 1u64;
-    let mut fixtures = PathBuf::from("fixtures");
+    let mut o = Options::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
+        let mut val = || args.next().unwrap_or_else(|| usage());
+        let size = |v: String| parse_size(&v).unwrap_or_else(|| usage());
+        let num = |v: String| v.parse::<u64>().unwrap_or_else(|_| usage());
         match a.as_str() {
-            "--size" => size = parse_size(&args.next().expect("--size N")),
-            "--out" => out = PathBuf::from(args.next().expect("--out PATH")),
-            "--seed" => seed = args.next().expect("--seed N").parse().expect("number"),
-            "--fixtures" => fixtures = PathBuf::from(args.next().expect("--fixtures DIR")),
-            _ => {
-                eprintln!(
-                    "usage: gencorpus [--size 50M|1G] [--out PATH] [--seed N] [--fixtures DIR]"
-                );
-                std::process::exit(2);
-            }
+            "--size" => o.size = size(val()),
+            "--out" => o.out = PathBuf::from(val()),
+            "--seed" => o.seed = num(val()),
+            "--fixtures" => o.fixtures = PathBuf::from(val()),
+            "--concurrent" => o.concurrent = num(val()).max(1) as usize,
+            "--arrival-us" => o.arrival_us = num(val()),
+            "--body" => o.body = Some(u32::try_from(size(val())).unwrap_or_else(|_| usage())),
+            "--tls" => o.tls = Some(u32::try_from(size(val())).unwrap_or_else(|_| usage())),
+            "--mss" => o.mss = num(val()).clamp(1, 65_000) as usize,
+            "--no-truth" => o.truth = false,
+            _ => usage(),
         }
     }
-    let templates = load_templates(&fixtures);
+    let g = generate(&o);
+    eprintln!(
+        "gencorpus: {} flows, {} packets, {} bytes -> {}",
+        g.flows,
+        g.packets,
+        g.bytes,
+        o.out.display()
+    );
+}
+
+/// Writes the capture (and its truth files) that `o` describes.
+pub fn generate(o: &Options) -> Generated {
+    let templates = load_templates(&o.fixtures);
     assert!(
         !templates.is_empty(),
         "no templates found in {}",
-        fixtures.display()
+        o.fixtures.display()
     );
+    let out = &o.out;
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).ok();
     }
-    let mut rng = Rng(seed);
-    let mut w = Writer::new(&out);
-    let mut truth =
-        BufWriter::new(File::create(out.with_extension("truth.csv")).expect("truth csv"));
+    let mut rng = Rng(o.seed);
+    let mut w = Writer::new(out);
+    let mut truth: Box<dyn Write> = if o.truth {
+        Box::new(BufWriter::new(
+            File::create(out.with_extension("truth.csv")).expect("truth csv"),
+        ))
+    } else {
+        Box::new(std::io::sink())
+    };
     writeln!(truth, "client,server,class,starttls_issued,auth,tls_handshake,tls_version,expected_findings,template").unwrap();
     let mut label_flows = Vec::new();
 
-    // Replays overlap: up to CONCURRENT flows are live at once, arrivals interleaved.
-    const CONCURRENT: usize = 64;
+    // Up to `concurrent` flows are live at once, arrivals interleaved.
+    let concurrent = o.concurrent.max(1);
+    let mss = o.mss.max(1);
     let mut heap: BinaryHeap<std::cmp::Reverse<(u64, usize)>> = BinaryHeap::new();
     let mut cursors: Vec<Option<Cursor>> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
     let mut clock_us: u64 = 1_767_225_600_000_000; // 2026-01-01T00:00:00Z
     let mut flow_no: u64 = 0;
+    // Capture bytes of everything started so far, as planned: flows stop starting when it
+    // reaches the size, so the capture ends close to it (not a whole flight of flows later).
+    let mut planned: u64 = 24;
     let servers_v4: Vec<IpAddr> = (1..=8)
         .map(|i| IpAddr::V4(Ipv4Addr::new(198, 51, 100, i)))
         .collect();
@@ -362,8 +505,9 @@ fn main() {
                           heap: &mut BinaryHeap<_>,
                           rng: &mut Rng,
                           clock_us: u64,
-                          truth: &mut BufWriter<File>,
-                          label_flows: &mut Vec<Value>| {
+                          truth: &mut dyn Write,
+                          label_flows: &mut Vec<Value>|
+     -> u64 {
         flow_no += 1;
         let tpl = rng.below(templates.len() as u64) as usize;
         let t = &templates[tpl];
@@ -394,19 +538,15 @@ fn main() {
             servers_v4[rng.below(8) as usize]
         };
         let client_port = 1024 + (rng.below(64_000) as u16);
-        let body_extra = if t.body_end.is_some() {
-            match rng.below(10) {
-                0..=5 => 2_000 + rng.below(30_000) as u32,
-                6..=8 => 100_000 + rng.below(900_000) as u32,
-                _ => 2_000_000 + rng.below(6_000_000) as u32,
-            }
-        } else {
-            0
+        let body_extra = match (t.body_end.is_some(), o.body) {
+            (false, _) => 0,
+            (true, Some(n)) => n,
+            (true, None) => mixed_body(rng),
         };
-        let tls_extra = if t.tls_complete {
-            10_000 + rng.below(2_000_000) as u32
-        } else {
-            0
+        let tls_extra = match (t.tls_complete, o.tls) {
+            (false, _) => 0,
+            (true, Some(n)) => n,
+            (true, None) => mixed_tls(rng),
         };
         let cur = Cursor {
             tpl,
@@ -420,6 +560,7 @@ fn main() {
             pending: Vec::new(),
             client_shift: 0,
             server_shift: 0,
+            time_shift: 0,
             tls_inserted: false,
         };
         let fmt_ep = |ip: IpAddr, port: u16| match ip {
@@ -459,28 +600,40 @@ fn main() {
             t.name.replace(',', " ")
         )
         .unwrap();
-        let mut l = lab.clone();
-        l["client"] = json!(c);
-        l["server"] = json!(s);
-        label_flows.push(l);
+        if o.truth {
+            let mut l = lab.clone();
+            l["client"] = json!(c);
+            l["server"] = json!(s);
+            label_flows.push(l);
+        }
         let slot = free.pop().unwrap_or_else(|| {
             cursors.push(None);
             cursors.len() - 1
         });
         cursors[slot] = Some(cur);
         heap.push(std::cmp::Reverse((clock_us, slot)));
+        // Template segments longer than the MSS are cut, each piece a packet.
+        let pieces: u64 = t
+            .segs
+            .iter()
+            .map(|s| (s.payload.len().div_ceil(mss) as u64).saturating_sub(1))
+            .sum();
+        t.wire_bytes(v6)
+            + pieces * overhead(v6)
+            + filler_bytes(body_extra, mss.min(MSS), v6)
+            + filler_bytes(tls_extra, mss.min(MSS), v6)
     };
 
-    while w.bytes < size || !heap.is_empty() {
-        while w.bytes < size && heap.len() < CONCURRENT {
-            clock_us += 200 + rng.below(5_000);
-            start_flow(
+    while planned < o.size || !heap.is_empty() {
+        while planned < o.size && heap.len() < concurrent {
+            clock_us += o.arrival_us / 10 + rng.below(o.arrival_us.max(1) * 9 / 5 + 1);
+            planned += start_flow(
                 &mut cursors,
                 &mut free,
                 &mut heap,
                 &mut rng,
                 clock_us,
-                &mut truth,
+                &mut *truth,
                 &mut label_flows,
             );
         }
@@ -489,7 +642,7 @@ fn main() {
         };
         let cur = cursors[slot].as_mut().expect("live cursor");
         let tpl = &templates[cur.tpl];
-        // Emit one segment: pending ones first (inserted, duplicated or swapped).
+        // Emit one segment: pending ones first (inserted, duplicated, swapped or cut).
         let (seg, fixed) = if let Some(p) = cur.pending.pop() {
             p
         } else if cur.next < tpl.segs.len() {
@@ -497,16 +650,16 @@ fn main() {
             cur.next += 1;
             let s = tpl.segs[i].clone();
             let body_here = Some(i) == tpl.body_end && cur.body_extra > 0;
-            let tls_here =
-                cur.tls_extra > 0 && !cur.tls_inserted && !s.from_client && s.flags & 0x05 != 0;
+            let tls_here = cur.tls_extra > 0 && !cur.tls_inserted && s.flags & 0x05 != 0;
             if body_here || tls_here {
                 // Filler before this segment, at final sequence numbers; this segment and
-                // everything after it in its direction move up by the filler's length.
+                // everything after it in its direction move up by the filler's length, and
+                // later by the time the filler takes at about 1 Gbit/s.
                 let (data, from_client) = if body_here {
                     (body_filler(cur.body_extra as usize), true)
                 } else {
                     cur.tls_inserted = true;
-                    (tls_filler(cur.tls_extra as usize, &mut rng), false)
+                    (tls_filler(cur.tls_extra as usize, &mut rng), s.from_client)
                 };
                 let (shift, peer_shift) = if from_client {
                     (cur.client_shift, cur.server_shift)
@@ -517,10 +670,10 @@ fn main() {
                 let ack = s.ack.wrapping_add(peer_shift);
                 let mut off = 0u32;
                 let mut filler = Vec::new();
-                for c in data.chunks(1448) {
+                for c in data.chunks(mss.min(MSS)) {
                     filler.push((
                         Seg {
-                            t_us: s.t_us,
+                            t_us: s.t_us + cur.time_shift,
                             from_client,
                             seq: base.wrapping_add(off),
                             ack,
@@ -529,6 +682,7 @@ fn main() {
                         },
                         true,
                     ));
+                    cur.time_shift += 12;
                     off = off.wrapping_add(c.len() as u32);
                 }
                 if from_client {
@@ -548,8 +702,37 @@ fn main() {
             free.push(slot);
             continue;
         };
-        // Rare retransmission or reordering of data segments.
         let (mut seg, mut fixed) = (seg, fixed);
+        if seg.payload.len() > mss {
+            // Cut to the MSS: the first piece goes now, the rest next (in order).
+            // SYN stays on the first piece, FIN goes to the last (and the SYN's sequence
+            // number comes before the payload).
+            let syn = u32::from(seg.flags & 0x02 != 0);
+            let pieces = seg.payload.len().div_ceil(mss);
+            let rest: Vec<(Seg, bool)> = seg
+                .payload
+                .chunks(mss)
+                .enumerate()
+                .skip(1)
+                .map(|(k, c)| {
+                    let last = k + 1 == pieces;
+                    let flags = seg.flags & !0x02 & if last { 0xff } else { !0x01 };
+                    (
+                        Seg {
+                            seq: seg.seq.wrapping_add(syn + (k * mss) as u32),
+                            flags,
+                            payload: c.to_vec(),
+                            ..seg.clone()
+                        },
+                        fixed,
+                    )
+                })
+                .collect();
+            cur.pending.extend(rest.into_iter().rev());
+            seg.payload.truncate(mss);
+            seg.flags &= !0x01;
+        }
+        // Rare retransmission or reordering of data segments.
         if !seg.payload.is_empty() && rng.chance(3) {
             cur.pending.push((seg.clone(), fixed));
         } else if !seg.payload.is_empty()
@@ -559,6 +742,7 @@ fn main() {
             && cur.next < tpl.segs.len()
             && tpl.segs[cur.next].from_client == seg.from_client
             && !tpl.segs[cur.next].payload.is_empty()
+            && tpl.segs[cur.next].payload.len() <= mss
             && Some(cur.next) != tpl.body_end
         {
             // Swap with the next segment of the same direction.
@@ -592,13 +776,17 @@ fn main() {
                 seg.ack.wrapping_add(cs),
             )
         };
-        let t = (cur.start_us + seg.t_us).max(t_now);
+        // Filler carries its own (already shifted) time; template segments move by the time
+        // the filler before them took.
+        let shift = if fixed { 0 } else { cur.time_shift };
+        let t = (cur.start_us + seg.t_us + shift).max(t_now);
         w.packet(t, src, dst, sport, dport, seq, ack, seg.flags, &seg.payload);
         // Next event of this flow: its next template time, a little later for inserted ones.
-        let next_t = if let Some((p, _)) = cur.pending.last() {
-            (cur.start_us + p.t_us).max(t + 1)
+        let next_t = if let Some((p, pf)) = cur.pending.last() {
+            let shift = if *pf { 0 } else { cur.time_shift };
+            (cur.start_us + p.t_us + shift).max(t + 1)
         } else if let Some(n) = tpl.segs.get(cur.next) {
-            (cur.start_us + n.t_us).max(t + 1)
+            (cur.start_us + n.t_us + cur.time_shift).max(t + 1)
         } else {
             t + 1
         };
@@ -606,20 +794,21 @@ fn main() {
     }
     w.out.flush().unwrap();
     truth.flush().unwrap();
-    let labels = json!({
-        "generated_from": "examples/gencorpus.rs over fixtures/labels.json",
-        "captures": [{"id": out.file_name().and_then(|n| n.to_str()).unwrap_or(""), "file": out.file_name().and_then(|n| n.to_str()).unwrap_or(""), "flows": label_flows}]
-    });
-    std::fs::write(
-        out.with_extension("labels.json"),
-        serde_json::to_vec_pretty(&labels).unwrap(),
-    )
-    .unwrap();
-    eprintln!(
-        "gencorpus: {} flows, {} packets, {} bytes -> {}",
-        flow_no,
-        w.packets,
-        w.bytes,
-        out.display()
-    );
+    if o.truth {
+        let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let labels = json!({
+            "generated_from": "examples/gencorpus.rs over fixtures/labels.json",
+            "captures": [{"id": name, "file": name, "flows": label_flows}]
+        });
+        std::fs::write(
+            out.with_extension("labels.json"),
+            serde_json::to_vec_pretty(&labels).unwrap(),
+        )
+        .unwrap();
+    }
+    Generated {
+        flows: flow_no,
+        packets: w.packets,
+        bytes: w.bytes,
+    }
 }

@@ -387,7 +387,11 @@ impl<H: FlowHandler> FlowTable<H> {
 
     /// Moves the capture clock; once per new capture second, finishes idle flows and forgets
     /// old finished connections (cheap: both queues are ordered by time).
-    fn advance_clock(&mut self, ts: Timestamp) {
+    ///
+    /// [`process`](Self::process) calls it with every segment. A table that sees only a
+    /// shard of a capture's flows is given the capture's clock here, before the segment that
+    /// moves it, so its idle sweeps happen at the same packets as in one table for all flows.
+    pub fn advance_clock(&mut self, ts: Timestamp) {
         if ts.secs <= self.now {
             return;
         }

@@ -1,4 +1,10 @@
 //! Runs captures through reader, decoder, flow table and analysis into a report sink.
+//!
+//! With one thread a capture runs in a straight line on the calling thread. With more,
+//! [`sharded`] spreads its flows over worker threads and merges what they finish back into
+//! the order one thread would have produced, so the report is the same byte for byte.
+
+mod sharded;
 
 use std::collections::BTreeSet;
 use std::io;
@@ -80,20 +86,23 @@ fn run_readers(
         let summary = &mut outcome.summary;
         let bruteforce = &mut bruteforce;
         let sink_ref = &mut *sink;
-        let mut emit = move |flows: Vec<FinishedFlow>| -> io::Result<()> {
-            for f in flows {
-                bruteforce.observe(&f.record);
-                summary.add_flow(&f.record);
-                for finding in &f.findings {
-                    summary.add_finding(finding);
-                }
-                sink_ref.flow(&f.record, &f.findings)?;
+        let mut emit = move |f: FinishedFlow| -> io::Result<()> {
+            bruteforce.observe(&f.record);
+            summary.add_flow(&f.record);
+            for finding in &f.findings {
+                summary.add_finding(finding);
             }
-            Ok(())
+            sink_ref.flow(&f.record, &f.findings)
         };
         let analysed = reader
             .map_err(CaptureFailure::Unreadable)
-            .and_then(|reader| analyse_capture(cfg, reader, obs, &mut emit));
+            .and_then(|reader| {
+                if cfg.threads > 1 {
+                    sharded::analyse_capture(cfg, reader, obs, &mut emit)
+                } else {
+                    analyse_capture(cfg, reader, obs, &mut emit)
+                }
+            });
         match analysed {
             Ok(record) => {
                 outcome.inputs_read += 1;
@@ -133,6 +142,13 @@ fn unreadable_record(path: &str, e: &CaptureError) -> CaptureRecord {
     }
 }
 
+fn emit_all(flows: Vec<FinishedFlow>, emit: &mut Emit<'_>) -> Result<(), CaptureFailure> {
+    for f in flows {
+        emit(f).map_err(CaptureFailure::Output)?;
+    }
+    Ok(())
+}
+
 enum CaptureFailure {
     /// The input could not be read at all.
     Unreadable(CaptureError),
@@ -140,12 +156,15 @@ enum CaptureFailure {
     Output(io::Error),
 }
 
-/// One capture from first byte to last flow.
+/// Receives each reported flow as it finishes, in the order of the report.
+type Emit<'a> = dyn FnMut(FinishedFlow) -> io::Result<()> + 'a;
+
+/// One capture from first byte to last flow, on the calling thread.
 fn analyse_capture(
     cfg: &Config,
     mut reader: CaptureReader,
     obs: &mut dyn Observer,
-    emit: &mut dyn FnMut(Vec<FinishedFlow>) -> io::Result<()>,
+    emit: &mut Emit<'_>,
 ) -> Result<CaptureRecord, CaptureFailure> {
     let path = reader.path().to_string();
     let path = path.as_str();
@@ -172,7 +191,7 @@ fn analyse_capture(
                     table.process(&seg, meta);
                 }
                 if table.handler().has_finished() {
-                    emit(table.handler_mut().take_finished()).map_err(CaptureFailure::Output)?;
+                    emit_all(table.handler_mut().take_finished(), emit)?;
                 }
                 if packets % PROGRESS_EVERY == 0 {
                     obs.progress(reader.input_position(), packets);
@@ -191,7 +210,7 @@ fn analyse_capture(
         }
     }
     table.finish_all();
-    emit(table.handler_mut().take_finished()).map_err(CaptureFailure::Output)?;
+    emit_all(table.handler_mut().take_finished(), emit)?;
     obs.progress(reader.input_position(), packets);
     obs.finish_capture();
     // Every warning names the file (the reader's already do), in the report and on stderr.
