@@ -24,23 +24,22 @@
 //! so a capture that reaches them may be evicted or trimmed differently than with one
 //! thread. Below the limits the output does not depend on N.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::net::IpAddr;
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread;
 
-use super::{CaptureFailure, Emit, Observer, PROGRESS_EVERY};
+use super::{CaptureFailure, Emit, InputFacts, Observer, PROGRESS_EVERY};
 use crate::analysis::{Analyzer, FinishedFlow, FlowState};
-use crate::capture::{CaptureError, CaptureReader, LinkType};
+use crate::capture::CaptureReader;
 use crate::cli::Config;
-use crate::decode::{Decoder, TcpFlags, TcpSegment};
+use crate::decode::{TcpFlags, TcpSegment};
 use crate::flow::{
     CloseReason, Direction, EventMeta, FlowConfig, FlowHandler, FlowInfo, FlowKey, FlowTable,
     FlowTableStats, Interest, StreamEvent,
 };
 use crate::report::model::CaptureRecord;
-use crate::time::Timestamp;
 
 /// A batch is handed out when its payload reaches this many bytes ...
 const BATCH_BYTES: usize = 1024 * 1024;
@@ -492,49 +491,15 @@ pub(super) fn analyse_capture(
         if panicked || totals.len() != shards {
             return Err(worker_gone());
         }
-        Ok(facts.into_record(&mut reader, max_live, &totals))
-    })
-}
-
-/// What the reader learns about a capture on its own.
-struct InputFacts {
-    decoder: Decoder,
-    packets: u64,
-    link_types: BTreeSet<LinkType>,
-    warnings: Vec<String>,
-    first_packet: Option<Timestamp>,
-    last_packet: Option<Timestamp>,
-}
-
-impl InputFacts {
-    fn into_record(
-        mut self,
-        reader: &mut CaptureReader,
-        max_live: u64,
-        totals: &[ShardTotals],
-    ) -> CaptureRecord {
-        self.warnings.extend(reader.take_warnings());
-        self.warnings.extend(self.decoder.take_warnings());
         let mut flow_table = FlowTableStats::default();
-        for t in totals {
+        for t in &totals {
             add_stats(&mut flow_table, &t.stats);
         }
         flow_table.max_live_flows = max_live;
-        CaptureRecord {
-            path: reader.path().to_string(),
-            format: Some(reader.format()),
-            packets: self.packets,
-            bytes: reader.bytes_read(),
-            link_types: self.link_types.iter().map(|l| l.name()).collect(),
-            warnings: self.warnings,
-            first_packet: self.first_packet,
-            last_packet: self.last_packet,
-            tcp_flows: totals.iter().map(|t| t.tcp_flows).sum(),
-            reported_flows: totals.iter().map(|t| t.reported_flows).sum(),
-            decode: self.decoder.stats().clone(),
-            flow_table,
-        }
-    }
+        let tcp_flows = totals.iter().map(|t| t.tcp_flows).sum();
+        let reported_flows = totals.iter().map(|t| t.reported_flows).sum();
+        Ok(facts.into_record(&mut reader, obs, tcp_flows, reported_flows, flow_table))
+    })
 }
 
 /// Reads, decodes and dispatches every frame, then finishes the workers and merges the rest.
@@ -546,33 +511,15 @@ fn read_capture(
 ) -> Result<InputFacts, CaptureFailure> {
     obs.start_capture(reader.path(), reader.total_size());
     let shards = dispatch.shards() as u64;
-    let mut facts = InputFacts {
-        decoder: Decoder::new(),
-        packets: 0,
-        link_types: BTreeSet::new(),
-        warnings: Vec::new(),
-        first_packet: None,
-        last_packet: None,
-    };
+    let mut facts = InputFacts::new();
     // The capture clock as a flow table keeps it: whole seconds, moved only forward, only by
     // TCP segments.
     let mut clock = i64::MIN;
     loop {
         let full = match reader.next_frame() {
             Ok(Some(frame)) => {
-                facts.packets += 1;
-                facts.link_types.insert(frame.link_type);
-                facts.first_packet.get_or_insert(frame.ts);
-                facts.last_packet = Some(frame.ts);
-                let meta = EventMeta {
-                    ts: frame.ts,
-                    frame: frame.number,
-                };
                 let mut full = false;
-                if let Some(seg) = facts
-                    .decoder
-                    .decode(frame.link_type, frame.data, frame.orig_len)
-                {
+                if let Some((seg, meta)) = facts.frame(&frame) {
                     if meta.ts.secs > clock {
                         clock = meta.ts.secs;
                         for b in &mut dispatch.filling {
@@ -606,12 +553,7 @@ fn read_capture(
             }
             Ok(None) => break,
             Err(e) => {
-                // A capture damaged part-way: keep what was read, say where it broke.
-                if facts.packets == 0 && matches!(e, CaptureError::Open { .. }) {
-                    return Err(CaptureFailure::Unreadable(e));
-                }
-                obs.warning(&e.to_string());
-                facts.warnings.push(e.to_string());
+                facts.read_error(e, obs)?;
                 break;
             }
         };
@@ -621,8 +563,6 @@ fn read_capture(
     }
     dispatch.send_round(emit, true)?;
     while dispatch.merge_round(emit, true)? {}
-    obs.progress(reader.input_position(), facts.packets);
-    obs.finish_capture();
     Ok(facts)
 }
 
