@@ -5,6 +5,7 @@
 //! finish back into the order one thread would have produced, so the report is the same byte
 //! for byte. Standard input and other pipes stay on one thread (see [`run`]).
 
+mod files;
 mod sharded;
 
 use std::collections::BTreeSet;
@@ -47,14 +48,19 @@ pub trait Observer {
 const PROGRESS_EVERY: u64 = 1 << 14;
 
 /// Analyses every capture in `inputs` (paths; `-` is standard input), writing to `sink` as
-/// flows finish. Capture files use `cfg.threads` workers; standard input and other pipes
-/// are analysed on the calling thread, so that a live capture's flows appear as they close.
+/// flows finish. With `cfg.threads` above one, several inputs run at once (one thread each,
+/// up to `cfg.threads`), and a single capture file spreads its flows over `cfg.threads`
+/// workers; standard input alone is analysed on the calling thread, so that a live capture's
+/// flows appear as they close. The report is the same whatever the number of threads.
 pub fn run(
     cfg: &Config,
     inputs: &[String],
     sink: &mut dyn ReportSink,
     obs: &mut dyn Observer,
 ) -> io::Result<RunOutcome> {
+    if cfg.threads > 1 && inputs.len() > 1 {
+        return files::run_files(cfg, inputs, sink, obs);
+    }
     let opened = inputs
         .iter()
         .map(|path| (path.clone(), CaptureReader::open(path)));
@@ -77,29 +83,67 @@ pub fn run_bytes(
     run_readers(cfg, [(name.to_string(), reader)], sink, &mut Silent)
 }
 
+/// What the run adds up across captures: the outcome, and brute force over all flows.
+#[derive(Default)]
+struct Tally {
+    outcome: RunOutcome,
+    bruteforce: BruteForceTracker,
+}
+
+impl Tally {
+    fn flow(&mut self, sink: &mut dyn ReportSink, f: FinishedFlow) -> io::Result<()> {
+        self.bruteforce.observe(&f.record);
+        self.outcome.summary.add_flow(&f.record);
+        for finding in &f.findings {
+            self.outcome.summary.add_finding(finding);
+        }
+        sink.flow(&f.record, &f.findings)
+    }
+
+    /// A capture is done (its flows all emitted): its entry goes to the sink.
+    fn capture(
+        &mut self,
+        sink: &mut dyn ReportSink,
+        obs: &mut dyn Observer,
+        path: &str,
+        analysed: Result<CaptureRecord, CaptureFailure>,
+    ) -> io::Result<()> {
+        match analysed {
+            Ok(record) => {
+                self.outcome.inputs_read += 1;
+                sink.capture(&record)
+            }
+            Err(CaptureFailure::Unreadable(e)) => {
+                self.outcome.inputs_failed += 1;
+                obs.error(&e.to_string());
+                sink.capture(&unreadable_record(path, &e))
+            }
+            Err(CaptureFailure::Output(e)) => Err(e),
+        }
+    }
+
+    fn finish(mut self, sink: &mut dyn ReportSink) -> io::Result<RunOutcome> {
+        let run_findings = self.bruteforce.findings();
+        for f in &run_findings {
+            self.outcome.summary.add_finding(f);
+        }
+        sink.finish(&run_findings, &self.outcome.summary)?;
+        Ok(self.outcome)
+    }
+}
+
 fn run_readers(
     cfg: &Config,
     readers: impl IntoIterator<Item = (String, Result<CaptureReader, CaptureError>)>,
     sink: &mut dyn ReportSink,
     obs: &mut dyn Observer,
 ) -> io::Result<RunOutcome> {
-    let mut outcome = RunOutcome::default();
-    let mut bruteforce = BruteForceTracker::default();
+    let mut tally = Tally::default();
     for (path, reader) in readers {
-        let summary = &mut outcome.summary;
-        let bruteforce = &mut bruteforce;
-        let sink_ref = &mut *sink;
-        let mut emit = move |f: FinishedFlow| -> io::Result<()> {
-            bruteforce.observe(&f.record);
-            summary.add_flow(&f.record);
-            for finding in &f.findings {
-                summary.add_finding(finding);
-            }
-            sink_ref.flow(&f.record, &f.findings)
-        };
         let analysed = reader
             .map_err(CaptureFailure::Unreadable)
             .and_then(|reader| {
+                let mut emit = |f: FinishedFlow| tally.flow(sink, f);
                 // Batches wait for more packets before they are analysed, so a pipe (a live
                 // capture) runs on one thread: its flows are reported the moment they close.
                 if cfg.threads > 1 && reader.total_size().is_some() {
@@ -108,25 +152,9 @@ fn run_readers(
                     analyse_capture(cfg, reader, obs, &mut emit)
                 }
             });
-        match analysed {
-            Ok(record) => {
-                outcome.inputs_read += 1;
-                sink.capture(&record)?;
-            }
-            Err(CaptureFailure::Unreadable(e)) => {
-                outcome.inputs_failed += 1;
-                obs.error(&e.to_string());
-                sink.capture(&unreadable_record(&path, &e))?;
-            }
-            Err(CaptureFailure::Output(e)) => return Err(e),
-        }
+        tally.capture(sink, obs, &path, analysed)?;
     }
-    let run_findings = bruteforce.findings();
-    for f in &run_findings {
-        outcome.summary.add_finding(f);
-    }
-    sink.finish(&run_findings, &outcome.summary)?;
-    Ok(outcome)
+    tally.finish(sink)
 }
 
 /// The capture entry of an input that could not be read at all.
