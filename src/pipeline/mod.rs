@@ -1,22 +1,25 @@
 //! Runs captures through reader, decoder, flow table and analysis into a report sink.
 //!
 //! With one thread a capture runs in a straight line on the calling thread. With more,
-//! [`sharded`] spreads its flows over worker threads and merges what they finish back into
-//! the order one thread would have produced, so the report is the same byte for byte.
+//! [`sharded`] spreads the flows of a capture file over worker threads and merges what they
+//! finish back into the order one thread would have produced, so the report is the same byte
+//! for byte. Standard input and other pipes stay on one thread (see [`run`]).
 
+mod files;
 mod sharded;
 
 use std::collections::BTreeSet;
 use std::io;
 
 use crate::analysis::{Analyzer, FinishedFlow};
-use crate::capture::{CaptureError, CaptureReader, LinkType};
+use crate::capture::{CaptureError, CaptureReader, Frame, LinkType};
 use crate::cli::Config;
-use crate::decode::Decoder;
+use crate::decode::{Decoder, TcpSegment};
 use crate::findings::bruteforce::BruteForceTracker;
-use crate::flow::{EventMeta, FlowTable};
+use crate::flow::{EventMeta, FlowTable, FlowTableStats};
 use crate::report::ReportSink;
 use crate::report::model::{CaptureRecord, Summary};
+use crate::time::Timestamp;
 
 /// How a run went, for the exit status.
 #[derive(Debug, Default)]
@@ -45,13 +48,19 @@ pub trait Observer {
 const PROGRESS_EVERY: u64 = 1 << 14;
 
 /// Analyses every capture in `inputs` (paths; `-` is standard input), writing to `sink` as
-/// flows finish.
+/// flows finish. With `cfg.threads` above one, several inputs run at once (one thread each,
+/// up to `cfg.threads`), and a single capture file spreads its flows over `cfg.threads`
+/// workers; standard input alone is analysed on the calling thread, so that a live capture's
+/// flows appear as they close. The report is the same whatever the number of threads.
 pub fn run(
     cfg: &Config,
     inputs: &[String],
     sink: &mut dyn ReportSink,
     obs: &mut dyn Observer,
 ) -> io::Result<RunOutcome> {
+    if cfg.threads > 1 && inputs.len() > 1 {
+        return files::run_files(cfg, inputs, sink, obs);
+    }
     let opened = inputs
         .iter()
         .map(|path| (path.clone(), CaptureReader::open(path)));
@@ -74,54 +83,78 @@ pub fn run_bytes(
     run_readers(cfg, [(name.to_string(), reader)], sink, &mut Silent)
 }
 
+/// What the run adds up across captures: the outcome, and brute force over all flows.
+#[derive(Default)]
+struct Tally {
+    outcome: RunOutcome,
+    bruteforce: BruteForceTracker,
+}
+
+impl Tally {
+    fn flow(&mut self, sink: &mut dyn ReportSink, f: FinishedFlow) -> io::Result<()> {
+        self.bruteforce.observe(&f.record);
+        self.outcome.summary.add_flow(&f.record);
+        for finding in &f.findings {
+            self.outcome.summary.add_finding(finding);
+        }
+        sink.flow(&f.record, &f.findings)
+    }
+
+    /// A capture is done (its flows all emitted): its entry goes to the sink.
+    fn capture(
+        &mut self,
+        sink: &mut dyn ReportSink,
+        obs: &mut dyn Observer,
+        path: &str,
+        analysed: Result<CaptureRecord, CaptureFailure>,
+    ) -> io::Result<()> {
+        match analysed {
+            Ok(record) => {
+                self.outcome.inputs_read += 1;
+                sink.capture(&record)
+            }
+            Err(CaptureFailure::Unreadable(e)) => {
+                self.outcome.inputs_failed += 1;
+                obs.error(&e.to_string());
+                sink.capture(&unreadable_record(path, &e))
+            }
+            Err(CaptureFailure::Output(e)) => Err(e),
+        }
+    }
+
+    fn finish(mut self, sink: &mut dyn ReportSink) -> io::Result<RunOutcome> {
+        let run_findings = self.bruteforce.findings();
+        for f in &run_findings {
+            self.outcome.summary.add_finding(f);
+        }
+        sink.finish(&run_findings, &self.outcome.summary)?;
+        Ok(self.outcome)
+    }
+}
+
 fn run_readers(
     cfg: &Config,
     readers: impl IntoIterator<Item = (String, Result<CaptureReader, CaptureError>)>,
     sink: &mut dyn ReportSink,
     obs: &mut dyn Observer,
 ) -> io::Result<RunOutcome> {
-    let mut outcome = RunOutcome::default();
-    let mut bruteforce = BruteForceTracker::default();
+    let mut tally = Tally::default();
     for (path, reader) in readers {
-        let summary = &mut outcome.summary;
-        let bruteforce = &mut bruteforce;
-        let sink_ref = &mut *sink;
-        let mut emit = move |f: FinishedFlow| -> io::Result<()> {
-            bruteforce.observe(&f.record);
-            summary.add_flow(&f.record);
-            for finding in &f.findings {
-                summary.add_finding(finding);
-            }
-            sink_ref.flow(&f.record, &f.findings)
-        };
         let analysed = reader
             .map_err(CaptureFailure::Unreadable)
             .and_then(|reader| {
-                if cfg.threads > 1 {
+                let mut emit = |f: FinishedFlow| tally.flow(sink, f);
+                // Batches wait for more packets before they are analysed, so a pipe (a live
+                // capture) runs on one thread: its flows are reported the moment they close.
+                if cfg.threads > 1 && reader.total_size().is_some() {
                     sharded::analyse_capture(cfg, reader, obs, &mut emit)
                 } else {
                     analyse_capture(cfg, reader, obs, &mut emit)
                 }
             });
-        match analysed {
-            Ok(record) => {
-                outcome.inputs_read += 1;
-                sink.capture(&record)?;
-            }
-            Err(CaptureFailure::Unreadable(e)) => {
-                outcome.inputs_failed += 1;
-                obs.error(&e.to_string());
-                sink.capture(&unreadable_record(&path, &e))?;
-            }
-            Err(CaptureFailure::Output(e)) => return Err(e),
-        }
+        tally.capture(sink, obs, &path, analysed)?;
     }
-    let run_findings = bruteforce.findings();
-    for f in &run_findings {
-        outcome.summary.add_finding(f);
-    }
-    sink.finish(&run_findings, &outcome.summary)?;
-    Ok(outcome)
+    tally.finish(sink)
 }
 
 /// The capture entry of an input that could not be read at all.
@@ -159,6 +192,99 @@ enum CaptureFailure {
 /// Receives each reported flow as it finishes, in the order of the report.
 type Emit<'a> = dyn FnMut(FinishedFlow) -> io::Result<()> + 'a;
 
+/// What the reading side learns about a capture on its own, whichever way it is analysed.
+struct InputFacts {
+    decoder: Decoder,
+    packets: u64,
+    link_types: BTreeSet<LinkType>,
+    warnings: Vec<String>,
+    first_packet: Option<Timestamp>,
+    last_packet: Option<Timestamp>,
+}
+
+impl InputFacts {
+    fn new() -> Self {
+        InputFacts {
+            decoder: Decoder::new(),
+            packets: 0,
+            link_types: BTreeSet::new(),
+            warnings: Vec::new(),
+            first_packet: None,
+            last_packet: None,
+        }
+    }
+
+    /// Counts a frame and decodes it; `Some` when it holds a TCP segment.
+    fn frame<'a>(&mut self, frame: &Frame<'a>) -> Option<(TcpSegment<'a>, EventMeta)> {
+        self.packets += 1;
+        self.link_types.insert(frame.link_type);
+        self.first_packet.get_or_insert(frame.ts);
+        self.last_packet = Some(frame.ts);
+        let meta = EventMeta {
+            ts: frame.ts,
+            frame: frame.number,
+        };
+        let seg = self
+            .decoder
+            .decode(frame.link_type, frame.data, frame.orig_len)?;
+        Some((seg, meta))
+    }
+
+    /// A read error: fatal when nothing could be read, else the capture ends here.
+    fn read_error(
+        &mut self,
+        e: CaptureError,
+        obs: &mut dyn Observer,
+    ) -> Result<(), CaptureFailure> {
+        // A capture damaged part-way: keep what was read, say where it broke.
+        if self.packets == 0 && matches!(e, CaptureError::Open { .. }) {
+            return Err(CaptureFailure::Unreadable(e));
+        }
+        obs.warning(&e.to_string());
+        self.warnings.push(e.to_string());
+        Ok(())
+    }
+
+    /// The capture record, once every flow has been emitted.
+    fn into_record(
+        mut self,
+        reader: &mut CaptureReader,
+        obs: &mut dyn Observer,
+        tcp_flows: u64,
+        reported_flows: u64,
+        flow_table: FlowTableStats,
+    ) -> CaptureRecord {
+        let path = reader.path().to_string();
+        obs.progress(reader.input_position(), self.packets);
+        obs.finish_capture();
+        // Every warning names the file (the reader's already do), in the report and on stderr.
+        let later = reader.take_warnings().into_iter().chain(
+            self.decoder
+                .take_warnings()
+                .into_iter()
+                .map(|w| format!("{path}: {w}")),
+        );
+        for w in later {
+            obs.warning(&w);
+            self.warnings.push(w);
+        }
+        CaptureRecord {
+            path,
+            format: Some(reader.format()),
+            packets: self.packets,
+            bytes: reader.bytes_read(),
+            link_types: self.link_types.iter().map(|l| l.name()).collect(),
+            warnings: self.warnings,
+            first_packet: self.first_packet,
+            last_packet: self.last_packet,
+            tcp_flows,
+            reported_flows,
+            decode: self.decoder.stats().clone(),
+            flow_table,
+        }
+    }
+}
+
 /// One capture from first byte to last flow, on the calling thread.
 fn analyse_capture(
     cfg: &Config,
@@ -166,77 +292,36 @@ fn analyse_capture(
     obs: &mut dyn Observer,
     emit: &mut Emit<'_>,
 ) -> Result<CaptureRecord, CaptureFailure> {
-    let path = reader.path().to_string();
-    let path = path.as_str();
-    obs.start_capture(path, reader.total_size());
-    let mut decoder = Decoder::new();
-    let mut table = FlowTable::new(cfg.flow, Analyzer::new(cfg.clone(), path.to_string()));
-    let mut link_types = BTreeSet::<LinkType>::new();
-    let mut warnings = Vec::new();
-    let mut packets = 0u64;
-    let mut first_packet = None;
-    let mut last_packet = None;
+    obs.start_capture(reader.path(), reader.total_size());
+    let mut facts = InputFacts::new();
+    let mut table = FlowTable::new(
+        cfg.flow,
+        Analyzer::new(cfg.clone(), reader.path().to_string()),
+    );
     loop {
         match reader.next_frame() {
             Ok(Some(frame)) => {
-                packets += 1;
-                link_types.insert(frame.link_type);
-                first_packet.get_or_insert(frame.ts);
-                last_packet = Some(frame.ts);
-                let meta = EventMeta {
-                    ts: frame.ts,
-                    frame: frame.number,
-                };
-                if let Some(seg) = decoder.decode(frame.link_type, frame.data, frame.orig_len) {
+                if let Some((seg, meta)) = facts.frame(&frame) {
                     table.process(&seg, meta);
                 }
                 if table.handler().has_finished() {
                     emit_all(table.handler_mut().take_finished(), emit)?;
                 }
-                if packets % PROGRESS_EVERY == 0 {
-                    obs.progress(reader.input_position(), packets);
+                if facts.packets % PROGRESS_EVERY == 0 {
+                    obs.progress(reader.input_position(), facts.packets);
                 }
             }
             Ok(None) => break,
             Err(e) => {
-                // A capture damaged part-way: keep what was read, say where it broke.
-                if packets == 0 && matches!(e, CaptureError::Open { .. }) {
-                    return Err(CaptureFailure::Unreadable(e));
-                }
-                obs.warning(&e.to_string());
-                warnings.push(e.to_string());
+                facts.read_error(e, obs)?;
                 break;
             }
         }
     }
     table.finish_all();
     emit_all(table.handler_mut().take_finished(), emit)?;
-    obs.progress(reader.input_position(), packets);
-    obs.finish_capture();
-    // Every warning names the file (the reader's already do), in the report and on stderr.
-    let later = reader.take_warnings().into_iter().chain(
-        decoder
-            .take_warnings()
-            .into_iter()
-            .map(|w| format!("{path}: {w}")),
-    );
-    for w in later {
-        obs.warning(&w);
-        warnings.push(w);
-    }
     let analyzer = table.handler();
-    Ok(CaptureRecord {
-        path: path.to_string(),
-        format: Some(reader.format()),
-        packets,
-        bytes: reader.bytes_read(),
-        link_types: link_types.iter().map(|l| l.name()).collect(),
-        warnings,
-        first_packet,
-        last_packet,
-        tcp_flows: analyzer.tcp_flows(),
-        reported_flows: analyzer.reported_flows(),
-        decode: decoder.stats().clone(),
-        flow_table: table.stats().clone(),
-    })
+    let (tcp_flows, reported_flows) = (analyzer.tcp_flows(), analyzer.reported_flows());
+    let stats = table.stats().clone();
+    Ok(facts.into_record(&mut reader, obs, tcp_flows, reported_flows, stats))
 }

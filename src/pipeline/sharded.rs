@@ -1,11 +1,14 @@
 //! One capture analysed by N worker threads, each owning the flows whose canonical 5-tuple
 //! hashes to it ([`FlowKey::shard_hash`]), with a report identical to one thread's.
 //!
-//! The calling thread reads and decodes, copies each TCP segment (header fields and payload)
-//! into the batch of its shard, and hands the batches out in *rounds*: one batch per worker,
-//! all covering the same frames. Batches travel back with what their worker finished and are
-//! reused, so the steady state allocates nothing per packet; a few rounds in flight bound the
-//! memory and give back-pressure.
+//! Three kinds of thread. A reading thread reads and decodes, copies each TCP segment (header
+//! fields and payload) into the batch of its shard, and hands the batches out in *rounds*: one
+//! batch per worker, all covering the same frames. The workers run the flow tables. The
+//! calling thread merges each round's finished flows into report order and writes them to the
+//! sink (which stays on the thread that owns it), then returns the emptied batches to the
+//! reader: the steady state allocates nothing per packet, and a few rounds in flight bound the
+//! memory and give back-pressure. Reading is the longest stage (system read copies, framing,
+//! decoding); keeping the sink off that thread is what lets a second core help.
 //!
 //! Why the merged order is the sequential order. One flow table closes flows
 //! - while it processes frame `f` (FIN, RST, port reuse, eviction), in the order it decides;
@@ -24,29 +27,30 @@
 //! so a capture that reaches them may be evicted or trimmed differently than with one
 //! thread. Below the limits the output does not depend on N.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::net::IpAddr;
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 
-use super::{CaptureFailure, Emit, Observer, PROGRESS_EVERY};
+use super::{CaptureFailure, Emit, InputFacts, Observer, PROGRESS_EVERY};
 use crate::analysis::{Analyzer, FinishedFlow, FlowState};
-use crate::capture::{CaptureError, CaptureReader, LinkType};
+use crate::capture::{CaptureError, CaptureReader};
 use crate::cli::Config;
-use crate::decode::{Decoder, TcpFlags, TcpSegment};
+use crate::decode::{TcpFlags, TcpSegment};
 use crate::flow::{
     CloseReason, Direction, EventMeta, FlowConfig, FlowHandler, FlowInfo, FlowKey, FlowTable,
     FlowTableStats, Interest, StreamEvent,
 };
 use crate::report::model::CaptureRecord;
-use crate::time::Timestamp;
 
 /// A batch is handed out when its payload reaches this many bytes ...
 const BATCH_BYTES: usize = 1024 * 1024;
 /// ... or it holds this many segments.
 const BATCH_SEGMENTS: usize = 8192;
-/// Rounds handed out and not yet merged, at most.
+/// Rounds handed out and not yet merged, at most (batches per worker, besides the one being
+/// filled).
 const ROUNDS_IN_FLIGHT: usize = 3;
 /// A batch buffer that grew beyond this (one huge frame) is not kept for reuse.
 const KEEP_CAPACITY: usize = 4 * BATCH_BYTES;
@@ -319,41 +323,26 @@ fn worker(
     }
 }
 
-/// The reader's side: batches being filled, free ones, and what came back.
-struct Dispatch {
+/// The reading thread's side: the batches being filled and where free ones come from.
+struct Feeder {
     to: Vec<Sender<ToWorker>>,
-    from: Vec<Receiver<Batch>>,
+    free: Vec<Receiver<Batch>>,
     filling: Vec<Batch>,
-    free: Vec<Vec<Batch>>,
-    /// Batches back from each worker, oldest round first.
-    back: Vec<VecDeque<Batch>>,
-    rounds_out: usize,
-    /// Merge state: each shard's live flows and the capture-wide high-water mark.
-    live: Vec<u64>,
-    max_live: u64,
-    merged_flows: Vec<(CloseKey, FinishedFlow)>,
-    merged_live: Vec<(Pos, usize, bool)>,
-    totals: Vec<ShardTotals>,
 }
 
-fn worker_gone() -> CaptureFailure {
-    CaptureFailure::Output(io::Error::other("an analysis worker stopped unexpectedly"))
-}
+/// The merger hung up (its output failed): stop reading.
+struct Stopped;
 
-impl Dispatch {
-    fn shards(&self) -> usize {
-        self.to.len()
-    }
-
+impl Feeder {
     /// Hands the current batches out as one round (and finishes the workers when `last`).
-    fn send_round(&mut self, emit: &mut Emit<'_>, last: bool) -> Result<(), CaptureFailure> {
-        while self.rounds_out >= ROUNDS_IN_FLIGHT || self.free.iter().any(Vec::is_empty) {
-            self.merge_round(emit, true)?;
-        }
-        for s in 0..self.shards() {
-            let next = self.free.get_mut(s).and_then(Vec::pop).unwrap_or_default();
-            let (Some(slot), Some(to)) = (self.filling.get_mut(s), self.to.get(s)) else {
-                continue;
+    /// Waits for free batches, which the merger returns after each round: that bounds the
+    /// rounds in flight.
+    fn send_round(&mut self, last: bool) -> Result<(), Stopped> {
+        for ((to, free), slot) in self.to.iter().zip(&self.free).zip(&mut self.filling) {
+            let next = if last {
+                Batch::default()
+            } else {
+                free.recv().map_err(|_| Stopped)?
             };
             let batch = std::mem::replace(slot, next);
             let msg = if last {
@@ -361,54 +350,65 @@ impl Dispatch {
             } else {
                 ToWorker::Batch(batch)
             };
-            to.send(msg).map_err(|_| worker_gone())?;
+            to.send(msg).map_err(|_| Stopped)?;
         }
-        self.rounds_out += 1;
-        // Merge whatever is complete without waiting, so streaming output keeps flowing.
-        while self.merge_round(emit, false)? {}
         Ok(())
     }
+}
 
-    /// Merges the oldest round once every worker sent it back; waits for it when `wait`.
-    /// Returns whether a round was merged.
-    fn merge_round(&mut self, emit: &mut Emit<'_>, wait: bool) -> Result<bool, CaptureFailure> {
-        if self.rounds_out == 0 {
-            return Ok(false);
-        }
-        for (from, back) in self.from.iter().zip(self.back.iter_mut()) {
-            if !back.is_empty() {
-                continue;
-            }
-            if wait {
-                back.push_back(from.recv().map_err(|_| worker_gone())?);
-            } else {
-                match from.try_recv() {
-                    Ok(b) => back.push_back(b),
-                    Err(TryRecvError::Empty) => return Ok(false),
-                    Err(TryRecvError::Disconnected) => return Err(worker_gone()),
-                }
-            }
-        }
-        self.rounds_out -= 1;
-        for (s, back) in self.back.iter_mut().enumerate() {
-            let Some(mut batch) = back.pop_front() else {
-                continue;
-            };
-            self.merged_flows.append(&mut batch.flows);
-            self.merged_live
+/// Progress of the reading thread, shown by the calling thread (the observer stays there).
+#[derive(Default)]
+struct Progress {
+    input_bytes: AtomicU64,
+    packets: AtomicU64,
+}
+
+/// What the reading thread hands back when the input ends.
+struct ReadOutcome {
+    reader: CaptureReader,
+    facts: InputFacts,
+    /// The error that ended the input early, if any.
+    error: Option<CaptureError>,
+}
+
+/// The calling thread's side: rounds coming back from the workers, merged into report order.
+struct Merger {
+    from: Vec<Receiver<Batch>>,
+    free: Vec<Sender<Batch>>,
+    /// Each shard's live flows and the capture-wide high-water mark.
+    live: Vec<u64>,
+    max_live: u64,
+    flows: Vec<(CloseKey, FinishedFlow)>,
+    changes: Vec<(Pos, usize, bool)>,
+    totals: Vec<ShardTotals>,
+}
+
+fn worker_gone() -> CaptureFailure {
+    CaptureFailure::Output(io::Error::other("an analysis thread stopped unexpectedly"))
+}
+
+impl Merger {
+    /// Waits for the next round from every worker and emits its flows in report order.
+    /// Returns `false` once the last round (the one with the totals) has been merged.
+    fn merge_round(&mut self, emit: &mut Emit<'_>) -> Result<bool, CaptureFailure> {
+        for (s, from) in self.from.iter().enumerate() {
+            let mut batch = from.recv().map_err(|_| worker_gone())?;
+            self.flows.append(&mut batch.flows);
+            self.changes
                 .extend(batch.live.iter().map(|c| (c.pos, s, c.opened)));
             if let Some(t) = batch.totals.take() {
                 self.totals.push(t);
             }
             batch.clear();
-            if let Some(free) = self.free.get_mut(s) {
-                free.push(batch);
+            if let Some(free) = self.free.get(s) {
+                // The reader has finished once the last round is out: nothing to return to.
+                let _ = free.send(batch);
             }
         }
         // Changes at the same position in different shards are all closes (sweeps, end of
         // input), so the stable sort gives every open its exact capture-wide count.
-        self.merged_live.sort_by_key(|&(pos, _, _)| pos);
-        for &(_, s, opened) in &self.merged_live {
+        self.changes.sort_by_key(|&(pos, _, _)| pos);
+        for &(_, s, opened) in &self.changes {
             if let Some(n) = self.live.get_mut(s) {
                 if opened {
                     *n += 1;
@@ -420,167 +420,142 @@ impl Dispatch {
                 self.max_live = self.max_live.max(self.live.iter().sum());
             }
         }
-        self.merged_live.clear();
-        self.merged_flows.sort_unstable_by_key(|&(key, _)| key);
-        for (_, flow) in self.merged_flows.drain(..) {
+        self.changes.clear();
+        self.flows.sort_unstable_by_key(|&(key, _)| key);
+        for (_, flow) in self.flows.drain(..) {
             emit(flow).map_err(CaptureFailure::Output)?;
         }
-        Ok(true)
+        Ok(self.totals.is_empty())
     }
 }
 
-/// One capture, its flows spread over `cfg.threads` workers.
+/// One capture, its flows spread over `cfg.threads` workers: a reading thread, the workers,
+/// and the calling thread merging their rounds into the sink.
 pub(super) fn analyse_capture(
     cfg: &Config,
-    mut reader: CaptureReader,
+    reader: CaptureReader,
     obs: &mut dyn Observer,
     emit: &mut Emit<'_>,
 ) -> Result<CaptureRecord, CaptureFailure> {
     let path = reader.path().to_string();
+    obs.start_capture(&path, reader.total_size());
     let shards = cfg.threads.max(1);
     let flow_cfg = FlowConfig {
         max_flows: (cfg.flow.max_flows / shards).max(1),
         max_ooo_bytes_total: cfg.flow.max_ooo_bytes_total / shards,
         ..cfg.flow
     };
+    let progress = Progress::default();
     thread::scope(|scope| {
-        let mut handles = Vec::with_capacity(shards);
-        let mut to = Vec::with_capacity(shards);
-        let mut from = Vec::with_capacity(shards);
-        for _ in 0..shards {
-            let (tx, rx) = mpsc::channel();
-            let (back_tx, back_rx) = mpsc::channel();
-            let (cfg, capture) = (cfg.clone(), path.clone());
-            handles.push(scope.spawn(move || worker(cfg, flow_cfg, capture, rx, back_tx)));
-            to.push(tx);
-            from.push(back_rx);
-        }
+        let mut workers = Vec::with_capacity(shards);
+        let mut feeder = Feeder {
+            to: Vec::with_capacity(shards),
+            free: Vec::with_capacity(shards),
+            filling: Vec::with_capacity(shards),
+        };
+        let mut merger = Merger {
+            from: Vec::with_capacity(shards),
+            free: Vec::with_capacity(shards),
+            live: vec![0; shards],
+            max_live: 0,
+            flows: Vec::new(),
+            changes: Vec::new(),
+            totals: Vec::new(),
+        };
         let new_batch = || Batch {
             items: Vec::with_capacity(BATCH_SEGMENTS),
             payload: Vec::with_capacity(BATCH_BYTES),
             ..Batch::default()
         };
-        let mut dispatch = Dispatch {
-            to,
-            from,
-            filling: (0..shards).map(|_| new_batch()).collect(),
-            free: (0..shards)
-                .map(|_| (0..ROUNDS_IN_FLIGHT).map(|_| new_batch()).collect())
-                .collect(),
-            back: (0..shards).map(|_| VecDeque::new()).collect(),
-            rounds_out: 0,
-            live: vec![0; shards],
-            max_live: 0,
-            merged_flows: Vec::new(),
-            merged_live: Vec::new(),
-            totals: Vec::new(),
-        };
-        let read = read_capture(&mut reader, &mut dispatch, obs, emit);
-        // Whatever happened, hang up so every worker ends, then wait for them.
-        let Dispatch {
-            to,
+        for _ in 0..shards {
+            let (to_tx, to_rx) = mpsc::channel();
+            let (back_tx, back_rx) = mpsc::channel();
+            let (free_tx, free_rx) = mpsc::channel();
+            for _ in 0..ROUNDS_IN_FLIGHT {
+                let _ = free_tx.send(new_batch());
+            }
+            let (cfg, capture) = (cfg.clone(), path.clone());
+            workers.push(scope.spawn(move || worker(cfg, flow_cfg, capture, to_rx, back_tx)));
+            feeder.to.push(to_tx);
+            feeder.free.push(free_rx);
+            feeder.filling.push(new_batch());
+            merger.from.push(back_rx);
+            merger.free.push(free_tx);
+        }
+        let progress = &progress;
+        let reading = scope.spawn(move || read_capture(reader, feeder, progress));
+        let mut merged = Ok(());
+        loop {
+            match merger.merge_round(emit) {
+                Ok(true) => obs.progress(
+                    progress.input_bytes.load(Ordering::Relaxed),
+                    progress.packets.load(Ordering::Relaxed),
+                ),
+                Ok(false) => break,
+                Err(e) => {
+                    merged = Err(e);
+                    break;
+                }
+            }
+        }
+        // Whatever happened, hang up so that the reader and every worker end, then wait.
+        let Merger {
             max_live,
             totals,
+            from,
+            free,
             ..
-        } = dispatch;
-        drop(to);
+        } = merger;
+        drop((from, free));
+        let read = reading.join();
         let mut panicked = false;
-        for h in handles {
+        for h in workers {
             panicked |= h.join().is_err();
         }
-        let facts = read?;
+        merged?;
+        let ReadOutcome {
+            mut reader,
+            mut facts,
+            error,
+        } = read.map_err(|_| worker_gone())?;
+        if let Some(e) = error {
+            facts.read_error(e, obs)?;
+        }
         if panicked || totals.len() != shards {
             return Err(worker_gone());
         }
-        Ok(facts.into_record(&mut reader, max_live, &totals))
-    })
-}
-
-/// What the reader learns about a capture on its own.
-struct InputFacts {
-    decoder: Decoder,
-    packets: u64,
-    link_types: BTreeSet<LinkType>,
-    warnings: Vec<String>,
-    first_packet: Option<Timestamp>,
-    last_packet: Option<Timestamp>,
-}
-
-impl InputFacts {
-    fn into_record(
-        mut self,
-        reader: &mut CaptureReader,
-        max_live: u64,
-        totals: &[ShardTotals],
-    ) -> CaptureRecord {
-        self.warnings.extend(reader.take_warnings());
-        self.warnings.extend(self.decoder.take_warnings());
         let mut flow_table = FlowTableStats::default();
-        for t in totals {
+        for t in &totals {
             add_stats(&mut flow_table, &t.stats);
         }
         flow_table.max_live_flows = max_live;
-        CaptureRecord {
-            path: reader.path().to_string(),
-            format: Some(reader.format()),
-            packets: self.packets,
-            bytes: reader.bytes_read(),
-            link_types: self.link_types.iter().map(|l| l.name()).collect(),
-            warnings: self.warnings,
-            first_packet: self.first_packet,
-            last_packet: self.last_packet,
-            tcp_flows: totals.iter().map(|t| t.tcp_flows).sum(),
-            reported_flows: totals.iter().map(|t| t.reported_flows).sum(),
-            decode: self.decoder.stats().clone(),
-            flow_table,
-        }
-    }
+        let tcp_flows = totals.iter().map(|t| t.tcp_flows).sum();
+        let reported_flows = totals.iter().map(|t| t.reported_flows).sum();
+        Ok(facts.into_record(&mut reader, obs, tcp_flows, reported_flows, flow_table))
+    })
 }
 
-/// Reads, decodes and dispatches every frame, then finishes the workers and merges the rest.
-fn read_capture(
-    reader: &mut CaptureReader,
-    dispatch: &mut Dispatch,
-    obs: &mut dyn Observer,
-    emit: &mut Emit<'_>,
-) -> Result<InputFacts, CaptureFailure> {
-    obs.start_capture(reader.path(), reader.total_size());
-    let shards = dispatch.shards() as u64;
-    let mut facts = InputFacts {
-        decoder: Decoder::new(),
-        packets: 0,
-        link_types: BTreeSet::new(),
-        warnings: Vec::new(),
-        first_packet: None,
-        last_packet: None,
-    };
+/// The reading thread: reads, decodes and hands out every frame, then finishes the workers.
+fn read_capture(mut reader: CaptureReader, mut feeder: Feeder, progress: &Progress) -> ReadOutcome {
+    let shards = feeder.filling.len().max(1) as u64;
+    let mut facts = InputFacts::new();
+    let mut error = None;
     // The capture clock as a flow table keeps it: whole seconds, moved only forward, only by
     // TCP segments.
     let mut clock = i64::MIN;
     loop {
         let full = match reader.next_frame() {
             Ok(Some(frame)) => {
-                facts.packets += 1;
-                facts.link_types.insert(frame.link_type);
-                facts.first_packet.get_or_insert(frame.ts);
-                facts.last_packet = Some(frame.ts);
-                let meta = EventMeta {
-                    ts: frame.ts,
-                    frame: frame.number,
-                };
                 let mut full = false;
-                if let Some(seg) = facts
-                    .decoder
-                    .decode(frame.link_type, frame.data, frame.orig_len)
-                {
+                if let Some((seg, meta)) = facts.frame(&frame) {
                     if meta.ts.secs > clock {
                         clock = meta.ts.secs;
-                        for b in &mut dispatch.filling {
+                        for b in &mut feeder.filling {
                             b.items.push(Item::Tick(meta));
                         }
                     }
                     let shard = (FlowKey::of(&seg).shard_hash() % shards) as usize;
-                    if let Some(b) = dispatch.filling.get_mut(shard) {
+                    if let Some(b) = feeder.filling.get_mut(shard) {
                         let payload_at = b.payload.len();
                         b.payload.extend_from_slice(seg.payload);
                         b.items.push(Item::Segment(SegmentCopy {
@@ -600,30 +575,30 @@ fn read_capture(
                     }
                 }
                 if facts.packets % PROGRESS_EVERY == 0 {
-                    obs.progress(reader.input_position(), facts.packets);
+                    progress
+                        .input_bytes
+                        .store(reader.input_position(), Ordering::Relaxed);
+                    progress.packets.store(facts.packets, Ordering::Relaxed);
                 }
                 full
             }
             Ok(None) => break,
             Err(e) => {
-                // A capture damaged part-way: keep what was read, say where it broke.
-                if facts.packets == 0 && matches!(e, CaptureError::Open { .. }) {
-                    return Err(CaptureFailure::Unreadable(e));
-                }
-                obs.warning(&e.to_string());
-                facts.warnings.push(e.to_string());
+                error = Some(e);
                 break;
             }
         };
-        if full {
-            dispatch.send_round(emit, false)?;
+        if full && feeder.send_round(false).is_err() {
+            break;
         }
     }
-    dispatch.send_round(emit, true)?;
-    while dispatch.merge_round(emit, true)? {}
-    obs.progress(reader.input_position(), facts.packets);
-    obs.finish_capture();
-    Ok(facts)
+    // Ends the workers in every case (after a hang-up the sends just fail).
+    let _ = feeder.send_round(true);
+    ReadOutcome {
+        reader,
+        facts,
+        error,
+    }
 }
 
 /// Adds one shard's counters to the capture's (the high-water mark is merged separately).

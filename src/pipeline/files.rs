@@ -1,0 +1,138 @@
+//! Several inputs at once: each capture on a thread of its own (the one-thread path), up to
+//! `cfg.threads` at a time, reported strictly in input order.
+//!
+//! The calling thread owns the sink and the observer. It takes the inputs' events in input
+//! order: the first input's flows are written as they finish, the others wait in a bounded
+//! channel (so an input far ahead of the one being written stops until its turn, and memory
+//! stays bounded). Everything an input's thread would have told the observer is replayed in
+//! order too, so stderr reads as it would with one thread.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread;
+
+use super::{CaptureFailure, Observer, Tally, analyse_capture};
+use crate::analysis::FinishedFlow;
+use crate::capture::CaptureReader;
+use crate::cli::Config;
+use crate::report::ReportSink;
+use crate::report::model::CaptureRecord;
+
+/// Events of one input waiting for their turn, at most (a few MB of records).
+const QUEUED_EVENTS: usize = 1024;
+
+enum Event {
+    Start(String, Option<u64>),
+    Progress(u64, u64),
+    Finish,
+    Warning(String),
+    Flow(Box<FinishedFlow>),
+    Done(Box<Result<CaptureRecord, CaptureFailure>>),
+}
+
+/// The observer of an input's thread: queues everything for the calling thread.
+struct Queue(SyncSender<Event>);
+
+/// The calling thread stopped listening (its output failed).
+fn hung_up() -> io::Error {
+    io::Error::other("report writer stopped")
+}
+
+impl Observer for Queue {
+    fn start_capture(&mut self, path: &str, total: Option<u64>) {
+        let _ = self.0.send(Event::Start(path.to_string(), total));
+    }
+    fn progress(&mut self, input_bytes: u64, packets: u64) {
+        let _ = self.0.send(Event::Progress(input_bytes, packets));
+    }
+    fn finish_capture(&mut self) {
+        let _ = self.0.send(Event::Finish);
+    }
+    fn error(&mut self, message: &str) {
+        // Only the calling thread reports errors (in `Tally::capture`); kept for completeness.
+        let _ = self.0.send(Event::Warning(message.to_string()));
+    }
+    fn warning(&mut self, message: &str) {
+        let _ = self.0.send(Event::Warning(message.to_string()));
+    }
+}
+
+/// Analyses one input on the current thread, queueing its events.
+fn analyse_input(cfg: &Config, path: &str, tx: SyncSender<Event>) {
+    let mut obs = Queue(tx.clone());
+    let analysed = CaptureReader::open(path)
+        .map_err(CaptureFailure::Unreadable)
+        .and_then(|reader| {
+            let mut emit =
+                |f: FinishedFlow| tx.send(Event::Flow(Box::new(f))).map_err(|_| hung_up());
+            analyse_capture(cfg, reader, &mut obs, &mut emit)
+        });
+    let _ = tx.send(Event::Done(Box::new(analysed)));
+}
+
+pub(super) fn run_files(
+    cfg: &Config,
+    inputs: &[String],
+    sink: &mut dyn ReportSink,
+    obs: &mut dyn Observer,
+) -> io::Result<super::RunOutcome> {
+    let at_once = cfg.threads.max(1);
+    let mut tally = Tally::default();
+    thread::scope(|scope| -> io::Result<()> {
+        let mut pending = inputs.iter();
+        let mut running: VecDeque<(&String, Receiver<Event>, thread::ScopedJoinHandle<'_, ()>)> =
+            VecDeque::new();
+        let mut start = |running: &mut VecDeque<_>| {
+            if let Some(path) = pending.next() {
+                let (tx, rx) = mpsc::sync_channel(QUEUED_EVENTS);
+                let handle = scope.spawn(move || analyse_input(cfg, path, tx));
+                running.push_back((path, rx, handle));
+            }
+        };
+        for _ in 0..at_once {
+            start(&mut running);
+        }
+        let mut result = Ok(());
+        while let Some((path, rx, handle)) = running.pop_front() {
+            result = replay(&mut tally, sink, obs, path, &rx);
+            // On failure, hanging up ends every input thread at its next event.
+            drop(rx);
+            if handle.join().is_err() && result.is_ok() {
+                result = Err(io::Error::other(format!("{path}: analysis thread stopped")));
+            }
+            if result.is_err() {
+                // Hang up on the others too: each ends at its next event.
+                for (_, rx, handle) in running.drain(..) {
+                    drop(rx);
+                    let _ = handle.join();
+                }
+                break;
+            }
+            start(&mut running);
+        }
+        result
+    })?;
+    tally.finish(sink)
+}
+
+/// Writes one input's events, in the order its thread produced them, until it is done.
+fn replay(
+    tally: &mut Tally,
+    sink: &mut dyn ReportSink,
+    obs: &mut dyn Observer,
+    path: &str,
+    rx: &Receiver<Event>,
+) -> io::Result<()> {
+    for event in rx.iter() {
+        match event {
+            Event::Start(p, total) => obs.start_capture(&p, total),
+            Event::Progress(bytes, packets) => obs.progress(bytes, packets),
+            Event::Finish => obs.finish_capture(),
+            Event::Warning(w) => obs.warning(&w),
+            Event::Flow(f) => tally.flow(sink, *f)?,
+            Event::Done(analysed) => return tally.capture(sink, obs, path, *analysed),
+        }
+    }
+    Err(io::Error::other(format!("{path}: analysis thread stopped")))
+}
