@@ -437,6 +437,11 @@ fn auth_flood_is_capped_and_aggregated_once_per_client() {
     let single = by_ip("192.0.2.50");
     assert_eq!(u(&single["evidence"]["flows"]), 1);
     assert!(u(&single["evidence"]["failed_attempts"]) >= auths.len() as u64);
+    // Every failure counts, beyond the cap on AUTH exchanges kept per flow.
+    assert_eq!(
+        u(&single["evidence"]["failed_attempts"]),
+        IN_ONE_FLOW as u64
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -79,7 +79,8 @@ impl BruteForceTracker {
                 servers: Vec::new(),
                 usernames: Vec::new(),
             });
-        e.count += failed.len() as u64;
+        // The AUTH list is capped per flow; the session's counter is not.
+        e.count += (failed.len() as u64).max(smtp.stats.auth_failures);
         e.flows += 1;
         e.first = e.first.min(failed[0].ts);
         if last.ts >= e.last || e.last_flow.is_empty() {

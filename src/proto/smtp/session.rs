@@ -824,6 +824,10 @@ impl SmtpSession {
                 if let Some(ex) = idx.and_then(|i| self.facts.auths.get_mut(i)) {
                     ex.finish(code);
                 }
+                // Counted beyond the cap on kept exchanges, for brute-force aggregation.
+                if code.0 >= 400 {
+                    self.facts.stats.auth_failures += 1;
+                }
                 self.auth_active = None;
                 self.auth_awaiting_client = false;
             }

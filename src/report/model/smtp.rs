@@ -115,6 +115,8 @@ pub struct SmtpStats {
     pub non_smtp_bytes: u64,
     /// Transactions, AUTH exchanges, capabilities or outstanding commands beyond their caps.
     pub dropped_records: u64,
+    /// AUTH exchanges answered 4xx/5xx, including those beyond the cap on kept exchanges.
+    pub auth_failures: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
