@@ -15,6 +15,8 @@ pub fn corpus() -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("SMTPAUDIT_CORPUS").map(PathBuf::from),
         Some(repo().join("../shared/corpus")),
+        // A git worktree one level further down.
+        Some(repo().join("../../shared/corpus")),
     ];
     for c in candidates.into_iter().flatten() {
         if c.join("labels.json").is_file() {
