@@ -2,6 +2,37 @@
 //! a file or standard input, read through a bounded buffer. The reader hands out frames
 //! borrowed from its buffer; nothing downstream owns packet bytes.
 
+/// The buffer half of `reader::BlockSource`, the same for both formats: pcap-parser's
+/// streaming readers share these methods without a trait that offers `consume_noshift`.
+macro_rules! buffer_methods {
+    () => {
+        fn data(&self) -> &[u8] {
+            self.reader.data()
+        }
+        fn consume(&mut self, n: usize) {
+            // No shift here: `refill` shifts once per read instead of once per half buffer.
+            self.reader.consume_noshift(n);
+        }
+        fn consumed(&self) -> u64 {
+            self.reader.consumed() as u64
+        }
+        fn refill(&mut self) -> bool {
+            self.reader.refill().is_ok()
+        }
+        fn exhausted(&self) -> bool {
+            self.reader.reader_exhausted()
+        }
+        fn capacity(&self) -> usize {
+            self.capacity
+        }
+        fn grow(&mut self, new_size: usize) {
+            if self.reader.grow(new_size) {
+                self.capacity = new_size;
+            }
+        }
+    };
+}
+
 mod error;
 mod link;
 mod pcap;

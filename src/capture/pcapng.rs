@@ -548,29 +548,7 @@ impl BlockSource for PcapngInput {
         }
     }
 
-    fn data(&self) -> &[u8] {
-        self.reader.data()
-    }
-    fn consume(&mut self, n: usize) {
-        self.reader.consume_noshift(n);
-    }
-    fn consumed(&self) -> u64 {
-        self.reader.consumed() as u64
-    }
-    fn refill(&mut self) -> bool {
-        self.reader.refill().is_ok()
-    }
-    fn exhausted(&self) -> bool {
-        self.reader.reader_exhausted()
-    }
-    fn capacity(&self) -> usize {
-        self.capacity
-    }
-    fn grow(&mut self, new_size: usize) {
-        if self.reader.grow(new_size) {
-            self.capacity = new_size;
-        }
-    }
+    buffer_methods!();
 }
 
 #[cfg(test)]
