@@ -117,6 +117,33 @@ fn generated_mixed_capture_gives_the_same_report_with_any_thread_count() {
     // A one-second idle timeout makes the clock sweep flows of every shard at the same
     // ticks: the merge must put them in one table's order (last touched second, then age).
     assert_same_for_all_threads(&[&mixed], &["--idle-timeout", "1"]);
+
+    // Damaged part-way (cut inside a record, past the first round of frames every worker
+    // hands in): every worker stops at the same frame, and the warning is the capture's.
+    let bytes = std::fs::read(&mixed).unwrap();
+    let cut = dir.path().join("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() * 9 / 10 + 3]).unwrap();
+    let cut = cut.to_string_lossy().into_owned();
+    assert_same_for_all_threads(&[&cut], &[]);
+    let out = common::run(&["--format", "json", "--threads", "2", &cut]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let capture = &report["captures"][0];
+    assert!(
+        capture["packets"].as_u64().unwrap() > 16_384,
+        "the cut capture should span more than one round of frames: {capture}"
+    );
+    assert_eq!(
+        capture["warnings"].as_array().unwrap().len(),
+        1,
+        "{capture}"
+    );
+
+    // gzip: decompressed once, on one thread, whatever --threads says.
+    let gz = dir.path().join("mixed.pcap.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, &bytes).unwrap();
+    std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+    assert_same_for_all_threads(&[&gz.to_string_lossy()], &[]);
 }
 
 #[test]

@@ -240,7 +240,13 @@ impl CaptureReader {
             return Err(open_err(io::Error::other("is a directory")));
         }
         let total = meta.is_file().then_some(meta.len());
-        let mut reader = Self::from_read(path.to_string(), Box::new(file))?;
+        // A regular file is read as it was when opened, even if a capture tool still appends
+        // to it: every reader of the same file (one per worker thread) sees the same frames.
+        let src: Box<dyn Read + Send> = match total {
+            Some(len) => Box::new(file.take(len)),
+            None => Box::new(file),
+        };
+        let mut reader = Self::from_read(path.to_string(), src)?;
         reader.total_size = total;
         Ok(reader)
     }
@@ -442,6 +448,11 @@ impl CaptureReader {
     /// Size of the input when known (regular files), for progress.
     pub fn total_size(&self) -> Option<u64> {
         self.total_size
+    }
+
+    /// The input is gzip-compressed (decompressing it is most of the cost of reading it).
+    pub fn is_compressed(&self) -> bool {
+        self.ctx.gzip
     }
 
     /// Non-fatal oddities seen so far (unknown blocks are not oddities; a packet referring to

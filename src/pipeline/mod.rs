@@ -144,9 +144,11 @@ fn run_readers(
             .map_err(CaptureFailure::Unreadable)
             .and_then(|reader| {
                 let mut emit = |f: FinishedFlow| tally.flow(sink, f);
-                // Batches wait for more packets before they are analysed, so a pipe (a live
-                // capture) runs on one thread: its flows are reported the moment they close.
-                if cfg.threads > 1 && reader.total_size().is_some() {
+                // Workers each read the file, so only a regular file can be shared out; a pipe
+                // (a live capture) runs on one thread and its flows are reported the moment
+                // they close. Decompression would be repeated by every worker, and it is most
+                // of the cost of a gzip capture: those run on one thread too.
+                if cfg.threads > 1 && reader.total_size().is_some() && !reader.is_compressed() {
                     sharded::analyse_capture(cfg, reader, obs, &mut emit)
                 } else {
                     analyse_capture(cfg, reader, obs, &mut emit)

@@ -1,14 +1,20 @@
-//! One capture analysed by N worker threads, each owning the flows whose canonical 5-tuple
-//! hashes to it ([`FlowKey::shard_hash`]), with a report identical to one thread's.
+//! One capture file analysed by N worker threads, each owning the flows whose canonical
+//! 5-tuple hashes to it ([`FlowKey::shard_hash`]), with a report identical to one thread's.
 //!
-//! Three kinds of thread. A reading thread reads and decodes, copies each TCP segment (header
-//! fields and payload) into the batch of its shard, and hands the batches out in *rounds*: one
-//! batch per worker, all covering the same frames. The workers run the flow tables. The
-//! calling thread merges each round's finished flows into report order and writes them to the
-//! sink (which stays on the thread that owns it), then returns the emptied batches to the
-//! reader: the steady state allocates nothing per packet, and a few rounds in flight bound the
-//! memory and give back-pressure. Reading is the longest stage (system read copies, framing,
-//! decoding); keeping the sink off that thread is what lets a second core help.
+//! Every worker reads the whole file through a reader of its own and decodes every frame,
+//! then runs its flow table on its own shard's segments only, straight from its read buffer.
+//! Reading and decoding are cheap next to reassembly and analysis, and cheaper still than
+//! handing segments from one reading thread to the others: copying every payload into
+//! batches for another core costs more than decoding the frame twice, and a reading thread
+//! is one more stage to wait on. The page cache serves the second reader; the file is read
+//! from disk once. Compressed captures, where decompression is most of the work, run on one
+//! thread (see [`super::run_readers`]).
+//!
+//! Workers hand what they finished to the calling thread in *rounds*, one per
+//! [`ROUND_FRAMES`] frames: since every worker sees every frame, round `r` of every worker
+//! covers the same frames. The calling thread merges each round's flows into report order
+//! and writes them to the sink (which stays on the thread that owns it). A few rounds in
+//! flight per worker bound the memory and keep the workers within reach of each other.
 //!
 //! Why the merged order is the sequential order. One flow table closes flows
 //! - while it processes frame `f` (FIN, RST, port reuse, eviction), in the order it decides;
@@ -16,7 +22,7 @@
 //!   it, oldest touched first (capture second of the last packet, then creation order);
 //! - at end of input, in creation order.
 //!
-//! The reader broadcasts every clock step to all workers as a tick placed before that frame,
+//! Every worker moves its table's clock on every TCP segment of the capture, its own or not,
 //! so every shard sweeps at the same point of the capture. Each finished flow gets a
 //! [`CloseKey`] saying where it closed; sorting a round's flows by key reproduces the order of
 //! a single table, because creation order is first-frame order and a frame belongs to one
@@ -29,31 +35,24 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread;
 
 use super::{CaptureFailure, Emit, InputFacts, Observer, PROGRESS_EVERY};
 use crate::analysis::{Analyzer, FinishedFlow, FlowState};
 use crate::capture::{CaptureError, CaptureReader};
 use crate::cli::Config;
-use crate::decode::{TcpFlags, TcpSegment};
 use crate::flow::{
     CloseReason, Direction, EventMeta, FlowConfig, FlowHandler, FlowInfo, FlowKey, FlowTable,
     FlowTableStats, Interest, StreamEvent,
 };
 use crate::report::model::CaptureRecord;
 
-/// A batch is handed out when its payload reaches this many bytes ...
-const BATCH_BYTES: usize = 1024 * 1024;
-/// ... or it holds this many segments.
-const BATCH_SEGMENTS: usize = 8192;
-/// Rounds handed out and not yet merged, at most (batches per worker, besides the one being
-/// filled).
-const ROUNDS_IN_FLIGHT: usize = 3;
-/// A batch buffer that grew beyond this (one huge frame) is not kept for reuse.
-const KEEP_CAPACITY: usize = 4 * BATCH_BYTES;
+/// Frames per round: every worker hands in what it finished after each multiple of this.
+const ROUND_FRAMES: u64 = 16 * 1024;
+/// Rounds a worker may be ahead of the merge, at most.
+const ROUNDS_IN_FLIGHT: usize = 4;
 
 /// Where in the capture something happened, in the order one flow table does things.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -84,30 +83,6 @@ struct CloseKey {
     seq: u64,
 }
 
-/// A decoded TCP segment copied out of the reader's buffer; its payload is a range of the
-/// batch's byte buffer.
-#[derive(Clone, Copy, Debug)]
-struct SegmentCopy {
-    src: IpAddr,
-    dst: IpAddr,
-    src_port: u16,
-    dst_port: u16,
-    seq: u32,
-    ack: u32,
-    flags: TcpFlags,
-    payload_at: usize,
-    payload_len: usize,
-    missing_payload: u32,
-    meta: EventMeta,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Item {
-    Segment(SegmentCopy),
-    /// The capture clock entered `meta.ts`'s second at frame `meta.frame`.
-    Tick(EventMeta),
-}
-
 /// One live-flow count change of a shard.
 #[derive(Clone, Copy, Debug)]
 struct LiveChange {
@@ -121,39 +96,6 @@ struct ShardTotals {
     stats: FlowTableStats,
     tcp_flows: u64,
     reported_flows: u64,
-}
-
-/// Travels reader -> worker (segments) -> reader (finished flows), then is reused.
-#[derive(Default)]
-struct Batch {
-    items: Vec<Item>,
-    payload: Vec<u8>,
-    flows: Vec<(CloseKey, FinishedFlow)>,
-    live: Vec<LiveChange>,
-    totals: Option<ShardTotals>,
-}
-
-impl Batch {
-    fn clear(&mut self) {
-        self.items.clear();
-        self.payload.clear();
-        self.flows.clear();
-        self.live.clear();
-        self.totals = None;
-        if self.payload.capacity() > KEEP_CAPACITY {
-            self.payload = Vec::with_capacity(BATCH_BYTES);
-        }
-    }
-
-    fn is_full(&self) -> bool {
-        self.payload.len() >= BATCH_BYTES || self.items.len() >= BATCH_SEGMENTS
-    }
-}
-
-enum ToWorker {
-    Batch(Batch),
-    /// End of input: finish every flow, report totals in this batch, stop.
-    Finish(Batch),
 }
 
 /// The analyzer of one shard, noting where each flow opened and closed.
@@ -228,142 +170,23 @@ impl FlowHandler for Recorder {
     }
 }
 
-/// A worker: owns one shard's flow table until the reader says the input ended (or hangs up).
-fn worker(
-    cfg: Config,
-    flow_cfg: FlowConfig,
-    capture: String,
-    rx: Receiver<ToWorker>,
-    tx: Sender<Batch>,
-) {
-    let timeout = i64::try_from(flow_cfg.idle_timeout_secs).unwrap_or(i64::MAX);
-    let recorder = Recorder {
-        inner: Analyzer::new(cfg, capture),
-        pos: Pos {
-            frame: 0,
-            phase: Phase::Frame,
-        },
-        seq: 0,
-        ticks: VecDeque::new(),
-        flows: Vec::new(),
-        live: Vec::new(),
-    };
-    let mut table = FlowTable::new(flow_cfg, recorder);
-    while let Ok(msg) = rx.recv() {
-        let (mut batch, last) = match msg {
-            ToWorker::Batch(b) => (b, false),
-            ToWorker::Finish(b) => (b, true),
-        };
-        for item in &batch.items {
-            match *item {
-                Item::Tick(meta) => {
-                    let rec = table.handler_mut();
-                    rec.pos = Pos {
-                        frame: meta.frame,
-                        phase: Phase::Sweep,
-                    };
-                    rec.ticks.push_back((meta.frame, meta.ts.secs));
-                    table.advance_clock(meta.ts);
-                    // Live flows were all touched within the timeout (the sweep just closed
-                    // the others), so older steps are never asked for again.
-                    let rec = table.handler_mut();
-                    let oldest = meta.ts.secs.saturating_sub(timeout);
-                    while rec.ticks.len() > 1
-                        && rec.ticks.get(1).is_some_and(|&(_, sec)| sec <= oldest)
-                    {
-                        rec.ticks.pop_front();
-                    }
-                }
-                Item::Segment(s) => {
-                    table.handler_mut().pos = Pos {
-                        frame: s.meta.frame,
-                        phase: Phase::Frame,
-                    };
-                    let payload = batch
-                        .payload
-                        .get(s.payload_at..s.payload_at + s.payload_len)
-                        .unwrap_or_default();
-                    let seg = TcpSegment {
-                        src: s.src,
-                        dst: s.dst,
-                        src_port: s.src_port,
-                        dst_port: s.dst_port,
-                        seq: s.seq,
-                        ack: s.ack,
-                        flags: s.flags,
-                        payload,
-                        missing_payload: s.missing_payload,
-                    };
-                    table.process(&seg, s.meta);
-                }
-            }
-        }
-        if last {
-            table.handler_mut().pos = Pos {
-                frame: u64::MAX,
-                phase: Phase::End,
-            };
-            table.finish_all();
-        }
-        let rec = table.handler_mut();
-        std::mem::swap(&mut batch.flows, &mut rec.flows);
-        std::mem::swap(&mut batch.live, &mut rec.live);
-        if last {
-            let analyzer = &table.handler().inner;
-            batch.totals = Some(ShardTotals {
-                stats: table.stats().clone(),
-                tcp_flows: analyzer.tcp_flows(),
-                reported_flows: analyzer.reported_flows(),
-            });
-        }
-        // The reader hung up (its output failed): nothing left to do.
-        if tx.send(batch).is_err() || last {
-            return;
-        }
-    }
+/// What a worker finished in one round of frames.
+#[derive(Default)]
+struct Round {
+    flows: Vec<(CloseKey, FinishedFlow)>,
+    live: Vec<LiveChange>,
+    /// Set on the worker's last round (its input ended).
+    totals: Option<ShardTotals>,
 }
 
-/// The reading thread's side: the batches being filled and where free ones come from.
-struct Feeder {
-    to: Vec<Sender<ToWorker>>,
-    free: Vec<Receiver<Batch>>,
-    filling: Vec<Batch>,
-}
-
-/// The merger hung up (its output failed): stop reading.
-struct Stopped;
-
-impl Feeder {
-    /// Hands the current batches out as one round (and finishes the workers when `last`).
-    /// Waits for free batches, which the merger returns after each round: that bounds the
-    /// rounds in flight.
-    fn send_round(&mut self, last: bool) -> Result<(), Stopped> {
-        for ((to, free), slot) in self.to.iter().zip(&self.free).zip(&mut self.filling) {
-            let next = if last {
-                Batch::default()
-            } else {
-                free.recv().map_err(|_| Stopped)?
-            };
-            let batch = std::mem::replace(slot, next);
-            let msg = if last {
-                ToWorker::Finish(batch)
-            } else {
-                ToWorker::Batch(batch)
-            };
-            to.send(msg).map_err(|_| Stopped)?;
-        }
-        Ok(())
-    }
-}
-
-/// Progress of the reading thread, shown by the calling thread (the observer stays there).
+/// Progress of the first worker, shown by the calling thread (the observer stays there).
 #[derive(Default)]
 struct Progress {
     input_bytes: AtomicU64,
     packets: AtomicU64,
 }
 
-/// What the reading thread hands back when the input ends.
+/// What a worker hands back when its input ends; the first worker's is the capture's.
 struct ReadOutcome {
     reader: CaptureReader,
     facts: InputFacts,
@@ -371,16 +194,150 @@ struct ReadOutcome {
     error: Option<CaptureError>,
 }
 
-/// The calling thread's side: rounds coming back from the workers, merged into report order.
+/// One worker's flow table and where it stands in the capture.
+struct Shard {
+    table: FlowTable<Recorder>,
+    /// Idle timeout in whole seconds, to forget clock steps no live flow can need.
+    timeout: i64,
+    /// The capture clock as a flow table keeps it: whole seconds, moved only forward, only
+    /// by TCP segments (anyone's).
+    clock: i64,
+}
+
+impl Shard {
+    /// The capture clock entered `meta.ts`'s second at `meta.frame`: sweep as one table would
+    /// before that frame.
+    fn tick(&mut self, meta: EventMeta) {
+        if meta.ts.secs <= self.clock {
+            return;
+        }
+        self.clock = meta.ts.secs;
+        let rec = self.table.handler_mut();
+        rec.pos = Pos {
+            frame: meta.frame,
+            phase: Phase::Sweep,
+        };
+        rec.ticks.push_back((meta.frame, meta.ts.secs));
+        self.table.advance_clock(meta.ts);
+        // Live flows were all touched within the timeout (the sweep just closed the others),
+        // so older steps are never asked for again.
+        let rec = self.table.handler_mut();
+        let oldest = meta.ts.secs.saturating_sub(self.timeout);
+        while rec.ticks.len() > 1 && rec.ticks.get(1).is_some_and(|&(_, sec)| sec <= oldest) {
+            rec.ticks.pop_front();
+        }
+    }
+
+    /// What finished since the last round.
+    fn round(&mut self) -> Round {
+        let rec = self.table.handler_mut();
+        Round {
+            flows: std::mem::take(&mut rec.flows),
+            live: std::mem::take(&mut rec.live),
+            totals: None,
+        }
+    }
+}
+
+/// A worker: reads the whole capture, runs the flow table of shard `shard` of `shards`, and
+/// sends a round every [`ROUND_FRAMES`] frames until the input ends or the merge hangs up.
+struct Worker<'a> {
+    shard: u64,
+    shards: u64,
+    cfg: Config,
+    flow_cfg: FlowConfig,
+    capture: String,
+    /// Only the first worker reports progress.
+    progress: Option<&'a Progress>,
+}
+
+impl Worker<'_> {
+    fn run(self, mut reader: CaptureReader, tx: SyncSender<Round>) -> ReadOutcome {
+        let recorder = Recorder {
+            inner: Analyzer::new(self.cfg, self.capture),
+            pos: Pos {
+                frame: 0,
+                phase: Phase::Frame,
+            },
+            seq: 0,
+            ticks: VecDeque::new(),
+            flows: Vec::new(),
+            live: Vec::new(),
+        };
+        let mut shard = Shard {
+            table: FlowTable::new(self.flow_cfg, recorder),
+            timeout: i64::try_from(self.flow_cfg.idle_timeout_secs).unwrap_or(i64::MAX),
+            clock: i64::MIN,
+        };
+        let mut facts = InputFacts::new();
+        let mut error = None;
+        loop {
+            match reader.next_frame() {
+                Ok(Some(frame)) => {
+                    if let Some((seg, meta)) = facts.frame(&frame) {
+                        shard.tick(meta);
+                        if FlowKey::of(&seg).shard_hash() % self.shards == self.shard {
+                            shard.table.handler_mut().pos = Pos {
+                                frame: meta.frame,
+                                phase: Phase::Frame,
+                            };
+                            shard.table.process(&seg, meta);
+                        }
+                    }
+                    if let Some(p) = self.progress
+                        && facts.packets % PROGRESS_EVERY == 0
+                    {
+                        p.input_bytes
+                            .store(reader.input_position(), Ordering::Relaxed);
+                        p.packets.store(facts.packets, Ordering::Relaxed);
+                    }
+                    // The merge hung up (its output failed): nothing left to do.
+                    if facts.packets % ROUND_FRAMES == 0 && tx.send(shard.round()).is_err() {
+                        return ReadOutcome {
+                            reader,
+                            facts,
+                            error,
+                        };
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        shard.table.handler_mut().pos = Pos {
+            frame: u64::MAX,
+            phase: Phase::End,
+        };
+        shard.table.finish_all();
+        let mut last = shard.round();
+        let analyzer = &shard.table.handler().inner;
+        last.totals = Some(ShardTotals {
+            stats: shard.table.stats().clone(),
+            tcp_flows: analyzer.tcp_flows(),
+            reported_flows: analyzer.reported_flows(),
+        });
+        let _ = tx.send(last);
+        ReadOutcome {
+            reader,
+            facts,
+            error,
+        }
+    }
+}
+
+/// The calling thread's side: rounds coming in from the workers, merged into report order.
 struct Merger {
-    from: Vec<Receiver<Batch>>,
-    free: Vec<Sender<Batch>>,
+    from: Vec<Receiver<Round>>,
     /// Each shard's live flows and the capture-wide high-water mark.
     live: Vec<u64>,
     max_live: u64,
     flows: Vec<(CloseKey, FinishedFlow)>,
     changes: Vec<(Pos, usize, bool)>,
-    totals: Vec<ShardTotals>,
+    /// Each shard's totals, once its last round is in.
+    totals: Vec<Option<ShardTotals>>,
 }
 
 fn worker_gone() -> CaptureFailure {
@@ -388,21 +345,19 @@ fn worker_gone() -> CaptureFailure {
 }
 
 impl Merger {
-    /// Waits for the next round from every worker and emits its flows in report order.
-    /// Returns `false` once the last round (the one with the totals) has been merged.
+    /// Waits for the next round from every worker still reading and emits its flows in report
+    /// order. Returns `false` once every worker's last round has been merged.
     fn merge_round(&mut self, emit: &mut Emit<'_>) -> Result<bool, CaptureFailure> {
         for (s, from) in self.from.iter().enumerate() {
-            let mut batch = from.recv().map_err(|_| worker_gone())?;
-            self.flows.append(&mut batch.flows);
-            self.changes
-                .extend(batch.live.iter().map(|c| (c.pos, s, c.opened)));
-            if let Some(t) = batch.totals.take() {
-                self.totals.push(t);
+            if self.totals.get(s).is_some_and(Option::is_some) {
+                continue;
             }
-            batch.clear();
-            if let Some(free) = self.free.get(s) {
-                // The reader has finished once the last round is out: nothing to return to.
-                let _ = free.send(batch);
+            let mut round = from.recv().map_err(|_| worker_gone())?;
+            self.flows.append(&mut round.flows);
+            self.changes
+                .extend(round.live.iter().map(|c| (c.pos, s, c.opened)));
+            if let (Some(t), Some(slot)) = (round.totals, self.totals.get_mut(s)) {
+                *slot = Some(t);
             }
         }
         // Changes at the same position in different shards are all closes (sweeps, end of
@@ -425,12 +380,13 @@ impl Merger {
         for (_, flow) in self.flows.drain(..) {
             emit(flow).map_err(CaptureFailure::Output)?;
         }
-        Ok(self.totals.is_empty())
+        Ok(self.totals.iter().any(Option::is_none))
     }
 }
 
-/// One capture, its flows spread over `cfg.threads` workers: a reading thread, the workers,
-/// and the calling thread merging their rounds into the sink.
+/// One capture, its flows spread over `cfg.threads` workers that each read it, merged on the
+/// calling thread into the sink. Falls back to one thread when the file cannot be opened
+/// again (it was removed or replaced since).
 pub(super) fn analyse_capture(
     cfg: &Config,
     reader: CaptureReader,
@@ -438,8 +394,24 @@ pub(super) fn analyse_capture(
     emit: &mut Emit<'_>,
 ) -> Result<CaptureRecord, CaptureFailure> {
     let path = reader.path().to_string();
-    obs.start_capture(&path, reader.total_size());
     let shards = cfg.threads.max(1);
+    let mut readers = Vec::with_capacity(shards);
+    readers.push(reader);
+    while readers.len() < shards {
+        match CaptureReader::open(&path) {
+            Ok(r) if r.total_size() == readers.first().and_then(CaptureReader::total_size) => {
+                readers.push(r)
+            }
+            _ => {
+                let mut readers = readers.into_iter();
+                let Some(first) = readers.next() else {
+                    return Err(worker_gone());
+                };
+                return super::analyse_capture(cfg, first, obs, emit);
+            }
+        }
+    }
+    obs.start_capture(&path, readers.first().and_then(CaptureReader::total_size));
     let flow_cfg = FlowConfig {
         max_flows: (cfg.flow.max_flows / shards).max(1),
         max_ooo_bytes_total: cfg.flow.max_ooo_bytes_total / shards,
@@ -448,42 +420,27 @@ pub(super) fn analyse_capture(
     let progress = Progress::default();
     thread::scope(|scope| {
         let mut workers = Vec::with_capacity(shards);
-        let mut feeder = Feeder {
-            to: Vec::with_capacity(shards),
-            free: Vec::with_capacity(shards),
-            filling: Vec::with_capacity(shards),
-        };
         let mut merger = Merger {
             from: Vec::with_capacity(shards),
-            free: Vec::with_capacity(shards),
             live: vec![0; shards],
             max_live: 0,
             flows: Vec::new(),
             changes: Vec::new(),
-            totals: Vec::new(),
+            totals: (0..shards).map(|_| None).collect(),
         };
-        let new_batch = || Batch {
-            items: Vec::with_capacity(BATCH_SEGMENTS),
-            payload: Vec::with_capacity(BATCH_BYTES),
-            ..Batch::default()
-        };
-        for _ in 0..shards {
-            let (to_tx, to_rx) = mpsc::channel();
-            let (back_tx, back_rx) = mpsc::channel();
-            let (free_tx, free_rx) = mpsc::channel();
-            for _ in 0..ROUNDS_IN_FLIGHT {
-                let _ = free_tx.send(new_batch());
-            }
-            let (cfg, capture) = (cfg.clone(), path.clone());
-            workers.push(scope.spawn(move || worker(cfg, flow_cfg, capture, to_rx, back_tx)));
-            feeder.to.push(to_tx);
-            feeder.free.push(free_rx);
-            feeder.filling.push(new_batch());
-            merger.from.push(back_rx);
-            merger.free.push(free_tx);
+        for (i, reader) in readers.into_iter().enumerate() {
+            let (tx, rx) = mpsc::sync_channel(ROUNDS_IN_FLIGHT);
+            let worker = Worker {
+                shard: i as u64,
+                shards: shards as u64,
+                cfg: cfg.clone(),
+                flow_cfg,
+                capture: path.clone(),
+                progress: (i == 0).then_some(&progress),
+            };
+            workers.push(scope.spawn(move || worker.run(reader, tx)));
+            merger.from.push(rx);
         }
-        let progress = &progress;
-        let reading = scope.spawn(move || read_capture(reader, feeder, progress));
         let mut merged = Ok(());
         loop {
             match merger.merge_round(emit) {
@@ -498,31 +455,41 @@ pub(super) fn analyse_capture(
                 }
             }
         }
-        // Whatever happened, hang up so that the reader and every worker end, then wait.
+        // Whatever happened, hang up so that every worker ends, then wait for them.
         let Merger {
             max_live,
             totals,
             from,
-            free,
             ..
         } = merger;
-        drop((from, free));
-        let read = reading.join();
+        drop(from);
+        let mut outcomes = Vec::with_capacity(shards);
         let mut panicked = false;
         for h in workers {
-            panicked |= h.join().is_err();
+            match h.join() {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(_) => panicked = true,
+            }
         }
         merged?;
-        let ReadOutcome {
+        if panicked {
+            return Err(worker_gone());
+        }
+        let totals: Vec<ShardTotals> = totals.into_iter().flatten().collect();
+        if totals.len() != shards {
+            return Err(worker_gone());
+        }
+        // Every worker read the same frames; the first one's reading is the capture's.
+        let Some(ReadOutcome {
             mut reader,
             mut facts,
             error,
-        } = read.map_err(|_| worker_gone())?;
+        }) = outcomes.into_iter().next()
+        else {
+            return Err(worker_gone());
+        };
         if let Some(e) = error {
             facts.read_error(e, obs)?;
-        }
-        if panicked || totals.len() != shards {
-            return Err(worker_gone());
         }
         let mut flow_table = FlowTableStats::default();
         for t in &totals {
@@ -533,72 +500,6 @@ pub(super) fn analyse_capture(
         let reported_flows = totals.iter().map(|t| t.reported_flows).sum();
         Ok(facts.into_record(&mut reader, obs, tcp_flows, reported_flows, flow_table))
     })
-}
-
-/// The reading thread: reads, decodes and hands out every frame, then finishes the workers.
-fn read_capture(mut reader: CaptureReader, mut feeder: Feeder, progress: &Progress) -> ReadOutcome {
-    let shards = feeder.filling.len().max(1) as u64;
-    let mut facts = InputFacts::new();
-    let mut error = None;
-    // The capture clock as a flow table keeps it: whole seconds, moved only forward, only by
-    // TCP segments.
-    let mut clock = i64::MIN;
-    loop {
-        let full = match reader.next_frame() {
-            Ok(Some(frame)) => {
-                let mut full = false;
-                if let Some((seg, meta)) = facts.frame(&frame) {
-                    if meta.ts.secs > clock {
-                        clock = meta.ts.secs;
-                        for b in &mut feeder.filling {
-                            b.items.push(Item::Tick(meta));
-                        }
-                    }
-                    let shard = (FlowKey::of(&seg).shard_hash() % shards) as usize;
-                    if let Some(b) = feeder.filling.get_mut(shard) {
-                        let payload_at = b.payload.len();
-                        b.payload.extend_from_slice(seg.payload);
-                        b.items.push(Item::Segment(SegmentCopy {
-                            src: seg.src,
-                            dst: seg.dst,
-                            src_port: seg.src_port,
-                            dst_port: seg.dst_port,
-                            seq: seg.seq,
-                            ack: seg.ack,
-                            flags: seg.flags,
-                            payload_at,
-                            payload_len: seg.payload.len(),
-                            missing_payload: seg.missing_payload,
-                            meta,
-                        }));
-                        full = b.is_full();
-                    }
-                }
-                if facts.packets % PROGRESS_EVERY == 0 {
-                    progress
-                        .input_bytes
-                        .store(reader.input_position(), Ordering::Relaxed);
-                    progress.packets.store(facts.packets, Ordering::Relaxed);
-                }
-                full
-            }
-            Ok(None) => break,
-            Err(e) => {
-                error = Some(e);
-                break;
-            }
-        };
-        if full && feeder.send_round(false).is_err() {
-            break;
-        }
-    }
-    // Ends the workers in every case (after a hang-up the sends just fail).
-    let _ = feeder.send_round(true);
-    ReadOutcome {
-        reader,
-        facts,
-        error,
-    }
 }
 
 /// Adds one shard's counters to the capture's (the high-water mark is merged separately).
