@@ -5,13 +5,18 @@
 //!   longest idle flow (ties broken by age); it is touched at most once per capture second
 //!   per flow, which keeps the per-packet path free of tree operations;
 //! - `budget.used` equals the sum of the held costs of every live direction;
-//! - a key is either live (`flows`) or remembered as finished (`closed`), never both.
+//! - a key is either live (`flows`) or remembered as finished (`closed`, by its
+//!   [`ClosedTag`]), never both;
+//! - `closed_queue` holds one entry per remembered connection in the order they were
+//!   remembered (so by expiry), plus stale entries of tags forgotten or remembered again since,
+//!   recognised by an expiry that no longer matches `closed` (a tag remembered twice in one
+//!   capture second has two matching entries and goes with the first).
 //!
 //! Flows are closed in a deterministic order: idle sweeps and evictions follow `lru`,
 //! `finish_all` follows creation order.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use rustc_hash::{FxHashMap, FxHasher};
@@ -143,6 +148,35 @@ impl FlowKey {
     }
 }
 
+/// What a finished connection is remembered by: 16 bytes in `closed` and in the queue where
+/// the key itself took 48 in each, which matters when thousands of connections a minute
+/// finish and each is remembered for [`TIME_WAIT_SECS`].
+///
+/// The tag is a 64-bit SipHash of every word of the key (not the folded words of `FlowKey`'s
+/// `Hash`, which tuples chosen for it can share). A tag collision makes a new connection's
+/// packets look like trailing packets of a finished one, and they would be dropped until its
+/// first SYN. FxHash is an invertible multiply, so a sender could compute a 5-tuple that
+/// collides with a recent connection's; SipHash with std's fixed keys
+/// (`DefaultHasher::new()`) is not secret-keyed, but matching a given 64-bit output still
+/// takes on the order of 2^64 tries, and accidental collisions among the at most `max_flows`
+/// remembered connections are negligible (about n^2 / 2^65). Fixed keys keep runs
+/// deterministic (std may change the algorithm between releases; that would only move which
+/// improbable collisions exist). It is only computed on closes and on packets of no live flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct ClosedTag(u64);
+
+impl ClosedTag {
+    fn of(key: &FlowKey) -> Self {
+        let mut h = DefaultHasher::new();
+        for end in [key.lo, key.hi] {
+            h.write_u64(end.ip[0]);
+            h.write_u64(end.ip[1]);
+            h.write_u32(end.port_family);
+        }
+        ClosedTag(h.finish())
+    }
+}
+
 /// Who is client, from the first packet seen of a flow.
 fn roles_of(seg: &TcpSegment<'_>) -> (Endpoint, Endpoint, RoleSource) {
     let src = Endpoint {
@@ -266,8 +300,11 @@ pub struct FlowTable<H: FlowHandler> {
     flows: FxHashMap<FlowKey, Flow<H::State>>,
     lru: BTreeMap<(i64, u64), FlowKey>,
     /// Connections finished by FIN or RST, with the capture second they are forgotten at.
-    closed: FxHashMap<FlowKey, i64>,
-    closed_queue: VecDeque<(i64, FlowKey)>,
+    /// The tags are already uniform, so the cheap FxHash of the map only spreads them.
+    closed: FxHashMap<ClosedTag, i64>,
+    /// `(expires, tag)` in the order connections were remembered: a plain FIFO gives both
+    /// expiry and "forget the oldest" over the cap in O(1) each, at 16 bytes an entry.
+    closed_queue: VecDeque<(i64, ClosedTag)>,
     budget: Budget,
     /// Capture clock: the latest whole second seen (timestamps may step back a little).
     now: i64,
@@ -325,13 +362,16 @@ impl<H: FlowHandler> FlowTable<H> {
             }
             self.stats.port_reuse += 1;
             self.close(&key, CloseReason::PortReuse, Some(meta), None);
-        } else if self.closed.contains_key(&key) {
-            if !syn_only {
-                self.stats.packets_after_close += 1;
-                return;
+        } else if !self.closed.is_empty() {
+            let tag = ClosedTag::of(&key);
+            if self.closed.contains_key(&tag) {
+                if !syn_only {
+                    self.stats.packets_after_close += 1;
+                    return;
+                }
+                self.closed.remove(&tag);
+                self.stats.port_reuse += 1;
             }
-            self.closed.remove(&key);
-            self.stats.port_reuse += 1;
         }
 
         self.open(key, src_is_lo, seg, meta);
@@ -423,13 +463,13 @@ impl<H: FlowHandler> FlowTable<H> {
                 self.close(&key, CloseReason::IdleTimeout, None, None);
             }
         }
-        while let Some(&(expires, key)) = self.closed_queue.front() {
+        while let Some(&(expires, tag)) = self.closed_queue.front() {
             if expires > self.now {
                 break;
             }
             self.closed_queue.pop_front();
-            if self.closed.get(&key) == Some(&expires) {
-                self.closed.remove(&key);
+            if self.closed.get(&tag) == Some(&expires) {
+                self.closed.remove(&tag);
             }
         }
     }
@@ -549,13 +589,16 @@ impl<H: FlowHandler> FlowTable<H> {
         let expires = self
             .now
             .saturating_add(i64::try_from(linger).unwrap_or(i64::MAX));
-        self.closed.insert(key, expires);
-        self.closed_queue.push_back((expires, key));
+        let tag = ClosedTag::of(&key);
+        self.closed.insert(tag, expires);
+        self.closed_queue.push_back((expires, tag));
         let cap = self.config.max_flows.max(1);
         while self.closed.len() > cap {
             let Some((expires, old)) = self.closed_queue.pop_front() else {
                 break;
             };
+            // Stale entries (the tag was forgotten, or remembered again later) are dropped
+            // without counting: only a connection still remembered is evicted.
             if self.closed.get(&old) == Some(&expires) {
                 self.closed.remove(&old);
                 self.stats.closed_tracking_evicted += 1;
@@ -1188,6 +1231,153 @@ mod tests {
             (r.closed[1].0, r.closed[1].1),
             (1, CloseReason::IdleTimeout)
         );
+    }
+
+    /// Opens and finishes one connection from `client` with FINs from both sides.
+    fn fin_connection(f: &mut Feed, client: (&str, u16)) {
+        f.send(seg(client, S, CI, 0, SYN, b""))
+            .send(seg(S, client, SI, CI + 1, SYN | ACK, b""))
+            .send(seg(client, S, CI + 1, SI + 1, ACK | FIN, b""))
+            .send(seg(S, client, SI + 1, CI + 2, ACK | FIN, b""));
+    }
+
+    #[test]
+    fn finished_connection_is_remembered_for_time_wait_then_forgotten() {
+        let mut f = Feed::new(FlowConfig {
+            idle_timeout_secs: 0,
+            ..FlowConfig::default()
+        });
+        let t0 = f.secs;
+        fin_connection(&mut f, C);
+        // The last ACK, 239 s later: still the finished connection.
+        f.at(t0 + 239).send(seg(C, S, CI + 2, SI + 2, ACK, b""));
+        assert_eq!(f.rec().opened.len(), 1);
+        assert_eq!(f.table.stats().packets_after_close, 1);
+        // 240 s after the close it is forgotten: the same packet opens a new flow.
+        f.at(t0 + 240).send(seg(C, S, CI + 2, SI + 2, ACK, b""));
+        assert_eq!(f.rec().opened.len(), 2);
+        assert_eq!(f.table.stats().packets_after_close, 1);
+        assert_eq!(f.table.stats().closed_tracking_evicted, 0);
+    }
+
+    #[test]
+    fn a_short_idle_timeout_shortens_the_memory_of_finished_connections() {
+        let mut f = Feed::new(FlowConfig {
+            idle_timeout_secs: 30,
+            ..FlowConfig::default()
+        });
+        let t0 = f.secs;
+        fin_connection(&mut f, C);
+        f.at(t0 + 29).send(seg(C, S, CI + 2, SI + 2, ACK, b""));
+        assert_eq!(f.rec().opened.len(), 1);
+        f.at(t0 + 30).send(seg(C, S, CI + 2, SI + 2, ACK, b""));
+        assert_eq!(f.rec().opened.len(), 2);
+        assert_eq!(f.table.stats().packets_after_close, 1);
+    }
+
+    #[test]
+    fn over_the_cap_the_oldest_finished_connection_is_forgotten_first() {
+        let mut f = Feed::new(FlowConfig {
+            max_flows: 2,
+            ..FlowConfig::default()
+        });
+        let t0 = f.secs;
+        let a = ("10.0.0.1", 40001);
+        let b = ("10.0.0.1", 40002);
+        let c = ("10.0.0.1", 40003);
+        // a and b finish in the same second, c later: a is the oldest.
+        fin_connection(&mut f, a);
+        fin_connection(&mut f, b);
+        f.at(t0 + 1);
+        fin_connection(&mut f, c);
+        assert_eq!(f.table.stats().closed_tracking_evicted, 1);
+        assert_eq!(f.rec().opened.len(), 3);
+        for late in [b, c] {
+            f.send(seg(late, S, CI + 2, SI + 2, ACK, b""));
+        }
+        assert_eq!(f.rec().opened.len(), 3);
+        assert_eq!(f.table.stats().packets_after_close, 2);
+        f.send(seg(a, S, CI + 2, SI + 2, ACK, b""));
+        assert_eq!(f.rec().opened.len(), 4);
+        assert_eq!(f.table.stats().packets_after_close, 2);
+    }
+
+    #[test]
+    fn a_reused_and_finished_again_tuple_is_evicted_once_by_its_newest_close() {
+        let mut f = Feed::new(FlowConfig {
+            max_flows: 2,
+            ..FlowConfig::default()
+        });
+        let t0 = f.secs;
+        let a = ("10.0.0.1", 40001);
+        let b = ("10.0.0.1", 40002);
+        let c = ("10.0.0.1", 40003);
+        fin_connection(&mut f, a);
+        f.at(t0 + 1);
+        fin_connection(&mut f, b);
+        // a again: the new SYN reuses the tuple, the connection finishes once more, so a's
+        // first close is no longer what is remembered.
+        f.at(t0 + 2);
+        fin_connection(&mut f, a);
+        assert_eq!(f.table.stats().port_reuse, 1);
+        assert_eq!(f.table.stats().closed_tracking_evicted, 0);
+        // Over the cap: b is now the oldest, not a.
+        fin_connection(&mut f, c);
+        assert_eq!(f.table.stats().closed_tracking_evicted, 1);
+        f.send(seg(a, S, CI + 2, SI + 2, ACK, b""));
+        assert_eq!(f.table.stats().packets_after_close, 1);
+        assert_eq!(f.rec().opened.len(), 4);
+        f.send(seg(b, S, CI + 2, SI + 2, ACK, b""));
+        assert_eq!(f.rec().opened.len(), 5);
+        // a expires 240 s after its second close, not its first.
+        f.at(t0 + 241).send(seg(a, S, CI + 2, SI + 2, ACK, b""));
+        assert_eq!(f.table.stats().packets_after_close, 2);
+        f.at(t0 + 242).send(seg(a, S, CI + 2, SI + 2, ACK, b""));
+        assert_eq!(f.table.stats().packets_after_close, 2);
+        assert_eq!(f.rec().opened.len(), 6);
+    }
+
+    #[test]
+    fn a_remembered_connection_costs_16_bytes_per_store() {
+        assert_eq!(std::mem::size_of::<(ClosedTag, i64)>(), 16);
+        assert_eq!(std::mem::size_of::<(i64, ClosedTag)>(), 16);
+    }
+
+    #[test]
+    fn finished_connections_are_told_apart_by_every_address_bit() {
+        // `FlowKey`'s `Hash` folds the upper halves of both IPv6 addresses into one word:
+        // these two tuples feed it the same words, yet they are different connections.
+        let one = (("::1", 40000), ("1000::2", 25));
+        let two = (("0:0:600::1", 40000), ("2000::2", 25));
+        let words = |k: FlowKey| {
+            let mut h = FxHasher::default();
+            k.hash(&mut h);
+            h.finish()
+        };
+        let key = |(a, b): ((&str, u16), (&str, u16))| FlowKey::of(&seg(a, b, 1, 1, ACK, b""));
+        assert_eq!(words(key(one)), words(key(two)));
+        assert_ne!(key(one), key(two));
+
+        let mut f = Feed::new(FlowConfig::default());
+        f.send(seg(one.0, one.1, 1, 0, SYN, b""))
+            .send(seg(one.1, one.0, 9, 2, SYN | ACK, b""))
+            .send(seg(one.0, one.1, 2, 10, ACK | RST, b""));
+        assert_eq!(f.table.stats().closed_reset, 1);
+        f.send(seg(two.0, two.1, 2, 10, ACK, b"x"));
+        assert_eq!(f.rec().opened.len(), 2);
+        assert_eq!(f.table.stats().packets_after_close, 0);
+        f.send(seg(one.0, one.1, 2, 10, ACK, b""));
+        assert_eq!(f.table.stats().packets_after_close, 1);
+    }
+
+    #[test]
+    fn finish_all_forgets_finished_connections() {
+        let mut f = Feed::new(FlowConfig::default());
+        fin_connection(&mut f, C);
+        f.table.finish_all();
+        f.send(seg(C, S, CI + 2, SI + 2, ACK, b""));
+        assert_eq!(f.rec().opened.len(), 2);
+        assert_eq!(f.table.stats().packets_after_close, 0);
     }
 
     #[test]

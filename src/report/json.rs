@@ -1,43 +1,179 @@
 //! `--format json`: one pretty-printed document, as `docs/report.md` and
 //! `schema/report.schema.json` describe it.
 //!
-//! This is the one format whose memory grows with the number of reported flows: a single
-//! document with sorted `flows` cannot be written before the last flow is known. Use `ndjson`
-//! or `ecs` for captures of unbounded size.
+//! The document's `flows` are sorted, so none can be written before the last flow is known.
+//! Each flow is kept, with its findings, as compact JSON text in an unnamed temporary file
+//! (in `TMPDIR`, gone when the run ends); memory holds only a 40-byte index entry per flow
+//! (its sort key and where its record is), so it grows by that rather than by the few KB a
+//! flow's JSON takes. At the end the records are read back in document order and
+//! re-indented. Should no temporary file be available (or writing it fail), the records are
+//! held in memory instead, with the same output.
 
 use std::borrow::Cow;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
 use serde::Serialize;
 
 use super::model::{CaptureRecord, FlowRecord, SCHEMA_VERSION, Summary, ToolInfo};
 use super::{CaptureOrder, ReportSink, finding_for_flow, finding_order};
 use crate::findings::Finding;
-use crate::time::Timestamp;
 
-/// A flow kept until the end as its compact JSON text (flow, then its findings): a few KB
-/// instead of the record's tree of small allocations, re-indented when the document is
-/// written.
-struct HeldFlow {
-    capture: usize,
-    start: Timestamp,
+/// Where a flow's record is and where it goes in the document: 40 bytes.
+///
+/// A record is the flow's id (`u32` length, bytes) and compact JSON, then at `findings_at`
+/// its findings: a `u32` count, each one's end (`u32`, from the first one's start), their
+/// compact JSON.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    start_secs: i64,
     first_frame: u64,
-    id: Box<str>,
-    /// Compact JSON of the flow, then of each finding; `ends` marks where each one ends.
-    json: Box<[u8]>,
-    ends: Box<[u32]>,
+    offset: u64,
+    start_nanos: u32,
+    capture: u32,
+    len: u32,
+    findings_at: u32,
 }
 
-impl HeldFlow {
-    /// The flow's JSON, then each finding's.
-    fn values(&self) -> impl Iterator<Item = &[u8]> {
-        let mut from = 0usize;
-        self.ends.iter().filter_map(move |&end| {
-            let v = self.json.get(from..end as usize);
-            from = end as usize;
-            v
-        })
+impl Entry {
+    /// Document order: capture (as first seen), start time, first frame. The flow id breaks
+    /// the remaining ties (see [`order_ties_by_id`]).
+    fn key(&self) -> (u32, i64, u32, u64) {
+        (
+            self.capture,
+            self.start_secs,
+            self.start_nanos,
+            self.first_frame,
+        )
     }
+}
+
+/// What the records are written to: a file, or a fake one in tests.
+trait SpillFile: Read + Write + Seek {}
+impl<T: Read + Write + Seek> SpillFile for T {}
+
+/// The records while flows arrive.
+enum Store {
+    Spill(BufWriter<Box<dyn SpillFile>>),
+    Memory(Vec<u8>),
+}
+
+impl Store {
+    /// Appends one record. `committed` is how many bytes the records before it took: when the
+    /// file fails (disk full), what reached it is read back and the run goes on in memory.
+    fn append(&mut self, record: &[u8], committed: u64) -> io::Result<()> {
+        if let Store::Spill(w) = self {
+            if w.write_all(record).is_ok() {
+                return Ok(());
+            }
+            if let Store::Spill(w) = std::mem::replace(self, Store::Memory(Vec::new())) {
+                *self = Store::Memory(recover(w, committed)?);
+            }
+        }
+        if let Store::Memory(held) = self {
+            held.extend_from_slice(record);
+        }
+        Ok(())
+    }
+
+    /// Ready for reading back the `written` bytes.
+    fn into_source(self, written: u64) -> io::Result<Source> {
+        match self {
+            Store::Memory(held) => Ok(Source::Memory(held)),
+            Store::Spill(w) => match w.into_inner() {
+                Ok(file) => Ok(Source::Spill {
+                    file: BufReader::with_capacity(64 * 1024, file),
+                    pos: None,
+                }),
+                Err(e) => Ok(Source::Memory(recover(e.into_inner(), written)?)),
+            },
+        }
+    }
+}
+
+/// The first `committed` bytes written through `w`, from the file and what `w` still holds
+/// (a `BufWriter` that failed keeps the bytes it could not write, in order).
+fn recover(w: BufWriter<Box<dyn SpillFile>>, committed: u64) -> io::Result<Vec<u8>> {
+    let (mut file, unwritten) = w.into_parts();
+    let mut held = Vec::new();
+    file.seek(SeekFrom::Start(0))?;
+    file.read_to_end(&mut held)?;
+    held.extend_from_slice(&unwritten.unwrap_or_default());
+    let committed = usize::try_from(committed).map_err(|_| lost())?;
+    if held.len() < committed {
+        return Err(lost());
+    }
+    held.truncate(committed);
+    Ok(held)
+}
+
+fn lost() -> io::Error {
+    io::Error::other("the JSON report's temporary file lost flow records")
+}
+
+fn corrupt() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "malformed flow record in the JSON report's temporary store",
+    )
+}
+
+/// The records at the end.
+enum Source {
+    Spill {
+        file: BufReader<Box<dyn SpillFile>>,
+        /// Where the file is read next, once known: reads close ahead seek within the buffer.
+        pos: Option<u64>,
+    },
+    Memory(Vec<u8>),
+}
+
+impl Source {
+    /// `len` bytes from `at`, read into `buf` unless they are in memory already.
+    fn read<'a>(&'a mut self, at: u64, len: u32, buf: &'a mut Vec<u8>) -> io::Result<&'a [u8]> {
+        let len = len as usize;
+        match self {
+            Source::Memory(held) => usize::try_from(at)
+                .ok()
+                .and_then(|at| held.get(at..at.checked_add(len)?))
+                .ok_or_else(corrupt),
+            Source::Spill { file, pos } => {
+                let ahead = pos.and_then(|p| i64::try_from(i128::from(at) - i128::from(p)).ok());
+                match ahead {
+                    Some(0) => {}
+                    Some(d) => file.seek_relative(d)?,
+                    None => {
+                        file.seek(SeekFrom::Start(at))?;
+                    }
+                }
+                *pos = None;
+                buf.clear();
+                buf.resize(len, 0);
+                file.read_exact(buf)?;
+                *pos = Some(at + len as u64);
+                Ok(buf)
+            }
+        }
+    }
+}
+
+/// Splits a `u32` length or count off the front of `b`.
+fn take_u32(b: &mut &[u8]) -> io::Result<u32> {
+    let (head, rest) = b.split_first_chunk::<4>().ok_or_else(corrupt)?;
+    *b = rest;
+    Ok(u32::from_le_bytes(*head))
+}
+
+/// The id and the flow's JSON of a record's first part.
+fn split_head(mut head: &[u8]) -> io::Result<(&[u8], &[u8])> {
+    let n = take_u32(&mut head)? as usize;
+    if head.len() < n {
+        return Err(corrupt());
+    }
+    Ok(head.split_at(n))
+}
+
+fn u32_len(n: usize) -> io::Result<u32> {
+    u32::try_from(n).map_err(|_| io::Error::other("flow record over 4 GiB"))
 }
 
 /// Everything of the document that comes before `flows`.
@@ -53,21 +189,70 @@ pub struct JsonSink {
     out: Box<dyn Write>,
     order: CaptureOrder,
     captures: Vec<CaptureRecord>,
-    flows: Vec<HeldFlow>,
-    /// Run-wide findings' JSON, built at the end.
+    entries: Vec<Entry>,
+    /// Taken by `finish`.
+    store: Option<Store>,
+    /// Bytes of all records so far.
+    written: u64,
+    /// One record as it is built; run-wide findings' JSON at the end.
     scratch: Vec<u8>,
 }
 
 impl JsonSink {
     pub fn new(out: Box<dyn Write>) -> Self {
+        // No temporary file (read-only or missing TMPDIR) is no reason to fail the run: the
+        // records are held in memory then.
+        let store = match tempfile::tempfile() {
+            Ok(file) => spill_store(Box::new(file)),
+            Err(_) => Store::Memory(Vec::new()),
+        };
+        Self::with_store(out, store)
+    }
+
+    fn with_store(out: Box<dyn Write>, store: Store) -> Self {
         JsonSink {
             out,
             order: CaptureOrder::default(),
             captures: Vec::new(),
-            flows: Vec::new(),
+            entries: Vec::new(),
+            store: Some(store),
+            written: 0,
             scratch: Vec::new(),
         }
     }
+}
+
+fn spill_store(file: Box<dyn SpillFile>) -> Store {
+    Store::Spill(BufWriter::with_capacity(64 * 1024, file))
+}
+
+/// Sorts each run of entries with equal [`Entry::key`] by flow id, keeping arrival order
+/// among equal ids: with the sort by key before, the same order as one stable sort by
+/// (key, id). Flows from the analysis never tie on the key within one capture, since a
+/// frame opens at most one flow; they tie only when the same capture path is given twice,
+/// and then their ids (derived from path, endpoints, start and first frame) are equal too,
+/// so arrival order stays. The ids are read back only for ties, which other producers of
+/// records may have.
+fn order_ties_by_id(
+    entries: &mut [Entry],
+    source: &mut Source,
+    buf: &mut Vec<u8>,
+) -> io::Result<()> {
+    for run in entries.chunk_by_mut(|a, b| a.key() == b.key()) {
+        if run.len() < 2 {
+            continue;
+        }
+        let mut ided = Vec::with_capacity(run.len());
+        for e in run.iter() {
+            let (id, _) = split_head(source.read(e.offset, e.findings_at, buf)?)?;
+            ided.push((id.to_vec(), *e));
+        }
+        ided.sort_by(|a, b| a.0.cmp(&b.0));
+        for (slot, (_, e)) in run.iter_mut().zip(ided) {
+            *slot = e;
+        }
+    }
+    Ok(())
 }
 
 /// Writes `compact` (serde_json's compact output) the way `serde_json::to_writer_pretty`
@@ -154,50 +339,81 @@ fn find_quote_or_backslash(h: &[u8]) -> Option<usize> {
 
 /// Writes `"name": [ ... ]` as the last members of the document do, each value pretty at
 /// array depth.
-fn write_array<'a>(
-    w: &mut impl Write,
-    name: &str,
-    values: impl Iterator<Item = &'a [u8]>,
-) -> io::Result<()> {
-    write!(w, ",\n  \"{name}\": [")?;
-    let mut any = false;
-    let mut text = Vec::with_capacity(16 * 1024);
-    for v in values {
-        text.clear();
-        text.extend_from_slice(if any { b",\n    " } else { b"\n    " });
-        write_pretty(&mut text, v, 2);
-        w.write_all(&text)?;
-        any = true;
+struct ArrayWriter<'a, W: Write> {
+    w: &'a mut W,
+    text: &'a mut Vec<u8>,
+    any: bool,
+}
+
+impl<'a, W: Write> ArrayWriter<'a, W> {
+    fn begin(w: &'a mut W, text: &'a mut Vec<u8>, name: &str) -> io::Result<Self> {
+        write!(w, ",\n  \"{name}\": [")?;
+        Ok(ArrayWriter {
+            w,
+            text,
+            any: false,
+        })
     }
-    w.write_all(if any { b"\n  ]" } else { b"]" })
+
+    fn value(&mut self, v: &[u8]) -> io::Result<()> {
+        self.text.clear();
+        self.text
+            .extend_from_slice(if self.any { b",\n    " } else { b"\n    " });
+        write_pretty(self.text, v, 2);
+        self.any = true;
+        self.w.write_all(self.text)
+    }
+
+    fn end(self) -> io::Result<()> {
+        self.w.write_all(if self.any { b"\n  ]" } else { b"]" })
+    }
 }
 
 impl ReportSink for JsonSink {
     fn flow(&mut self, flow: &FlowRecord, findings: &[Finding]) -> io::Result<()> {
-        let capture = self.order.index(&flow.capture);
+        let capture = u32::try_from(self.order.index(&flow.capture))
+            .map_err(|_| io::Error::other("over 4 billion captures"))?;
         let mut findings: Vec<Cow<'_, Finding>> =
             findings.iter().map(|f| finding_for_flow(f, flow)).collect();
         findings.sort_by(|a, b| finding_order(a, b));
-        let mut json = Vec::with_capacity(4096);
-        let mut ends = Vec::with_capacity(1 + findings.len());
-        serde_json::to_writer(&mut json, flow)?;
-        ends.push(json.len());
-        for f in &findings {
-            serde_json::to_writer(&mut json, f.as_ref())?;
-            ends.push(json.len());
+
+        let rec = &mut self.scratch;
+        rec.clear();
+        rec.extend_from_slice(&u32_len(flow.id.len())?.to_le_bytes());
+        rec.extend_from_slice(flow.id.as_bytes());
+        serde_json::to_writer(&mut *rec, flow)?;
+        let findings_at = rec.len();
+        rec.extend_from_slice(&u32_len(findings.len())?.to_le_bytes());
+        let ends_at = rec.len();
+        rec.resize(ends_at + 4 * findings.len(), 0);
+        let json_at = rec.len();
+        for (i, f) in findings.iter().enumerate() {
+            serde_json::to_writer(&mut *rec, f.as_ref())?;
+            let end = u32_len(rec.len() - json_at)?.to_le_bytes();
+            if let Some(slot) = rec.get_mut(ends_at + 4 * i..ends_at + 4 * (i + 1)) {
+                slot.copy_from_slice(&end);
+            }
         }
-        let ends = ends
-            .into_iter()
-            .map(|e| u32::try_from(e).map_err(|_| io::Error::other("flow record over 4 GiB")))
-            .collect::<io::Result<Vec<u32>>>()?;
-        self.flows.push(HeldFlow {
-            capture,
-            start: flow.start,
+        let len = u32_len(rec.len())?;
+        let store = self
+            .store
+            .as_mut()
+            .ok_or_else(|| io::Error::other("JSON report: flow after the document was finished"))?;
+        store.append(rec, self.written)?;
+        self.entries.push(Entry {
+            start_secs: flow.start.secs,
             first_frame: flow.tcp.first_frame,
-            id: flow.id.as_str().into(),
-            json: json.into_boxed_slice(),
-            ends: ends.into_boxed_slice(),
+            offset: self.written,
+            start_nanos: flow.start.nanos,
+            capture,
+            len,
+            findings_at: u32_len(findings_at)?,
         });
+        self.written += u64::from(len);
+        // One huge flow (thousands of AUTH attempts) must not pin its buffer for the run.
+        if rec.capacity() > 1 << 20 {
+            *rec = Vec::new();
+        }
         Ok(())
     }
 
@@ -208,16 +424,16 @@ impl ReportSink for JsonSink {
     }
 
     fn finish(&mut self, findings: &[Finding], summary: &Summary) -> io::Result<()> {
-        // Deterministic whatever order the pipeline finished flows in: capture (as first
-        // seen), start time, first frame, then id to break any remaining tie.
-        self.flows.sort_by(|a, b| {
-            (a.capture, a.start, a.first_frame, &a.id).cmp(&(
-                b.capture,
-                b.start,
-                b.first_frame,
-                &b.id,
-            ))
-        });
+        let mut source = self
+            .store
+            .take()
+            .ok_or_else(|| io::Error::other("JSON report finished twice"))?
+            .into_source(self.written)?;
+        let mut buf = Vec::with_capacity(16 * 1024);
+        // Deterministic whatever order the pipeline finished flows in.
+        self.entries.sort_by_key(Entry::key);
+        order_ties_by_id(&mut self.entries, &mut source, &mut buf)?;
+
         let head = Head {
             schema_version: SCHEMA_VERSION,
             tool: ToolInfo::default(),
@@ -232,32 +448,37 @@ impl ReportSink for JsonSink {
             text.truncate(text.len() - 2);
         }
         w.write_all(&text)?;
-        write_array(
-            &mut w,
-            "flows",
-            self.flows.iter().filter_map(|h| h.values().next()),
-        )?;
-        let mut run_wide = Vec::with_capacity(findings.len());
-        self.scratch.clear();
-        for f in findings {
-            serde_json::to_writer(&mut self.scratch, f)?;
-            run_wide.push(self.scratch.len());
+        text.clear();
+
+        let mut flows = ArrayWriter::begin(&mut w, &mut text, "flows")?;
+        for e in &self.entries {
+            let (_, json) = split_head(source.read(e.offset, e.findings_at, &mut buf)?)?;
+            flows.value(json)?;
         }
-        let scratch = &self.scratch;
-        let mut from = 0;
-        let run_wide = run_wide.into_iter().filter_map(|end| {
-            let v = scratch.get(from..end);
-            from = end;
-            v
-        });
-        write_array(
-            &mut w,
-            "findings",
-            self.flows
-                .iter()
-                .flat_map(|h| h.values().skip(1))
-                .chain(run_wide),
-        )?;
+        flows.end()?;
+
+        let mut all = ArrayWriter::begin(&mut w, &mut text, "findings")?;
+        for e in &self.entries {
+            // Four bytes are the count alone: no findings, nothing to read.
+            let Some(part) = e.len.checked_sub(e.findings_at).filter(|&n| n > 4) else {
+                continue;
+            };
+            let mut part = source.read(e.offset + u64::from(e.findings_at), part, &mut buf)?;
+            let n = take_u32(&mut part)? as usize;
+            let (ends, json) = part.split_at_checked(4 * n).ok_or_else(corrupt)?;
+            let mut from = 0usize;
+            for end in ends.chunks_exact(4) {
+                let end = u32::from_le_bytes(end.try_into().map_err(|_| corrupt())?) as usize;
+                all.value(json.get(from..end).ok_or_else(corrupt)?)?;
+                from = end;
+            }
+        }
+        for f in findings {
+            self.scratch.clear();
+            serde_json::to_writer(&mut self.scratch, f)?;
+            all.value(&self.scratch)?;
+        }
+        all.end()?;
         w.write_all(b"\n}\n")?;
         w.flush()?;
         drop(w);
@@ -267,7 +488,212 @@ impl ReportSink for JsonSink {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+    use std::io::Cursor;
+    use std::rc::Rc;
+
     use super::*;
+    use crate::findings::{Kind, Severity};
+    use crate::flow::{CloseReason, DirStats, EventMeta, RoleSource};
+    use crate::report::model::{EndpointRecord, FlowClass, TcpRecord};
+    use crate::time::Timestamp;
+
+    #[derive(Clone, Default)]
+    struct Shared(Rc<RefCell<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A file that takes `budget` bytes, the last write cut short, then fails like a full disk.
+    struct Full {
+        data: Cursor<Vec<u8>>,
+        budget: usize,
+    }
+
+    impl Write for Full {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            if self.budget == 0 {
+                return Err(io::Error::other("no space left"));
+            }
+            let n = b.len().min(self.budget);
+            self.budget -= n;
+            self.data.write(&b[..n])
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Read for Full {
+        fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+            self.data.read(b)
+        }
+    }
+
+    impl Seek for Full {
+        fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+            self.data.seek(to)
+        }
+    }
+
+    fn record(id: &str, capture: &str, start: Timestamp, first_frame: u64) -> FlowRecord {
+        let ep = |ip: &str, port| EndpointRecord {
+            ip: ip.parse().unwrap(),
+            port,
+        };
+        FlowRecord {
+            id: id.into(),
+            capture: capture.into(),
+            client: ep("192.0.2.10", 50_000),
+            server: ep("198.51.100.7", 25),
+            start,
+            end: start,
+            duration_secs: 0.0,
+            class: FlowClass::Plaintext,
+            smtp: None,
+            tls: None,
+            tcp: TcpRecord {
+                roles: RoleSource::Syn,
+                roles_corrected: false,
+                close: CloseReason::Fin,
+                first_frame,
+                last_frame: first_frame + 9,
+                to_server: DirStats::default(),
+                to_client: DirStats::default(),
+            },
+        }
+    }
+
+    fn finding(kind: Kind, frame: u64, msg: &str) -> Finding {
+        let meta = EventMeta {
+            ts: Timestamp::new(1_700_000_000, 0),
+            frame,
+        };
+        Finding::new(kind, Severity::High, meta, msg)
+    }
+
+    /// Flows in an arrival order unlike the document's: two captures, equal start times,
+    /// ties on (capture, start, first frame) only the id decides, an identical record twice,
+    /// flows with and without findings (given out of order), one very large flow.
+    fn arrivals() -> Vec<(FlowRecord, Vec<Finding>)> {
+        let t = |s: i64, n: u32| Timestamp::new(1_700_000_000 + s, n);
+        let big = "x".repeat(200_000);
+        vec![
+            (record("b-1", "b.pcap", t(0, 0), 1), vec![]),
+            (
+                record("a-9", "a.pcap", t(5, 0), 40),
+                vec![
+                    finding(Kind::CleartextMail, 44, "later"),
+                    finding(Kind::CleartextCredentials, 41, "\"quoted\" {[,:]}"),
+                ],
+            ),
+            (record("a-tie-c", "a.pcap", t(3, 7), 30), vec![]),
+            (
+                record("a-tie-a", "a.pcap", t(3, 7), 30),
+                vec![finding(Kind::StarttlsNotUsed, 31, "tie a")],
+            ),
+            (record("a-1", "a.pcap", t(1, 0), 10), vec![]),
+            (
+                record("a-tie-b", "a.pcap", t(3, 7), 30),
+                vec![finding(Kind::StarttlsNotUsed, 32, &big)],
+            ),
+            (record("a-2", "a.pcap", t(3, 6), 99), vec![]),
+            (record("a-1", "a.pcap", t(1, 0), 10), vec![]),
+        ]
+    }
+
+    fn document(sink: JsonSink, out: &Shared) -> Vec<u8> {
+        let mut sink = sink;
+        for (f, fs) in arrivals() {
+            sink.flow(&f, &fs).unwrap();
+        }
+        let wide = [finding(Kind::AuthBruteForce, 7, "run-wide")];
+        sink.finish(&wide, &Summary::default()).unwrap();
+        out.0.borrow().clone()
+    }
+
+    fn held() -> Vec<u8> {
+        let out = Shared::default();
+        document(
+            JsonSink::with_store(Box::new(out.clone()), Store::Memory(Vec::new())),
+            &out,
+        )
+    }
+
+    #[test]
+    fn document_order_and_ties_by_id() {
+        let doc: serde_json::Value = serde_json::from_slice(&held()).unwrap();
+        let ids: Vec<&str> = doc["flows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            // Captures as first seen: b.pcap's flow arrived first.
+            [
+                "b-1", "a-1", "a-1", "a-2", "a-tie-a", "a-tie-b", "a-tie-c", "a-9"
+            ]
+        );
+        let found: Vec<(&str, u64)> = doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["flow"].as_str().unwrap(), f["frame"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("a-tie-a", 31),
+                ("a-tie-b", 32),
+                ("a-9", 41),
+                ("a-9", 44),
+                ("", 7)
+            ]
+        );
+    }
+
+    #[test]
+    fn spilled_records_give_the_same_bytes_as_held_ones() {
+        let out = Shared::default();
+        let file = tempfile::tempfile().unwrap();
+        let spilled = document(
+            JsonSink::with_store(Box::new(out.clone()), spill_store(Box::new(file))),
+            &out,
+        );
+        assert_eq!(String::from_utf8(spilled), String::from_utf8(held()));
+    }
+
+    #[test]
+    fn a_full_disk_falls_back_to_memory_with_the_same_bytes() {
+        let expected = held();
+        // Small buffers: the failure hits while a record is appended (cut in the middle of
+        // one, or at the first byte); a buffer larger than all records: it hits when the
+        // file is flushed at the end.
+        for (capacity, budget) in [(16, 700), (16, 0), (64 * 1024, 3000), (1 << 20, 3000)] {
+            let out = Shared::default();
+            let full = Full {
+                data: Cursor::new(Vec::new()),
+                budget,
+            };
+            let store = Store::Spill(BufWriter::with_capacity(capacity, Box::new(full)));
+            let got = document(JsonSink::with_store(Box::new(out.clone()), store), &out);
+            assert_eq!(got, expected, "buffer {capacity}, file full after {budget}");
+        }
+    }
+
+    #[test]
+    fn an_index_entry_is_40_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 40);
+    }
 
     fn pretty_at_depth(v: &serde_json::Value, depth: usize) -> String {
         let mut out = Vec::new();
