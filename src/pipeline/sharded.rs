@@ -50,9 +50,9 @@ use crate::flow::{
 use crate::report::model::CaptureRecord;
 
 /// Frames per round: every worker hands in what it finished after each multiple of this.
-const ROUND_FRAMES: u64 = 16 * 1024;
+const ROUND_FRAMES: u64 = 4 * 1024;
 /// Rounds a worker may be ahead of the merge, at most.
-const ROUNDS_IN_FLIGHT: usize = 4;
+const ROUNDS_IN_FLIGHT: usize = 2;
 
 /// Where in the capture something happened, in the order one flow table does things.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
