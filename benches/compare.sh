@@ -96,6 +96,32 @@ awk -F'|' -v b="$BYTES" '
       (base > 0 ? sprintf("%.2fx", $2 / base) : "-") }' "$RESULTS"
 echo
 
+echo "== peak RSS (MiB, highest of $RUNS runs): a 50M capture against this one, every format"
+SMALL=bench-data/mixed-50M.pcap
+if [ ! -s "$SMALL" ] || [ examples/gencorpus.rs -nt "$SMALL" ]; then
+  target/release/examples/gencorpus --size 50M --out "$SMALL" > /dev/null
+fi
+peak() {
+  local max=0 i kib
+  for i in $(seq "$RUNS"); do
+    /usr/bin/time -f "%M" -o "$TMP/rss" "$@" > /dev/null 2>&1 || true
+    kib=$(tail -1 "$TMP/rss")
+    [ "$kib" -gt "$max" ] && max=$kib
+  done
+  echo "$max"
+}
+echo "| format | threads | 50M | $SIZE | growth |"
+echo "| --- | ---: | ---: | ---: | ---: |"
+for fmt in json ndjson ecs text; do
+  for t in 1 2; do
+    a=$(peak "$BIN" --format "$fmt" --threads "$t" -q "$SMALL")
+    b=$(peak "$BIN" --format "$fmt" --threads "$t" -q "$CAP")
+    awk -v f="$fmt" -v t="$t" -v a="$a" -v b="$b" \
+      'BEGIN { printf "| %s | %s | %.1f | %.1f | %+.0f%% |\n", f, t, a / 1024, b / 1024, (b / a - 1) * 100 }'
+  done
+done
+echo
+
 echo "== same report with --threads 1 and --threads 2"
 "$BIN" --format ndjson --threads 1 -q "$CAP" > "$TMP/t1" || true
 "$BIN" --format ndjson --threads 2 -q "$CAP" > "$TMP/t2" || true
