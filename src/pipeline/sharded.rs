@@ -480,16 +480,25 @@ pub(super) fn analyse_capture(
             return Err(worker_gone());
         }
         // Every worker read the same frames; the first one's reading is the capture's.
+        let mut outcomes = outcomes.into_iter();
         let Some(ReadOutcome {
             mut reader,
             mut facts,
             error,
-        }) = outcomes.into_iter().next()
+        }) = outcomes.next()
         else {
             return Err(worker_gone());
         };
+        let first_error = error.as_ref().map(ToString::to_string);
         if let Some(e) = error {
             facts.read_error(e, obs)?;
+        }
+        // A worker whose reading failed elsewhere (an I/O error the others did not meet) lost
+        // the rest of its shard: that is damage to report, not to hide.
+        for e in outcomes.filter_map(|o| o.error) {
+            if first_error.as_deref() != Some(e.to_string().as_str()) {
+                facts.read_error(e, obs)?;
+            }
         }
         let mut flow_table = FlowTableStats::default();
         for t in &totals {
