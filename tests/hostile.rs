@@ -258,12 +258,12 @@ fn smtp_prologue(conn: &mut Conn, p: &mut Pcap) {
 // ---------------------------------------------------------------------------------------
 // (a) Half-open connections
 
-/// 200 000 SYNs to port 25 from distinct sources and nothing else: the table never holds
+/// A million SYNs to port 25 from distinct sources and nothing else: the table never holds
 /// more than `max_flows` live flows, evicts the longest idle (counted), and every flow is
 /// still finished and counted once.
 #[test]
 fn syn_flood_is_held_to_the_flow_cap() {
-    const SYNS: u32 = 200_000;
+    const SYNS: u32 = 1_000_000;
     let mut p = Pcap::new();
     for i in 0..SYNS {
         let ip = [10, (i >> 16) as u8, (i >> 8) as u8, i as u8];
