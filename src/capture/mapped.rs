@@ -1,17 +1,24 @@
 //! Capture files read through memory maps, one window at a time. This is the crate's only
 //! unsafe code: [`map_window`].
 //!
-//! Why map at all: read(2) copies every byte from the page cache into the reader's buffer,
-//! which was ~40% of a one-thread run over a cached 1 GB capture, and with `--threads N` every
-//! worker reads the whole file, so the copy was paid N times. A mapping lets the parsers read
-//! the page cache in place, and the workers of one capture share the same windows.
+//! Why map: read(2) copies every byte from the page cache into the reader's buffer (about a
+//! third of a one-thread run over a cached 1 GB capture), and with `--threads N` every worker
+//! reads the whole file, so the copy was paid N times. Workers that share one set of mapped
+//! windows (see [`super::CaptureReader::reopen`]) pay the mapping once between them.
 //!
-//! Why windows rather than one map of the whole file: every page of a mapping that has been
-//! touched stays resident (and counts in the process's RSS) until it is unmapped. One map of a
-//! 1 GB capture would end the run with ~1 GB resident; windows of [`WINDOW`] bytes, of which
-//! at most [`KEPT_WINDOWS`] stay mapped for the readers that lag, keep it bounded whatever the
-//! file size. Releasing parts of one big map instead would need `madvise(MADV_DONTNEED)`,
-//! which memmap2 (rightly) offers only as unsafe: a second unsafe call for the same result.
+//! What it does not do: make one reader faster. Measured on the 1 GB benchmark (Linux 6.18,
+//! a VM), one reader of a mapped file took ~10% more CPU than reading it: setting up and
+//! tearing down the page-table entry of every 4 KiB page costs about what copying the page
+//! does, and the parser then waits for memory that the copy would have brought into the
+//! cache. Huge-page advice, MAP_POPULATE and window sizes from 1 MiB to the whole file did
+//! not change that. So the pipeline maps only for sharded workers (`Config::read_mode`).
+//!
+//! Why windows rather than one map of the whole file: every touched page of a mapping stays
+//! resident (and counts in the process's RSS) until it is unmapped. One map of a 1 GB capture
+//! ended the run with ~1 GB resident; windows of [`WINDOW`] bytes, of which at most
+//! [`KEPT_WINDOWS`] stay mapped for the readers that lag, keep it bounded whatever the file
+//! size. Releasing parts of one big map instead would need `madvise(MADV_DONTNEED)`, which
+//! memmap2 offers only as unsafe: a second unsafe call for the same result.
 
 use std::collections::VecDeque;
 use std::fs::File;
