@@ -215,15 +215,14 @@ fn drive<S: BlockSource>(src: &mut S, ctx: &mut Ctx) -> Result<Option<FrameAt>, 
 }
 
 /// How [`CaptureReader::open_with`] reads a capture file.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadMode {
     /// Memory-map a regular, uncompressed file a window at a time (falling back to reading it
     /// when it cannot be mapped); read standard input, pipes and gzip files.
-    #[default]
     Map,
-    /// Read every input through the buffer: for files that another program may truncate or
-    /// rewrite while they are read (a capture tool's ring buffer), where a mapping would end
-    /// the process with SIGBUS.
+    /// Read every input through the buffer. Faster than mapping for a lone reader, and the
+    /// only safe way for files that another program may truncate or rewrite while they are
+    /// read (a capture tool's ring buffer), where a mapping would end the process (SIGBUS).
     Stream,
 }
 
@@ -375,9 +374,11 @@ pub struct CaptureReader {
 }
 
 impl CaptureReader {
-    /// Opens `path` in the default [`ReadMode`]; `-` reads standard input.
+    /// Opens `path` and reads it ([`ReadMode::Stream`]); `-` reads standard input. Mapping
+    /// is asked for with [`Self::open_with`]: it pays only when several readers share the
+    /// mapping through [`Self::reopen`] (`Config::read_mode`).
     pub fn open(path: &str) -> Result<Self, CaptureError> {
-        Self::open_with(path, ReadMode::default())
+        Self::open_with(path, ReadMode::Stream)
     }
 
     /// Opens `path`, mapping it or reading it as `mode` says; `-` reads standard input.
