@@ -68,12 +68,6 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
-    /// Never memory-map capture files; read them instead. For files that another program may
-    /// truncate or rewrite while smtpaudit reads them, such as a capture tool's ring buffer
-    /// (`tcpdump -W`): a mapped file cut short under the reader ends the process (SIGBUS).
-    #[arg(long)]
-    pub no_mmap: bool,
-
     /// No progress bar and no warnings on standard error (errors are still printed).
     #[arg(short, long)]
     pub quiet: bool,
@@ -105,20 +99,17 @@ pub struct Config {
     pub mail_ports: Vec<u16>,
     pub flow: FlowConfig,
     pub threads: usize,
-    /// `--no-mmap`: read capture files, never map them.
-    pub no_mmap: bool,
 }
 
 impl Config {
-    /// How to open a capture file that `readers` workers will read. Mapped only when several
-    /// share it: on the 1 GB benchmark, one reader of a mapped file was ~10% slower than
-    /// reading it (setting up and tearing down a page-table entry per 4 KiB costs about what
-    /// copying the page does), while workers sharing one mapping save each its own copy.
+    /// How to open a capture file that `readers` workers will read. Shared windows only when
+    /// several read it: they save each worker but one its copy of the file, while a lone
+    /// reader streams through its own buffer without the cache and its lock.
     pub fn read_mode(&self, readers: usize) -> ReadMode {
-        if self.no_mmap || readers < 2 {
+        if readers < 2 {
             ReadMode::Stream
         } else {
-            ReadMode::Map
+            ReadMode::Shared
         }
     }
 
@@ -135,7 +126,6 @@ impl Default for Config {
             mail_ports: DEFAULT_MAIL_PORTS.to_vec(),
             flow: FlowConfig::default(),
             threads: 1,
-            no_mmap: false,
         }
     }
 }
@@ -162,7 +152,6 @@ impl Cli {
                 ..FlowConfig::default()
             },
             threads: threads.max(1),
-            no_mmap: self.no_mmap,
         }
     }
 }

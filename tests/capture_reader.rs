@@ -3,9 +3,9 @@
 //! then a `Corrupt` error.
 //!
 //! Then the two backends against each other: the streaming reader (standard input, gzip,
-//! `--no-mmap`) and the in-place one (memory-mapped files, `from_shared_bytes`) must give the
-//! same frames, error and warnings for every fixture and corpus capture, for damaged copies of
-//! them (cut, length fields changed, bytes flipped), and for captures larger than a mapped
+//! one-thread runs) and the in-place one (files in shared windows, `from_shared_bytes`) must
+//! give the same frames, error and warnings for every fixture and corpus capture, for damaged
+//! copies of them (cut, length fields changed, bytes flipped), and for captures larger than a
 //! window, with blocks straddling two windows.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -178,15 +178,15 @@ fn assert_alike(name: &str, bytes: &[u8]) {
     }
 }
 
-/// The same through real files: `open_with` reading versus mapping.
+/// The same through real files: `open_with` streaming versus shared windows.
 fn assert_file_alike(path: &Path) {
     let p = path.to_str().unwrap();
-    let mapped = CaptureReader::open_with(p, ReadMode::Map);
-    if let Ok(r) = &mapped {
+    let shared = CaptureReader::open_with(p, ReadMode::Shared);
+    if let Ok(r) = &shared {
         let gzip = std::fs::read(path).unwrap().starts_with(&[0x1f, 0x8b]);
-        assert_eq!(r.is_mapped(), !gzip, "{p}: mapped unless gzip");
+        assert_eq!(r.is_shared_file(), !gzip, "{p}: shared unless gzip");
     }
-    if let Err(diff) = same_reading(CaptureReader::open_with(p, ReadMode::Stream), mapped) {
+    if let Err(diff) = same_reading(CaptureReader::open_with(p, ReadMode::Stream), shared) {
         panic!("{p}: {diff}");
     }
 }
@@ -405,7 +405,7 @@ fn backends_agree_on_the_damaged_corpus_captures() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Captures larger than a mapped window (4 MiB): blocks straddle windows
+// Captures larger than a window (1 MiB): blocks straddle windows
 
 const MIB: usize = 1024 * 1024;
 
@@ -473,8 +473,8 @@ fn big_pcapng(n: u32, shb_extra: usize, big_every: u32, big_len: usize) -> Vec<u
     b
 }
 
-/// Compares reading and mapping of `bytes` written to a file, and of copies cut at and
-/// damaged around each window boundary (4 MiB apart from where a window starts, so roughly).
+/// Compares streaming and shared windows of `bytes` written to a file, and of copies cut at
+/// and damaged around window boundaries (1 MiB apart from where a window starts, so roughly).
 fn check_big(dir: &Path, name: &str, bytes: &[u8]) {
     let write = |what: &str, b: &[u8]| {
         let p = dir.join(format!("{name}-{what}"));
@@ -483,10 +483,10 @@ fn check_big(dir: &Path, name: &str, bytes: &[u8]) {
     };
     let whole = write("whole", bytes);
     assert_file_alike(&whole);
-    let r = CaptureReader::open_with(whole.to_str().unwrap(), ReadMode::Map).unwrap();
-    assert!(r.is_mapped());
+    let r = CaptureReader::open_with(whole.to_str().unwrap(), ReadMode::Shared).unwrap();
+    assert!(r.is_shared_file());
     let blocks = structure(bytes);
-    for boundary in [4 * MIB, 8 * MIB] {
+    for boundary in [MIB, 4 * MIB, 8 * MIB] {
         // The block straddling the boundary: cut inside it, damage its length.
         let Some(&(start, len_at, be)) = blocks.iter().rev().find(|(s, _, _)| *s < boundary) else {
             continue;
@@ -506,7 +506,7 @@ fn check_big(dir: &Path, name: &str, bytes: &[u8]) {
 }
 
 #[test]
-fn backends_agree_across_mapped_window_boundaries() {
+fn backends_agree_across_window_boundaries() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = big_pcap(12_000);
     assert!(pcap.len() > 9 * MIB);
@@ -530,18 +530,18 @@ fn write_tmp(dir: &Path, name: &str, b: &[u8]) -> PathBuf {
 }
 
 #[test]
-fn big_mapped_capture_reads_every_frame_in_bounded_windows() {
+fn big_shared_capture_reads_every_frame_in_bounded_windows() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = big_pcap(12_000);
     let p = write_tmp(dir.path(), "big.pcap", &pcap);
-    let mut r = CaptureReader::open_with(p.to_str().unwrap(), ReadMode::Map).unwrap();
-    assert!(r.is_mapped());
+    let mut r = CaptureReader::open_with(p.to_str().unwrap(), ReadMode::Shared).unwrap();
+    assert!(r.is_shared_file());
     assert_eq!(r.total_size(), Some(pcap.len() as u64));
     let mut n = 0;
     while r.next_frame().unwrap().is_some() {
         n += 1;
-        // Progress never runs more than a window (4 MiB) ahead of what was handed out.
-        assert!(r.input_position() <= r.bytes_read() + 4 * MIB as u64 + 2_000);
+        // Progress never runs more than a window (1 MiB) ahead of what was handed out.
+        assert!(r.input_position() <= r.bytes_read() + MIB as u64 + 2_000);
     }
     assert_eq!(n, 12_000);
     assert_eq!(r.bytes_read(), pcap.len() as u64);
@@ -555,36 +555,36 @@ fn reopen_shares_the_bytes_and_starts_over() {
     let pcap = big_pcap(6_000);
     let p = write_tmp(dir.path(), "re.pcap", &pcap);
     let p = p.to_str().unwrap();
-    let mut first = CaptureReader::open_with(p, ReadMode::Map).unwrap();
+    let mut first = CaptureReader::open_with(p, ReadMode::Shared).unwrap();
     // Half-way through, a reopened reader still starts at the first frame.
     for _ in 0..3_000 {
         first.next_frame().unwrap().unwrap();
     }
-    let again = first.reopen().expect("a mapped reader reopens");
-    assert!(again.is_mapped());
+    let again = first.reopen().expect("a shared-file reader reopens");
+    assert!(again.is_shared_file());
     assert_eq!(again.total_size(), first.total_size());
     if let Err(diff) = same_reading(CaptureReader::open_with(p, ReadMode::Stream), Ok(again)) {
         panic!("{diff}");
     }
     // In-memory bytes reopen too; streams do not.
     let mem = CaptureReader::from_shared_bytes("mem".into(), pcap.clone()).unwrap();
-    assert!(!mem.is_mapped());
+    assert!(!mem.is_shared_file());
     assert!(mem.reopen().is_some());
     let stream = CaptureReader::open_with(p, ReadMode::Stream).unwrap();
-    assert!(!stream.is_mapped() && stream.reopen().is_none());
+    assert!(!stream.is_shared_file() && stream.reopen().is_none());
 }
 
 #[test]
-fn files_that_cannot_be_mapped_are_read() {
+fn files_that_cannot_be_shared_are_streamed() {
     let dir = tempfile::tempdir().unwrap();
     // Empty: the reading path's message.
     let empty = write_tmp(dir.path(), "empty.pcap", &[]);
-    let e = CaptureReader::open_with(empty.to_str().unwrap(), ReadMode::Map).err();
+    let e = CaptureReader::open_with(empty.to_str().unwrap(), ReadMode::Shared).err();
     assert!(matches!(e, Some(CaptureError::Empty { .. })), "{e:?}");
-    // gzip: decompressed as it is read, never mapped.
+    // gzip: decompressed as it is read, never shared.
     let gz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/smtp-plain-auth-plain.pcap.gz");
-    let r = CaptureReader::open_with(gz.to_str().unwrap(), ReadMode::Map).unwrap();
-    assert!(r.is_compressed() && !r.is_mapped() && r.reopen().is_none());
+    let r = CaptureReader::open_with(gz.to_str().unwrap(), ReadMode::Shared).unwrap();
+    assert!(r.is_compressed() && !r.is_shared_file() && r.reopen().is_none());
     assert_file_alike(&gz);
 }
 
@@ -593,8 +593,8 @@ fn a_file_cut_short_between_windows_is_an_error_not_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = big_pcap(12_000);
     let p = write_tmp(dir.path(), "shrinks.pcap", &pcap);
-    let mut r = CaptureReader::open_with(p.to_str().unwrap(), ReadMode::Map).unwrap();
-    // The first window (4 MiB) is mapped; the file now loses its second half, as a ring
+    let mut r = CaptureReader::open_with(p.to_str().unwrap(), ReadMode::Shared).unwrap();
+    // The first window (1 MiB) is read; the file now loses its second half, as a ring
     // buffer's file rewritten by a capture tool would.
     let keep = 6 * MIB as u64;
     std::fs::OpenOptions::new()
@@ -612,7 +612,8 @@ fn a_file_cut_short_between_windows_is_an_error_not_a_crash() {
     };
     let msg = err.to_string();
     assert!(
-        matches!(err, CaptureError::Io { offset, .. } if offset < 4 * MIB as u64 + 2_000),
+        // At the block whose window would reach past the new end.
+        matches!(err, CaptureError::Io { offset, .. } if offset <= keep && offset + 2 * MIB as u64 > keep),
         "{msg}"
     );
     assert!(

@@ -117,8 +117,8 @@ pub fn meta(n: u64) -> EventMeta {
 
 /// The `capture_reader` target: pcap, pcapng and gzip from arbitrary bytes must never panic
 /// or loop, frame numbers count up from 1, and the two backends agree: the streaming reader
-/// (`from_read`, what standard input and `--no-mmap` use) and the in-place one
-/// (`from_shared_bytes`, what a memory-mapped file uses) give the same frames, the same
+/// (`from_read`, what standard input and one-thread runs use) and the in-place one
+/// (`from_shared_bytes`, what a file shared by `--threads` workers uses) give the same frames, the same
 /// error and the same warnings; so does a reader from `reopen`.
 pub fn capture_reader(data: &[u8]) {
     let streamed =

@@ -1,6 +1,6 @@
 //! Capture input: pcap and pcapng (optionally gzip-compressed, detected by magic bytes), from
-//! a file or standard input, read through a bounded buffer or, for regular files, parsed in
-//! place from bounded memory-mapped windows. The reader hands out frames borrowed from its
+//! a file or standard input, read through a bounded buffer or, for a regular file that several
+//! workers read, parsed in place from bounded windows they share. The reader hands out frames borrowed from its
 //! buffer or window; nothing downstream owns packet bytes.
 
 /// The buffer half of `reader::BlockSource`, the same for both formats: pcap-parser's
@@ -36,12 +36,12 @@ macro_rules! buffer_methods {
 
 mod error;
 mod link;
-mod mapped;
 mod pcap;
 mod pcapng;
 mod reader;
 mod slice;
 mod source;
+mod windows;
 
 pub use error::CaptureError;
 pub use link::LinkType;

@@ -4,11 +4,11 @@ use std::sync::{Arc, Mutex};
 
 use pcap_parser::{LegacyPcapReader, PcapError, PcapNGReader};
 
-use super::mapped::{MappedFile, WINDOW, Window};
 use super::pcap::{self, PcapInput};
 use super::pcapng::{self, PcapngInput};
 use super::slice::{Region, SliceReader};
 use super::source::{GZIP_MAGIC, Sniffed, Stream, gzip_damage, is_cut_gzip_magic};
+use super::windows::{SharedFile, WINDOW, Window};
 use super::{CaptureError, CaptureFormat, Frame, LinkType};
 use crate::time::Timestamp;
 
@@ -94,7 +94,7 @@ pub(super) trait BlockSource {
 }
 
 /// The format's interpreter over its backend: pcap-parser's streaming reader (stdin, pipes,
-/// gzip, `--no-mmap`) or a [`SliceReader`] over bytes in memory (mapped files).
+/// gzip, files with one reader) or a [`SliceReader`] over bytes in memory (shared files).
 enum Input {
     Pcap(PcapInput<LegacyPcapReader<Stream>>),
     Pcapng(PcapngInput<PcapNGReader<Stream>>),
@@ -217,12 +217,12 @@ fn drive<S: BlockSource>(src: &mut S, ctx: &mut Ctx) -> Result<Option<FrameAt>, 
 /// How [`CaptureReader::open_with`] reads a capture file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadMode {
-    /// Memory-map a regular, uncompressed file a window at a time (falling back to reading it
-    /// when it cannot be mapped); read standard input, pipes and gzip files.
-    Map,
-    /// Read every input through the buffer. Faster than mapping for a lone reader, and the
-    /// only safe way for files that another program may truncate or rewrite while they are
-    /// read (a capture tool's ring buffer), where a mapping would end the process (SIGBUS).
+    /// Read a regular, uncompressed file a window at a time into memory shared with the
+    /// readers [`CaptureReader::reopen`] makes, parsing it in place (falling back to
+    /// streaming when that fails); stream standard input, pipes and gzip files.
+    Shared,
+    /// Read every input through the reader's own buffer: the cheaper way for a lone reader
+    /// (no window cache, no lock).
     Stream,
 }
 
@@ -357,9 +357,9 @@ macro_rules! each_input {
 ///
 /// Standard input, pipes and gzip files are read through one buffer of [`INITIAL_BUFFER`]
 /// bytes that grows only for a block that does not fit (up to [`MAX_BLOCK_LEN`]); they are
-/// never loaded whole and never seeked. A regular uncompressed file is memory-mapped a window
-/// at a time instead (unless [`ReadMode::Stream`] is asked for), and its frames borrow the
-/// mapped bytes. Both ways give the same frames, errors and warnings for the same bytes.
+/// never loaded whole and never seeked. With [`ReadMode::Shared`], a regular uncompressed file
+/// is read a window at a time into memory shared with the readers [`CaptureReader::reopen`]
+/// makes, and its frames borrow the window. Both ways give the same frames, errors and warnings for the same bytes.
 pub struct CaptureReader {
     path: String,
     format: CaptureFormat,
@@ -374,14 +374,14 @@ pub struct CaptureReader {
 }
 
 impl CaptureReader {
-    /// Opens `path` and reads it ([`ReadMode::Stream`]); `-` reads standard input. Mapping
-    /// is asked for with [`Self::open_with`]: it pays only when several readers share the
-    /// mapping through [`Self::reopen`] (`Config::read_mode`).
+    /// Opens `path` and reads it ([`ReadMode::Stream`]); `-` reads standard input. Shared
+    /// windows are asked for with [`Self::open_with`]: they pay only when several readers
+    /// share them through [`Self::reopen`] (`Config::read_mode`).
     pub fn open(path: &str) -> Result<Self, CaptureError> {
         Self::open_with(path, ReadMode::Stream)
     }
 
-    /// Opens `path`, mapping it or reading it as `mode` says; `-` reads standard input.
+    /// Opens `path`, reading it as `mode` says; `-` reads standard input.
     pub fn open_with(path: &str, mode: ReadMode) -> Result<Self, CaptureError> {
         if path == "-" {
             return Self::from_read(path.to_string(), Box::new(io::stdin()));
@@ -396,9 +396,9 @@ impl CaptureReader {
             return Err(open_err(io::Error::other("is a directory")));
         }
         let total = meta.is_file().then_some(meta.len());
-        if mode == ReadMode::Map {
-            if let Some(mapped) = total.and_then(|len| Self::try_map(path, &file, len)) {
-                return mapped;
+        if mode == ReadMode::Shared {
+            if let Some(shared) = total.and_then(|len| Self::try_shared(path, &file, len)) {
+                return shared;
             }
         }
         // A regular file is read as it was when opened, even if a capture tool still appends
@@ -412,25 +412,29 @@ impl CaptureReader {
         Ok(reader)
     }
 
-    /// The reader over `file` mapped, or `None` when it should be read instead: it is empty
-    /// or gzip-compressed, or it cannot be mapped (whatever the reason; reading it will say
-    /// what is wrong if anything is).
-    fn try_map(path: &str, file: &std::fs::File, len: u64) -> Option<Result<Self, CaptureError>> {
+    /// The reader over `file` in shared windows, or `None` when it should be streamed
+    /// instead: it is empty or gzip-compressed, or its first window cannot be read (whatever
+    /// the reason; streaming it will say what is wrong if anything is).
+    fn try_shared(
+        path: &str,
+        file: &std::fs::File,
+        len: u64,
+    ) -> Option<Result<Self, CaptureError>> {
         if len == 0 {
             return None;
         }
-        let (mapped, first) = MappedFile::new(file.try_clone().ok()?, len).ok()?;
+        let (shared, first) = SharedFile::new(file.try_clone().ok()?, len).ok()?;
         if first.bytes().starts_with(&GZIP_MAGIC) {
             return None;
         }
-        let reader = Self::from_region(path.to_string(), Region::Mapped(mapped), Some(first));
+        let reader = Self::from_region(path.to_string(), Region::File(shared), Some(first));
         Some(reader.map(|mut r| {
             r.total_size = Some(len);
             r
         }))
     }
 
-    /// Reads a capture held in memory, parsing it in place (as a mapped file is); `name` is
+    /// Reads a capture held in memory, parsing it in place (as a shared file is); `name` is
     /// used in messages and the report. gzip-compressed bytes are decompressed as they are
     /// read, like any gzip input.
     pub fn from_shared_bytes(
@@ -445,9 +449,9 @@ impl CaptureReader {
     }
 
     /// A new reader from the start of the same capture, sharing this one's bytes: for a
-    /// mapped file no new open and, while the readers stay a few windows apart, no new
-    /// mapping or page fault. `None` when this reader reads a stream (standard input, a pipe,
-    /// gzip, [`ReadMode::Stream`], or a file that could not be mapped): open it again then.
+    /// shared file no new open and, while the readers stay a few windows apart, no new read
+    /// of the same bytes. `None` when this reader reads a stream (standard input, a pipe,
+    /// gzip, [`ReadMode::Stream`], or a file that could not be shared): open it again then.
     pub fn reopen(&self) -> Option<CaptureReader> {
         let region = self.shared.as_ref()?;
         let mut reader = Self::from_region(self.path.clone(), region.clone(), None).ok()?;
@@ -455,9 +459,9 @@ impl CaptureReader {
         Some(reader)
     }
 
-    /// The capture is read from a memory-mapped file.
-    pub fn is_mapped(&self) -> bool {
-        matches!(self.shared, Some(Region::Mapped(_)))
+    /// The capture is a file read in windows shared with the readers [`Self::reopen`] makes.
+    pub fn is_shared_file(&self) -> bool {
+        matches!(self.shared, Some(Region::File(_)))
     }
 
     /// Reads a capture from any byte source; `name` is used in messages and the report.
@@ -490,7 +494,7 @@ impl CaptureReader {
         ))
     }
 
-    /// A reader parsing `region` in place; `first` is a mapped file's first window when the
+    /// A reader parsing `region` in place; `first` is a shared file's first window when the
     /// caller has it.
     fn from_region(
         name: String,

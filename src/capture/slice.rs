@@ -1,5 +1,5 @@
-//! The capture parsed in place from bytes that are already in memory: a file's memory-mapped
-//! windows or a byte buffer. Frames borrow from the shared bytes; nothing is copied.
+//! The capture parsed in place from bytes that are already in memory: a file's shared windows
+//! or a byte buffer. Frames borrow from the shared bytes; nothing is copied.
 //!
 //! [`SliceReader`] implements pcap-parser's `PcapReaderIterator`, the interface of the
 //! streaming readers, so that `PcapInput` and `PcapngInput` interpret blocks with one `step`
@@ -21,16 +21,16 @@ use pcap_parser::pcapng::{Block, parse_block_be, parse_block_le, parse_sectionhe
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{PcapBlockOwned, PcapError};
 
-use super::mapped::{MappedFile, WINDOW, Window};
 use super::reader::HeaderError;
+use super::windows::{SharedFile, WINDOW, Window};
 
 /// Where a capture's bytes are, shared by every reader of it.
 #[derive(Clone)]
 pub(super) enum Region {
     /// All of it, in memory.
     Bytes(Arc<[u8]>),
-    /// A file, mapped a window at a time.
-    Mapped(Arc<MappedFile>),
+    /// A file, read a window at a time.
+    File(Arc<SharedFile>),
 }
 
 /// The bytes a reader currently holds: all of a [`Region::Bytes`], or one window of a file.
@@ -72,7 +72,7 @@ pub(super) struct SliceReader {
     /// Offset within `held` of the first unconsumed byte.
     pos: usize,
     total: u64,
-    /// The smallest window the next refill maps (raised by `grow` for a large block).
+    /// The smallest window the next refill asks for (raised by `grow` for a large block).
     min_window: usize,
     /// A refill found nothing more to add. Like the streaming readers, which learn of the
     /// end only when a read returns nothing, an incomplete block is first answered with
@@ -93,12 +93,12 @@ fn unconsumed(held: &Held, pos: usize) -> &[u8] {
 }
 
 impl SliceReader {
-    /// A reader at the start of `region`. For a mapped file, `first` is its window at offset
+    /// A reader at the start of `region`. For a file, `first` is its window at offset
     /// 0 when the caller has it already.
     pub fn new(region: Region, first: Option<Arc<Window>>) -> io::Result<Self> {
         let (held, total) = match &region {
             Region::Bytes(b) => (Held::Bytes(Arc::clone(b)), b.len() as u64),
-            Region::Mapped(file) => {
+            Region::File(file) => {
                 let first = match first {
                     Some(w) if w.start() == 0 => w,
                     _ => file.window(0, WINDOW)?,
@@ -137,7 +137,7 @@ impl SliceReader {
     /// that decides the format; before any block is consumed).
     pub fn prefix(&mut self, n: usize) -> io::Result<&[u8]> {
         if self.base == 0 && self.held.bytes().len() < n && !self.holds_the_end() {
-            if let Region::Mapped(file) = &self.region {
+            if let Region::File(file) = &self.region {
                 self.held = Held::Window(file.window(0, n)?);
                 self.note_available();
             }
@@ -232,14 +232,14 @@ impl PcapReaderIterator for SliceReader {
         (self.base + self.pos as u64) as usize
     }
 
-    /// Maps the next window from the first unconsumed byte; once the held bytes reach the
+    /// Takes the next window from the first unconsumed byte; once the held bytes reach the
     /// end of the capture, notes that the input is exhausted instead.
     fn refill(&mut self) -> Result<(), PcapError<&[u8]>> {
         if self.holds_the_end() {
             self.exhausted = true;
             return Ok(());
         }
-        let Region::Mapped(file) = &self.region else {
+        let Region::File(file) = &self.region else {
             return Ok(());
         };
         let start = self.base + self.pos as u64;
