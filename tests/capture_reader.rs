@@ -1,11 +1,24 @@
 //! The capture reader against every capture of the public corpus: the frame count must match
 //! the manifest (tshark's count), and the damaged capture must yield its readable packets and
 //! then a `Corrupt` error.
+//!
+//! Then the two backends against each other: the streaming reader (standard input, gzip,
+//! one-thread runs) and the in-place one (files in shared windows, `from_shared_bytes`) must
+//! give the same frames, error and warnings for every fixture and corpus capture, for damaged
+//! copies of them (cut, length fields changed, bytes flipped), and for captures larger than a
+//! window, with blocks straddling two windows.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+// The `capture_reader` fuzz target's driver: the same comparison the fuzzer runs.
+#[path = "../fuzz/src/lib.rs"]
+#[allow(dead_code)]
+mod fuzzlib;
 
-use smtpaudit::capture::{CaptureError, CaptureReader};
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use fuzzlib::same_reading;
+use smtpaudit::capture::{CaptureError, CaptureReader, ReadMode};
 use smtpaudit::decode::Decoder;
 
 /// The corpus folder, or `None` (with a message) when this machine does not have it.
@@ -145,4 +158,468 @@ fn gzip_corpus_capture_reads_like_the_original() {
     assert_eq!(n, 125);
     assert_eq!(reader.bytes_read(), raw.len() as u64);
     assert_eq!(reader.input_position(), gz_len);
+}
+
+// ---------------------------------------------------------------------------------------
+// Streaming and in-place backends read alike
+
+fn streamed(name: &str, bytes: &[u8]) -> Result<CaptureReader, CaptureError> {
+    CaptureReader::from_read(name.into(), Box::new(Cursor::new(bytes.to_vec())))
+}
+
+fn sliced(name: &str, bytes: &[u8]) -> Result<CaptureReader, CaptureError> {
+    CaptureReader::from_shared_bytes(name.into(), bytes.to_vec())
+}
+
+/// The in-memory comparison (what the fuzz target runs), with the case named on failure.
+fn assert_alike(name: &str, bytes: &[u8]) {
+    if let Err(diff) = same_reading(streamed(name, bytes), sliced(name, bytes)) {
+        panic!("{name} ({} bytes): {diff}", bytes.len());
+    }
+}
+
+/// The same through real files: `open_with` streaming versus shared windows.
+fn assert_file_alike(path: &Path) {
+    let p = path.to_str().unwrap();
+    let shared = CaptureReader::open_with(p, ReadMode::Shared);
+    if let Ok(r) = &shared {
+        let gzip = std::fs::read(path).unwrap().starts_with(&[0x1f, 0x8b]);
+        assert_eq!(r.is_shared_file(), !gzip, "{p}: shared unless gzip");
+    }
+    if let Err(diff) = same_reading(CaptureReader::open_with(p, ReadMode::Stream), shared) {
+        panic!("{p}: {diff}");
+    }
+}
+
+fn every_capture() -> Vec<PathBuf> {
+    let mut all = common_fixtures();
+    if let Some(dir) = corpus() {
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("MANIFEST.json")).unwrap()).unwrap();
+        for entry in manifest.as_array().unwrap() {
+            all.push(dir.join(entry["file"].as_str().unwrap()));
+        }
+    }
+    all
+}
+
+fn common_fixtures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            n.ends_with(".pcap") || n.ends_with(".pcapng") || n.ends_with(".gz")
+        })
+        .collect();
+    v.sort();
+    assert!(v.len() > 20, "fixtures missing");
+    v
+}
+
+#[test]
+fn backends_agree_on_every_fixture_and_corpus_capture() {
+    let all = every_capture();
+    for path in &all {
+        let bytes = std::fs::read(path).unwrap();
+        assert_alike(&path.display().to_string(), &bytes);
+        assert_file_alike(path);
+    }
+}
+
+/// Offsets where records (pcap) or blocks (pcapng) start, and the offset of each one's length
+/// field with its byte order, walked without any check beyond staying in bounds.
+fn structure(b: &[u8]) -> Vec<(usize, usize, bool)> {
+    let u32_at = |at: usize, be: bool| -> Option<u32> {
+        let w: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
+        Some(if be {
+            u32::from_be_bytes(w)
+        } else {
+            u32::from_le_bytes(w)
+        })
+    };
+    let mut out = Vec::new();
+    match b.get(..4) {
+        Some([0x0a, 0x0d, 0x0d, 0x0a]) => {
+            let (mut at, mut be) = (0, false);
+            while let Some(btype) = u32_at(at, false) {
+                if btype == 0x0a0d_0d0a {
+                    be = u32_at(at + 8, false) == Some(0x4d3c_2b1a);
+                }
+                let Some(len) = u32_at(at + 4, be) else { break };
+                out.push((at, at + 4, be));
+                if len < 12 {
+                    break;
+                }
+                at += len as usize;
+            }
+        }
+        Some(m) => {
+            let be = m == [0xa1, 0xb2, 0xc3, 0xd4] || m == [0xa1, 0xb2, 0x3c, 0x4d];
+            let hdr = if m == [0x34, 0xcd, 0xb2, 0xa1] {
+                24
+            } else {
+                16
+            };
+            let mut at = 24;
+            while let Some(caplen) = u32_at(at + 8, be) {
+                out.push((at, at + 8, be));
+                at += hdr + caplen as usize;
+            }
+        }
+        None => {}
+    }
+    out
+}
+
+fn with_u32(b: &[u8], at: usize, v: u32, be: bool) -> Vec<u8> {
+    let mut out = b.to_vec();
+    let w = if be { v.to_be_bytes() } else { v.to_le_bytes() };
+    if let Some(dst) = out.get_mut(at..at + 4) {
+        dst.copy_from_slice(&w);
+    }
+    out
+}
+
+/// Cut, length-damaged and byte-flipped copies of `b`, named.
+fn damaged(b: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let blocks = structure(b);
+    let mut cuts: Vec<usize> = (0..40).collect();
+    for &(start, _, _) in &blocks {
+        for d in [-9, -4, -1, 0, 1, 3, 4, 8, 12, 15, 17, 29] {
+            cuts.push(start.saturating_add_signed(d));
+        }
+    }
+    cuts.sort_unstable();
+    cuts.dedup();
+    for cut in cuts.into_iter().filter(|&c| c < b.len()) {
+        out.push((format!("cut at {cut}"), b[..cut].to_vec()));
+    }
+    for &(start, len_at, be) in blocks.iter().take(12) {
+        let Some(w) = b.get(len_at..len_at + 4) else {
+            continue;
+        };
+        let w: [u8; 4] = w.try_into().unwrap();
+        let len = if be {
+            u32::from_be_bytes(w)
+        } else {
+            u32::from_le_bytes(w)
+        };
+        for v in [
+            0,
+            1,
+            11,
+            12,
+            len.wrapping_sub(4),
+            len.wrapping_sub(1),
+            len + 1,
+            len + 4,
+            len * 2,
+            70_000,
+            0x7fff_ffff,
+            u32::MAX,
+        ] {
+            out.push((
+                format!("length at {len_at} (block at {start}) = {v}"),
+                with_u32(b, len_at, v, be),
+            ));
+        }
+        // The other byte order, and the pcapng trailer copy.
+        out.push((
+            format!("length at {len_at} swapped"),
+            with_u32(b, len_at, len.swap_bytes(), be),
+        ));
+        if b.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
+            let end = start + len as usize;
+            if end >= 4 && end <= b.len() {
+                out.push((
+                    format!("trailer of block at {start}"),
+                    with_u32(b, end - 4, len + 4, be),
+                ));
+            }
+        }
+    }
+    // Seeded flips of 1-4 bytes, more often near the start where the framing is.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ b.len() as u64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for i in 0..150 {
+        let mut v = b.to_vec();
+        let span = if i % 2 == 0 {
+            512.min(v.len())
+        } else {
+            v.len()
+        };
+        for _ in 0..=(next() % 4) {
+            let at = (next() % span.max(1) as u64) as usize;
+            if let Some(byte) = v.get_mut(at) {
+                *byte ^= 1 << (next() % 8);
+            }
+        }
+        out.push((format!("flips #{i}"), v));
+    }
+    out
+}
+
+#[test]
+fn backends_agree_on_damaged_fixtures() {
+    let mut cases = 0;
+    for path in common_fixtures() {
+        let bytes = std::fs::read(&path).unwrap();
+        if bytes.starts_with(&[0x1f, 0x8b]) {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        for (what, v) in damaged(&bytes) {
+            assert_alike(&format!("{name}, {what}"), &v);
+            cases += 1;
+        }
+    }
+    assert!(cases > 5_000, "only {cases} damaged copies");
+}
+
+#[test]
+fn backends_agree_on_the_damaged_corpus_captures() {
+    let Some(dir) = corpus() else { return };
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("MANIFEST.json")).unwrap()).unwrap();
+    // A few of each format and size are enough next to the fixtures; the damage walk is
+    // quadratic in the number of blocks.
+    let mut picked = 0;
+    for entry in manifest.as_array().unwrap() {
+        let bytes = std::fs::read(dir.join(entry["file"].as_str().unwrap())).unwrap();
+        if bytes.len() > 200_000 || picked >= 12 || bytes.starts_with(&[0x1f, 0x8b]) {
+            continue;
+        }
+        picked += 1;
+        for (what, v) in damaged(&bytes) {
+            assert_alike(&format!("{}, {what}", entry["file"]), &v);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Captures larger than a window (1 MiB): blocks straddle windows
+
+const MIB: usize = 1024 * 1024;
+
+/// A little-endian microsecond pcap of `n` records whose sizes vary (60..1560 bytes), so
+/// records straddle every window boundary at some point.
+fn big_pcap(n: u32) -> Vec<u8> {
+    let mut b = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+    b.extend_from_slice(&[0; 8]);
+    b.extend_from_slice(&65_535u32.to_le_bytes());
+    b.extend_from_slice(&1u32.to_le_bytes());
+    for i in 0..n {
+        let caplen = 60 + (i * 7919) % 1500;
+        b.extend_from_slice(&(1_700_000_000 + i).to_le_bytes());
+        b.extend_from_slice(&(i % 1_000_000).to_le_bytes());
+        b.extend_from_slice(&caplen.to_le_bytes());
+        b.extend_from_slice(&(caplen + 4).to_le_bytes());
+        b.extend((0..caplen).map(|j| (i + j) as u8));
+    }
+    b
+}
+
+fn pcapng_block(btype: u32, body: &[u8]) -> Vec<u8> {
+    let len = (12 + body.len().div_ceil(4) * 4) as u32;
+    let mut b = btype.to_le_bytes().to_vec();
+    b.extend_from_slice(&len.to_le_bytes());
+    b.extend_from_slice(body);
+    b.resize(len as usize - 4, 0);
+    b.extend_from_slice(&len.to_le_bytes());
+    b
+}
+
+/// A pcapng whose section header carries a `shb_extra`-byte comment, one Ethernet interface,
+/// then EPBs of varied sizes with, after every `big_every`th, an unknown block of
+/// `big_len` bytes.
+fn big_pcapng(n: u32, shb_extra: usize, big_every: u32, big_len: usize) -> Vec<u8> {
+    let mut shb = 0x1a2b_3c4du32.to_le_bytes().to_vec();
+    shb.extend_from_slice(&[1, 0, 0, 0]);
+    shb.extend_from_slice(&u64::MAX.to_le_bytes());
+    if shb_extra > 0 {
+        // opt_comment (1), then opt_endofopt.
+        shb.extend_from_slice(&1u16.to_le_bytes());
+        shb.extend_from_slice(&(shb_extra as u16).to_le_bytes());
+        shb.extend(std::iter::repeat_n(b'c', shb_extra.div_ceil(4) * 4));
+        shb.extend_from_slice(&[0; 4]);
+    }
+    let mut b = pcapng_block(0x0a0d_0d0a, &shb);
+    let mut idb = 1u16.to_le_bytes().to_vec();
+    idb.extend_from_slice(&[0, 0]);
+    idb.extend_from_slice(&0u32.to_le_bytes());
+    b.extend(pcapng_block(1, &idb));
+    for i in 0..n {
+        let caplen = 60 + (i * 7919) % 1500;
+        let mut epb = 0u32.to_le_bytes().to_vec();
+        let ts = 1_700_000_000_000_000u64 + u64::from(i);
+        epb.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
+        epb.extend_from_slice(&(ts as u32).to_le_bytes());
+        epb.extend_from_slice(&caplen.to_le_bytes());
+        epb.extend_from_slice(&caplen.to_le_bytes());
+        epb.extend((0..caplen).map(|j| (i ^ j) as u8));
+        b.extend(pcapng_block(6, &epb));
+        if big_every > 0 && i % big_every == big_every - 1 {
+            b.extend(pcapng_block(0x0000_0bad, &vec![0x5a; big_len]));
+        }
+    }
+    b
+}
+
+/// Compares streaming and shared windows of `bytes` written to a file, and of copies cut at
+/// and damaged around window boundaries (1 MiB apart from where a window starts, so roughly).
+fn check_big(dir: &Path, name: &str, bytes: &[u8]) {
+    let write = |what: &str, b: &[u8]| {
+        let p = dir.join(format!("{name}-{what}"));
+        std::fs::write(&p, b).unwrap();
+        p
+    };
+    let whole = write("whole", bytes);
+    assert_file_alike(&whole);
+    let r = CaptureReader::open_with(whole.to_str().unwrap(), ReadMode::Shared).unwrap();
+    assert!(r.is_shared_file());
+    let blocks = structure(bytes);
+    for boundary in [MIB, 4 * MIB, 8 * MIB] {
+        // The block straddling the boundary: cut inside it, damage its length.
+        let Some(&(start, len_at, be)) = blocks.iter().rev().find(|(s, _, _)| *s < boundary) else {
+            continue;
+        };
+        for cut in [boundary - 1, boundary, boundary + 1, start + 3] {
+            if cut < bytes.len() {
+                assert_file_alike(&write(&format!("cut{cut}"), &bytes[..cut]));
+            }
+        }
+        for v in [0, 13, 70_000, 5 * MIB as u32, u32::MAX] {
+            assert_file_alike(&write(
+                &format!("len{start}-{v}"),
+                &with_u32(bytes, len_at, v, be),
+            ));
+        }
+    }
+}
+
+#[test]
+fn backends_agree_across_window_boundaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = big_pcap(12_000);
+    assert!(pcap.len() > 9 * MIB);
+    check_big(dir.path(), "pcap", &pcap);
+    // Blocks of 5 MiB (more than a window) between packets, and a section header of 5 MiB.
+    let ng = big_pcapng(12_000, 0, 5_000, 5 * MIB);
+    assert!(ng.len() > 18 * MIB);
+    check_big(dir.path(), "ng", &ng);
+    let shb = big_pcapng(3_000, 5 * MIB, 0, 0);
+    check_big(dir.path(), "shb", &shb);
+    // A section header block too large to accept (over 64 MiB) is refused alike.
+    let mut huge = big_pcapng(10, 0, 0, 0);
+    huge.splice(4..8, (65 * MIB as u32).to_le_bytes());
+    assert_file_alike(&write_tmp(dir.path(), "huge-shb", &huge));
+}
+
+fn write_tmp(dir: &Path, name: &str, b: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, b).unwrap();
+    p
+}
+
+#[test]
+fn big_shared_capture_reads_every_frame_in_bounded_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = big_pcap(12_000);
+    let p = write_tmp(dir.path(), "big.pcap", &pcap);
+    let mut r = CaptureReader::open_with(p.to_str().unwrap(), ReadMode::Shared).unwrap();
+    assert!(r.is_shared_file());
+    assert_eq!(r.total_size(), Some(pcap.len() as u64));
+    let mut n = 0;
+    while r.next_frame().unwrap().is_some() {
+        n += 1;
+        // Progress never runs more than a window (1 MiB) ahead of what was handed out.
+        assert!(r.input_position() <= r.bytes_read() + MIB as u64 + 2_000);
+    }
+    assert_eq!(n, 12_000);
+    assert_eq!(r.bytes_read(), pcap.len() as u64);
+    assert_eq!(r.input_position(), pcap.len() as u64);
+    assert!(!r.is_compressed());
+}
+
+#[test]
+fn reopen_shares_the_bytes_and_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = big_pcap(6_000);
+    let p = write_tmp(dir.path(), "re.pcap", &pcap);
+    let p = p.to_str().unwrap();
+    let mut first = CaptureReader::open_with(p, ReadMode::Shared).unwrap();
+    // Half-way through, a reopened reader still starts at the first frame.
+    for _ in 0..3_000 {
+        first.next_frame().unwrap().unwrap();
+    }
+    let again = first.reopen().expect("a shared-file reader reopens");
+    assert!(again.is_shared_file());
+    assert_eq!(again.total_size(), first.total_size());
+    if let Err(diff) = same_reading(CaptureReader::open_with(p, ReadMode::Stream), Ok(again)) {
+        panic!("{diff}");
+    }
+    // In-memory bytes reopen too; streams do not.
+    let mem = CaptureReader::from_shared_bytes("mem".into(), pcap.clone()).unwrap();
+    assert!(!mem.is_shared_file());
+    assert!(mem.reopen().is_some());
+    let stream = CaptureReader::open_with(p, ReadMode::Stream).unwrap();
+    assert!(!stream.is_shared_file() && stream.reopen().is_none());
+}
+
+#[test]
+fn files_that_cannot_be_shared_are_streamed() {
+    let dir = tempfile::tempdir().unwrap();
+    // Empty: the reading path's message.
+    let empty = write_tmp(dir.path(), "empty.pcap", &[]);
+    let e = CaptureReader::open_with(empty.to_str().unwrap(), ReadMode::Shared).err();
+    assert!(matches!(e, Some(CaptureError::Empty { .. })), "{e:?}");
+    // gzip: decompressed as it is read, never shared.
+    let gz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/smtp-plain-auth-plain.pcap.gz");
+    let r = CaptureReader::open_with(gz.to_str().unwrap(), ReadMode::Shared).unwrap();
+    assert!(r.is_compressed() && !r.is_shared_file() && r.reopen().is_none());
+    assert_file_alike(&gz);
+}
+
+#[test]
+fn a_file_cut_short_between_windows_is_an_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = big_pcap(12_000);
+    let p = write_tmp(dir.path(), "shrinks.pcap", &pcap);
+    let mut r = CaptureReader::open_with(p.to_str().unwrap(), ReadMode::Shared).unwrap();
+    // The first window (1 MiB) is read; the file now loses its second half, as a ring
+    // buffer's file rewritten by a capture tool would.
+    let keep = 6 * MIB as u64;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(keep)
+        .unwrap();
+    let err = loop {
+        match r.next_frame() {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("read to the end of a file that shrank"),
+            Err(e) => break e,
+        }
+    };
+    let msg = err.to_string();
+    assert!(
+        // At the block whose window would reach past the new end.
+        matches!(err, CaptureError::Io { offset, .. } if offset <= keep && offset + 2 * MIB as u64 > keep),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!(
+            "the file shrank to {keep} bytes while it was being read"
+        )),
+        "{msg}"
+    );
 }

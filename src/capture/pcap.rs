@@ -5,10 +5,10 @@
 //! (file header: SnapLen, LinkType with FCS bits in the upper half) and 5 (packet record).
 
 use pcap_parser::traits::PcapReaderIterator;
-use pcap_parser::{LegacyPcapReader, PcapBlockOwned, PcapError};
+use pcap_parser::{LegacyPcapReader, PcapBlockOwned};
 
 use super::LinkType;
-use super::reader::{BlockSource, FrameAt, Step, parser_error_step};
+use super::reader::{BlockSource, FrameAt, HeaderError, Step, parser_error_step};
 use super::source::Stream;
 use crate::time::Timestamp;
 
@@ -21,8 +21,10 @@ pub const MAX_RECORD_CAPLEN: u32 = 256 * 1024;
 /// not by more than this.
 const SNAPLEN_SLACK: u32 = 64 * 1024;
 
-pub(super) struct PcapInput {
-    reader: LegacyPcapReader<Stream>,
+/// Interprets the records that `R` (the streaming reader over a byte stream, or
+/// `SliceReader` over bytes in memory) cuts out.
+pub(super) struct PcapInput<R> {
+    reader: R,
     capacity: usize,
     link: LinkType,
     nanos: bool,
@@ -31,19 +33,18 @@ pub(super) struct PcapInput {
     record_hdr: usize,
 }
 
-/// Why the file header was refused.
-pub(super) enum HeaderError {
-    NotRecognized,
-    Other,
+/// The streaming reader over `stream`, which must start with a complete 24-byte file header
+/// (the caller sniffed it).
+pub(super) fn stream_reader(
+    stream: Stream,
+    capacity: usize,
+) -> Result<LegacyPcapReader<Stream>, HeaderError> {
+    LegacyPcapReader::new(capacity, stream).map_err(|e| HeaderError::from(&e))
 }
 
-impl PcapInput {
-    /// `stream` must start with a complete 24-byte file header (the caller sniffed it).
-    pub fn new(stream: Stream, capacity: usize) -> Result<Self, HeaderError> {
-        let mut reader = LegacyPcapReader::new(capacity, stream).map_err(|e| match e {
-            PcapError::HeaderNotRecognized => HeaderError::NotRecognized,
-            _ => HeaderError::Other,
-        })?;
+impl<R: PcapReaderIterator> PcapInput<R> {
+    /// `reader` hands out the file header first; `capacity` is its buffer size.
+    pub fn new(mut reader: R, capacity: usize) -> Result<Self, HeaderError> {
         let (len, header) = match reader.next() {
             Ok((len, PcapBlockOwned::LegacyHeader(h))) => (len, h),
             _ => return Err(HeaderError::Other),
@@ -95,7 +96,7 @@ impl PcapInput {
     }
 }
 
-impl BlockSource for PcapInput {
+impl<R: PcapReaderIterator> BlockSource for PcapInput<R> {
     const TRUNCATED: &'static str = "truncated packet record";
 
     fn step(&mut self, _warnings: &mut Vec<String>) -> Step {

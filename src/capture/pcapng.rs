@@ -7,10 +7,10 @@
 
 use pcap_parser::pcapng::{Block, OptionCode};
 use pcap_parser::traits::PcapReaderIterator;
-use pcap_parser::{PcapBlockOwned, PcapError, PcapNGReader};
+use pcap_parser::{PcapBlockOwned, PcapNGReader};
 
 use super::LinkType;
-use super::reader::{BlockSource, FrameAt, MAX_BLOCK_LEN, Step, parser_error_step};
+use super::reader::{BlockSource, FrameAt, HeaderError, MAX_BLOCK_LEN, Step, parser_error_step};
 use super::source::Stream;
 use crate::time::Timestamp;
 
@@ -283,8 +283,10 @@ struct Warned {
     malformed_block: bool,
 }
 
-pub(super) struct PcapngInput {
-    reader: PcapNGReader<Stream>,
+/// Interprets the blocks that `R` (the streaming reader over a byte stream, or `SliceReader`
+/// over bytes in memory) cuts out.
+pub(super) struct PcapngInput<R> {
+    reader: R,
     capacity: usize,
     big_endian: bool,
     section: u32,
@@ -300,19 +302,19 @@ pub(super) struct PcapngInput {
     warned: Warned,
 }
 
-pub(super) enum HeaderError {
-    NotRecognized,
-    Other,
+/// The streaming reader over `stream`, which must start with a complete section header block
+/// (the caller sniffed it).
+pub(super) fn stream_reader(
+    stream: Stream,
+    capacity: usize,
+) -> Result<PcapNGReader<Stream>, HeaderError> {
+    PcapNGReader::new(capacity, stream).map_err(|e| HeaderError::from(&e))
 }
 
-impl PcapngInput {
-    /// `stream` must start with a complete section header block (the caller sniffed it).
-    pub fn new(stream: Stream, capacity: usize) -> Result<Self, HeaderError> {
-        let reader = PcapNGReader::new(capacity, stream).map_err(|e| match e {
-            PcapError::HeaderNotRecognized => HeaderError::NotRecognized,
-            _ => HeaderError::Other,
-        })?;
-        Ok(PcapngInput {
+impl<R: PcapReaderIterator> PcapngInput<R> {
+    /// `reader` hands out the first section header block first; `capacity` is its buffer size.
+    pub fn new(reader: R, capacity: usize) -> PcapngInput<R> {
+        PcapngInput {
             reader,
             capacity,
             big_endian: false,
@@ -323,7 +325,7 @@ impl PcapngInput {
             skipped_missing_interface: 0,
             first_missing_interface: None,
             warned: Warned::default(),
-        })
+        }
     }
 
     /// Link types declared by the interfaces of all sections so far, in first-seen order.
@@ -417,7 +419,7 @@ impl PcapngInput {
     }
 }
 
-impl BlockSource for PcapngInput {
+impl<R: PcapReaderIterator> BlockSource for PcapngInput<R> {
     const TRUNCATED: &'static str = "truncated pcapng block";
 
     fn step(&mut self, warnings: &mut Vec<String>) -> Step {

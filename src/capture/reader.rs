@@ -2,11 +2,13 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use pcap_parser::PcapError;
+use pcap_parser::{LegacyPcapReader, PcapError, PcapNGReader};
 
 use super::pcap::{self, PcapInput};
 use super::pcapng::{self, PcapngInput};
-use super::source::{Sniffed, gzip_damage, is_cut_gzip_magic};
+use super::slice::{Region, SliceReader};
+use super::source::{GZIP_MAGIC, Sniffed, Stream, gzip_damage, is_cut_gzip_magic};
+use super::windows::{SharedFile, WINDOW, Window};
 use super::{CaptureError, CaptureFormat, Frame, LinkType};
 use crate::time::Timestamp;
 
@@ -91,9 +93,13 @@ pub(super) trait BlockSource {
     fn grow(&mut self, new_size: usize);
 }
 
+/// The format's interpreter over its backend: pcap-parser's streaming reader (stdin, pipes,
+/// gzip, files with one reader) or a [`SliceReader`] over bytes in memory (shared files).
 enum Input {
-    Pcap(PcapInput),
-    Pcapng(PcapngInput),
+    Pcap(PcapInput<LegacyPcapReader<Stream>>),
+    Pcapng(PcapngInput<PcapNGReader<Stream>>),
+    PcapSlice(PcapInput<SliceReader>),
+    PcapngSlice(PcapngInput<SliceReader>),
     /// Clean end or error: the buffer is released; `next_frame` keeps returning `Ok(None)`.
     Done,
 }
@@ -208,11 +214,152 @@ fn drive<S: BlockSource>(src: &mut S, ctx: &mut Ctx) -> Result<Option<FrameAt>, 
     }
 }
 
-/// Streaming reader over a pcap or pcapng capture (gzip-compressed or not).
+/// How [`CaptureReader::open_with`] reads a capture file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadMode {
+    /// Read a regular, uncompressed file a window at a time into memory shared with the
+    /// readers [`CaptureReader::reopen`] makes, parsing it in place (falling back to
+    /// streaming when that fails); stream standard input, pipes and gzip files.
+    Shared,
+    /// Read every input through the reader's own buffer: the cheaper way for a lone reader
+    /// (no window cache, no lock).
+    Stream,
+}
+
+/// The start of a capture, read as far as recognising its format needs.
+trait Head {
+    /// The first `n` bytes, fewer when the input is shorter. Each call asks for more than the
+    /// previous one.
+    fn prefix(&mut self, n: usize) -> io::Result<&[u8]>;
+}
+
+impl Head for Sniffed {
+    fn prefix(&mut self, n: usize) -> io::Result<&[u8]> {
+        self.fill_to(n)?;
+        Ok(&self.head)
+    }
+}
+
+impl Head for SliceReader {
+    fn prefix(&mut self, n: usize) -> io::Result<&[u8]> {
+        SliceReader::prefix(self, n)
+    }
+}
+
+/// Recognises the format by the first bytes and checks that its file header (pcap) or section
+/// header block (pcapng) is all there; returns the format and that header's length.
+fn identify(
+    name: &str,
+    gzip: bool,
+    src: &mut impl Head,
+) -> Result<(CaptureFormat, usize), CaptureError> {
+    // Nothing of the capture has been read yet: a failure is at its first byte.
+    let io_err = |source| read_failure(name, 0, gzip, source);
+    let head = src.prefix(PCAPNG_MAGIC.len()).map_err(io_err)?;
+    if head.is_empty() {
+        return Err(CaptureError::Empty { path: name.into() });
+    }
+    let is_pcap = PCAP_MAGICS.iter().any(|m| head.starts_with(m));
+    let is_pcapng = head.starts_with(&PCAPNG_MAGIC);
+    if !is_pcap && !is_pcapng {
+        if is_cut_gzip_magic(head) {
+            return Err(CaptureError::Gzip {
+                path: name.into(),
+                offset: 0,
+                what: "truncated gzip data".into(),
+            });
+        }
+        let prefix_of_magic = head.len() < 4
+            && PCAP_MAGICS
+                .iter()
+                .chain(std::iter::once(&PCAPNG_MAGIC))
+                .any(|m| m.starts_with(head));
+        return Err(if prefix_of_magic {
+            CaptureError::TruncatedHeader {
+                path: name.into(),
+                len: head.len(),
+            }
+        } else {
+            CaptureError::NotACapture {
+                path: name.into(),
+                gzip,
+            }
+        });
+    }
+    let (format, header_len) = if is_pcap {
+        (CaptureFormat::Pcap, PCAP_HEADER_LEN)
+    } else {
+        let head = src.prefix(SHB_PREFIX_LEN).map_err(io_err)?;
+        let len = shb_len(head).map_err(|what| CaptureError::Corrupt {
+            path: name.into(),
+            offset: 0,
+            what,
+        })?;
+        (CaptureFormat::Pcapng, len)
+    };
+    let head = src.prefix(header_len).map_err(io_err)?;
+    if head.len() < header_len {
+        return Err(CaptureError::TruncatedHeader {
+            path: name.into(),
+            len: head.len(),
+        });
+    }
+    Ok((format, header_len))
+}
+
+/// Why a reader refused the file header (pcap-parser's error, reduced).
+pub(super) enum HeaderError {
+    NotRecognized,
+    Other,
+}
+
+impl<I> From<&PcapError<I>> for HeaderError {
+    fn from(e: &PcapError<I>) -> Self {
+        match e {
+            PcapError::HeaderNotRecognized => HeaderError::NotRecognized,
+            _ => HeaderError::Other,
+        }
+    }
+}
+
+fn header_failure(name: &str, format: CaptureFormat, gzip: bool, e: HeaderError) -> CaptureError {
+    match e {
+        HeaderError::NotRecognized => CaptureError::NotACapture {
+            path: name.into(),
+            gzip,
+        },
+        HeaderError::Other => CaptureError::Corrupt {
+            path: name.into(),
+            offset: 0,
+            what: match format {
+                CaptureFormat::Pcap => "corrupt file header",
+                CaptureFormat::Pcapng => "corrupt section header block",
+            }
+            .into(),
+        },
+    }
+}
+
+/// Applies `$body` to the format input whichever backend it has.
+macro_rules! each_input {
+    ($input:expr, $src:ident => $body:expr, done => $done:expr) => {
+        match $input {
+            Input::Pcap($src) => $body,
+            Input::Pcapng($src) => $body,
+            Input::PcapSlice($src) => $body,
+            Input::PcapngSlice($src) => $body,
+            Input::Done => $done,
+        }
+    };
+}
+
+/// Reader over a pcap or pcapng capture (gzip-compressed or not).
 ///
-/// The capture is read through one buffer of [`INITIAL_BUFFER`] bytes that grows only for a
-/// block that does not fit (up to [`MAX_BLOCK_LEN`]); it is never loaded whole and the input
-/// is never seeked, so standard input works as well as a file.
+/// Standard input, pipes and gzip files are read through one buffer of [`INITIAL_BUFFER`]
+/// bytes that grows only for a block that does not fit (up to [`MAX_BLOCK_LEN`]); they are
+/// never loaded whole and never seeked. With [`ReadMode::Shared`], a regular uncompressed file
+/// is read a window at a time into memory shared with the readers [`CaptureReader::reopen`]
+/// makes, and its frames borrow the window. Both ways give the same frames, errors and warnings for the same bytes.
 pub struct CaptureReader {
     path: String,
     format: CaptureFormat,
@@ -222,11 +369,20 @@ pub struct CaptureReader {
     total_size: Option<u64>,
     /// Link types, kept when the input is released at the end.
     link_types_at_end: Vec<LinkType>,
+    /// The bytes of a slice-backed reader, kept for [`Self::reopen`].
+    shared: Option<Region>,
 }
 
 impl CaptureReader {
-    /// Opens `path`; `-` reads standard input.
+    /// Opens `path` and reads it ([`ReadMode::Stream`]); `-` reads standard input. Shared
+    /// windows are asked for with [`Self::open_with`]: they pay only when several readers
+    /// share them through [`Self::reopen`] (`Config::read_mode`).
     pub fn open(path: &str) -> Result<Self, CaptureError> {
+        Self::open_with(path, ReadMode::Stream)
+    }
+
+    /// Opens `path`, reading it as `mode` says; `-` reads standard input.
+    pub fn open_with(path: &str, mode: ReadMode) -> Result<Self, CaptureError> {
         if path == "-" {
             return Self::from_read(path.to_string(), Box::new(io::stdin()));
         }
@@ -240,6 +396,11 @@ impl CaptureReader {
             return Err(open_err(io::Error::other("is a directory")));
         }
         let total = meta.is_file().then_some(meta.len());
+        if mode == ReadMode::Shared {
+            if let Some(shared) = total.and_then(|len| Self::try_shared(path, &file, len)) {
+                return shared;
+            }
+        }
         // A regular file is read as it was when opened, even if a capture tool still appends
         // to it: every reader of the same file (one per worker thread) sees the same frames.
         let src: Box<dyn Read + Send> = match total {
@@ -251,6 +412,58 @@ impl CaptureReader {
         Ok(reader)
     }
 
+    /// The reader over `file` in shared windows, or `None` when it should be streamed
+    /// instead: it is empty or gzip-compressed, or its first window cannot be read (whatever
+    /// the reason; streaming it will say what is wrong if anything is).
+    fn try_shared(
+        path: &str,
+        file: &std::fs::File,
+        len: u64,
+    ) -> Option<Result<Self, CaptureError>> {
+        if len == 0 {
+            return None;
+        }
+        let (shared, first) = SharedFile::new(file.try_clone().ok()?, len).ok()?;
+        if first.bytes().starts_with(&GZIP_MAGIC) {
+            return None;
+        }
+        let reader = Self::from_region(path.to_string(), Region::File(shared), Some(first));
+        Some(reader.map(|mut r| {
+            r.total_size = Some(len);
+            r
+        }))
+    }
+
+    /// Reads a capture held in memory, parsing it in place (as a shared file is); `name` is
+    /// used in messages and the report. gzip-compressed bytes are decompressed as they are
+    /// read, like any gzip input.
+    pub fn from_shared_bytes(
+        name: String,
+        bytes: impl Into<Arc<[u8]>>,
+    ) -> Result<Self, CaptureError> {
+        let bytes: Arc<[u8]> = bytes.into();
+        if bytes.starts_with(&GZIP_MAGIC) {
+            return Self::from_read(name, Box::new(io::Cursor::new(bytes)));
+        }
+        Self::from_region(name, Region::Bytes(bytes), None)
+    }
+
+    /// A new reader from the start of the same capture, sharing this one's bytes: for a
+    /// shared file no new open and, while the readers stay a few windows apart, no new read
+    /// of the same bytes. `None` when this reader reads a stream (standard input, a pipe,
+    /// gzip, [`ReadMode::Stream`], or a file that could not be shared): open it again then.
+    pub fn reopen(&self) -> Option<CaptureReader> {
+        let region = self.shared.as_ref()?;
+        let mut reader = Self::from_region(self.path.clone(), region.clone(), None).ok()?;
+        reader.total_size = self.total_size;
+        Some(reader)
+    }
+
+    /// The capture is a file read in windows shared with the readers [`Self::reopen`] makes.
+    pub fn is_shared_file(&self) -> bool {
+        matches!(self.shared, Some(Region::File(_)))
+    }
+
     /// Reads a capture from any byte source; `name` is used in messages and the report.
     pub fn from_read(name: String, src: Box<dyn Read + Send>) -> Result<Self, CaptureError> {
         let mut sniffed = Sniffed::new(src).map_err(|source| CaptureError::Io {
@@ -259,90 +472,78 @@ impl CaptureReader {
             source,
         })?;
         let gzip = sniffed.gzip;
-        // Nothing of the capture has been read yet: a failure is at its first byte.
-        let io_err = |source| read_failure(&name, 0, gzip, source);
-        sniffed.fill_to(PCAPNG_MAGIC.len()).map_err(io_err)?;
-        let head = &sniffed.head;
-        if head.is_empty() {
-            return Err(CaptureError::Empty { path: name });
-        }
-        let is_pcap = PCAP_MAGICS.iter().any(|m| head.starts_with(m));
-        let is_pcapng = head.starts_with(&PCAPNG_MAGIC);
-        if !is_pcap && !is_pcapng {
-            if is_cut_gzip_magic(head) {
-                return Err(CaptureError::Gzip {
-                    path: name,
-                    offset: 0,
-                    what: "truncated gzip data".into(),
-                });
-            }
-            let prefix_of_magic = head.len() < 4
-                && PCAP_MAGICS
-                    .iter()
-                    .chain(std::iter::once(&PCAPNG_MAGIC))
-                    .any(|m| m.starts_with(head));
-            return Err(if prefix_of_magic {
-                CaptureError::TruncatedHeader {
-                    path: name,
-                    len: head.len(),
-                }
-            } else {
-                CaptureError::NotACapture { path: name, gzip }
-            });
-        }
-        let header_len = if is_pcap {
-            PCAP_HEADER_LEN
-        } else {
-            sniffed.fill_to(SHB_PREFIX_LEN).map_err(io_err)?;
-            shb_len(&sniffed.head).map_err(|what| CaptureError::Corrupt {
-                path: name.clone(),
-                offset: 0,
-                what,
-            })?
-        };
-        sniffed.fill_to(header_len).map_err(io_err)?;
-        if sniffed.head.len() < header_len {
-            return Err(CaptureError::TruncatedHeader {
-                path: name,
-                len: sniffed.head.len(),
-            });
-        }
+        let (format, header_len) = identify(&name, gzip, &mut sniffed)?;
         let capacity = INITIAL_BUFFER.max(header_len.next_power_of_two());
         let raw_count = Arc::clone(&sniffed.raw_count);
         let read_error = Arc::clone(&sniffed.read_error);
         let stream = sniffed.into_stream();
-        let (format, input) = if is_pcap {
-            let input = PcapInput::new(stream, capacity).map_err(|e| match e {
-                pcap::HeaderError::NotRecognized => CaptureError::NotACapture {
-                    path: name.clone(),
-                    gzip,
-                },
-                pcap::HeaderError::Other => CaptureError::Corrupt {
-                    path: name.clone(),
-                    offset: 0,
-                    what: "corrupt file header".into(),
-                },
-            })?;
-            (CaptureFormat::Pcap, Input::Pcap(input))
-        } else {
-            let input = PcapngInput::new(stream, capacity).map_err(|e| match e {
-                pcapng::HeaderError::NotRecognized => CaptureError::NotACapture {
-                    path: name.clone(),
-                    gzip,
-                },
-                pcapng::HeaderError::Other => CaptureError::Corrupt {
-                    path: name.clone(),
-                    offset: 0,
-                    what: "corrupt section header block".into(),
-                },
-            })?;
-            (CaptureFormat::Pcapng, Input::Pcapng(input))
+        let failed = |e| header_failure(&name, format, gzip, e);
+        let input = match format {
+            CaptureFormat::Pcap => Input::Pcap(
+                pcap::stream_reader(stream, capacity)
+                    .and_then(|r| PcapInput::new(r, capacity))
+                    .map_err(failed)?,
+            ),
+            CaptureFormat::Pcapng => Input::Pcapng(PcapngInput::new(
+                pcapng::stream_reader(stream, capacity).map_err(failed)?,
+                capacity,
+            )),
         };
+        Ok(Self::assemble(
+            name, format, input, raw_count, read_error, gzip, None,
+        ))
+    }
+
+    /// A reader parsing `region` in place; `first` is a shared file's first window when the
+    /// caller has it.
+    fn from_region(
+        name: String,
+        region: Region,
+        first: Option<Arc<Window>>,
+    ) -> Result<Self, CaptureError> {
+        let mut slice =
+            SliceReader::new(region, first).map_err(|e| read_failure(&name, 0, false, e))?;
+        let (format, _) = identify(&name, false, &mut slice)?;
+        let raw_count = slice.raw_count();
+        let read_error = slice.read_error();
+        let shared = slice.region().clone();
+        let failed = |e| header_failure(&name, format, false, e);
+        let input = match format {
+            CaptureFormat::Pcap => Input::PcapSlice(
+                slice
+                    .into_legacy()
+                    .and_then(|r| PcapInput::new(r, WINDOW))
+                    .map_err(failed)?,
+            ),
+            CaptureFormat::Pcapng => {
+                Input::PcapngSlice(PcapngInput::new(slice.into_ng().map_err(failed)?, WINDOW))
+            }
+        };
+        Ok(Self::assemble(
+            name,
+            format,
+            input,
+            raw_count,
+            read_error,
+            false,
+            Some(shared),
+        ))
+    }
+
+    fn assemble(
+        name: String,
+        format: CaptureFormat,
+        input: Input,
+        raw_count: Arc<AtomicU64>,
+        read_error: Arc<Mutex<Option<io::Error>>>,
+        gzip: bool,
+        shared: Option<Region>,
+    ) -> Self {
         let stream_pos = match format {
             CaptureFormat::Pcap => PCAP_HEADER_LEN as u64,
             CaptureFormat::Pcapng => 0,
         };
-        Ok(CaptureReader {
+        CaptureReader {
             path: name.clone(),
             format,
             input,
@@ -358,7 +559,8 @@ impl CaptureReader {
             raw_count,
             total_size: None,
             link_types_at_end: Vec::new(),
-        })
+            shared,
+        }
     }
 
     pub fn path(&self) -> &str {
@@ -373,11 +575,8 @@ impl CaptureReader {
     /// the error says where the capture is damaged, every packet before that point has been
     /// delivered, and later calls return `Ok(None)`.
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
-        let found = match &mut self.input {
-            Input::Pcap(src) => drive(src, &mut self.ctx),
-            Input::Pcapng(src) => drive(src, &mut self.ctx),
-            Input::Done => return Ok(None),
-        };
+        let found =
+            each_input!(&mut self.input, src => drive(src, &mut self.ctx), done => return Ok(None));
         let at = match found {
             Ok(Some(at)) => at,
             Ok(None) => {
@@ -389,11 +588,7 @@ impl CaptureReader {
                 return Err(e);
             }
         };
-        let buf = match &self.input {
-            Input::Pcap(src) => src.data(),
-            Input::Pcapng(src) => src.data(),
-            Input::Done => &[],
-        };
+        let buf = each_input!(&self.input, src => src.data(), done => &[]);
         // `drive` checked the range against the buffer.
         let data = buf.get(at.start..at.start + at.caplen).unwrap_or_default();
         Ok(Some(Frame {
@@ -407,11 +602,12 @@ impl CaptureReader {
 
     fn finish(&mut self) {
         self.link_types_at_end = self.link_types();
-        if let Input::Pcapng(src) = &self.input {
-            if let Some(w) = src.missing_interface_warning() {
-                self.ctx.warnings.push(w);
-            }
-        }
+        let missing = match &self.input {
+            Input::Pcapng(src) => src.missing_interface_warning(),
+            Input::PcapngSlice(src) => src.missing_interface_warning(),
+            _ => None,
+        };
+        self.ctx.warnings.extend(missing);
         // Releases the buffer.
         self.input = Input::Done;
     }
@@ -427,7 +623,9 @@ impl CaptureReader {
     pub fn link_types(&self) -> Vec<LinkType> {
         match &self.input {
             Input::Pcap(src) => vec![src.link_type()],
+            Input::PcapSlice(src) => vec![src.link_type()],
             Input::Pcapng(src) => src.link_types().to_vec(),
+            Input::PcapngSlice(src) => src.link_types().to_vec(),
             Input::Done => self.link_types_at_end.clone(),
         }
     }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use flate2::read::MultiGzDecoder;
 
 /// gzip member header, RFC 1952 section 2.3.1 (ID1, ID2).
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+pub(super) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// `head` (all of a short input) is the start of a gzip magic but not all of it.
 pub(super) fn is_cut_gzip_magic(head: &[u8]) -> bool {

@@ -61,9 +61,12 @@ pub fn run(
     if cfg.threads > 1 && inputs.len() > 1 {
         return files::run_files(cfg, inputs, sink, obs);
     }
-    let opened = inputs
-        .iter()
-        .map(|path| (path.clone(), CaptureReader::open(path)));
+    let opened = inputs.iter().map(|path| {
+        (
+            path.clone(),
+            CaptureReader::open_with(path, cfg.read_mode(cfg.threads)),
+        )
+    });
     run_readers(cfg, opened, sink, obs)
 }
 

@@ -50,7 +50,11 @@ use crate::flow::{
 use crate::report::model::CaptureRecord;
 
 /// Frames per round: every worker hands in what it finished after each multiple of this.
-const ROUND_FRAMES: u64 = 4 * 1024;
+/// Workers drift apart by up to `ROUNDS_IN_FLIGHT` rounds; 1,024 keeps that within the
+/// windows the file's readers share (src/capture/windows.rs): with 4,096 and 8 MiB of shared
+/// windows, two workers on the 1 GB benchmark were too far apart for a third of the windows
+/// and read those twice.
+const ROUND_FRAMES: u64 = 1024;
 /// Rounds a worker may be ahead of the merge, at most.
 const ROUNDS_IN_FLIGHT: usize = 2;
 
@@ -398,7 +402,13 @@ pub(super) fn analyse_capture(
     let mut readers = Vec::with_capacity(shards);
     readers.push(reader);
     while readers.len() < shards {
-        match CaptureReader::open(&path) {
+        // Readers of one file share its windows: the file is copied into memory about once
+        // rather than once per worker (src/capture/windows.rs).
+        let again = readers.first().and_then(CaptureReader::reopen).map_or_else(
+            || CaptureReader::open_with(&path, cfg.read_mode(shards)),
+            Ok,
+        );
+        match again {
             Ok(r) if r.total_size() == readers.first().and_then(CaptureReader::total_size) => {
                 readers.push(r)
             }
