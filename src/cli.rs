@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::capture::ReadMode;
 use crate::findings::Severity;
 use crate::flow::FlowConfig;
 use crate::report::Format;
@@ -102,17 +101,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// How to open a capture file that `readers` workers will read. Shared windows only when
-    /// several read it: they save each worker but one its copy of the file, while a lone
-    /// reader streams through its own buffer without the cache and its lock.
-    pub fn read_mode(&self, readers: usize) -> ReadMode {
-        if readers < 2 {
-            ReadMode::Stream
-        } else {
-            ReadMode::Shared
-        }
-    }
-
     pub fn is_mail_port(&self, port: u16) -> bool {
         self.mail_ports.contains(&port)
     }

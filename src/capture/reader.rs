@@ -226,6 +226,19 @@ pub enum ReadMode {
     Stream,
 }
 
+impl ReadMode {
+    /// How to open a capture file that `readers` workers will read. Shared windows only when
+    /// several read it: they save each worker but one its copy of the file, while a lone
+    /// reader streams through its own buffer without the cache and its lock.
+    pub fn for_readers(readers: usize) -> Self {
+        if readers < 2 {
+            ReadMode::Stream
+        } else {
+            ReadMode::Shared
+        }
+    }
+}
+
 /// The start of a capture, read as far as recognising its format needs.
 trait Head {
     /// The first `n` bytes, fewer when the input is shorter. Each call asks for more than the
@@ -376,7 +389,7 @@ pub struct CaptureReader {
 impl CaptureReader {
     /// Opens `path` and reads it ([`ReadMode::Stream`]); `-` reads standard input. Shared
     /// windows are asked for with [`Self::open_with`]: they pay only when several readers
-    /// share them through [`Self::reopen`] (`Config::read_mode`).
+    /// share them through [`Self::reopen`] ([`ReadMode::for_readers`]).
     pub fn open(path: &str) -> Result<Self, CaptureError> {
         Self::open_with(path, ReadMode::Stream)
     }

@@ -61,8 +61,8 @@ impl Observer for Queue {
 /// Analyses one input on the current thread, queueing its events.
 fn analyse_input(cfg: &Config, path: &str, tx: SyncSender<Event>) {
     let mut obs = Queue(tx.clone());
-    // One reader per capture here: nothing to share (see `Config::read_mode`).
-    let analysed = CaptureReader::open_with(path, cfg.read_mode(1))
+    // One reader per capture here: nothing to share.
+    let analysed = CaptureReader::open(path)
         .map_err(CaptureFailure::Unreadable)
         .and_then(|reader| {
             let mut emit =

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::io;
 
 use crate::analysis::{Analyzer, FinishedFlow};
-use crate::capture::{CaptureError, CaptureReader, Frame, LinkType};
+use crate::capture::{CaptureError, CaptureReader, Frame, LinkType, ReadMode};
 use crate::cli::Config;
 use crate::decode::{Decoder, TcpSegment};
 use crate::findings::bruteforce::BruteForceTracker;
@@ -61,12 +61,10 @@ pub fn run(
     if cfg.threads > 1 && inputs.len() > 1 {
         return files::run_files(cfg, inputs, sink, obs);
     }
-    let opened = inputs.iter().map(|path| {
-        (
-            path.clone(),
-            CaptureReader::open_with(path, cfg.read_mode(cfg.threads)),
-        )
-    });
+    let mode = ReadMode::for_readers(cfg.threads);
+    let opened = inputs
+        .iter()
+        .map(|path| (path.clone(), CaptureReader::open_with(path, mode)));
     run_readers(cfg, opened, sink, obs)
 }
 

@@ -41,7 +41,7 @@ use std::thread;
 
 use super::{CaptureFailure, Emit, InputFacts, Observer, PROGRESS_EVERY};
 use crate::analysis::{Analyzer, FinishedFlow, FlowState};
-use crate::capture::{CaptureError, CaptureReader};
+use crate::capture::{CaptureError, CaptureReader, ReadMode};
 use crate::cli::Config;
 use crate::flow::{
     CloseReason, Direction, EventMeta, FlowConfig, FlowHandler, FlowInfo, FlowKey, FlowTable,
@@ -404,10 +404,10 @@ pub(super) fn analyse_capture(
     while readers.len() < shards {
         // Readers of one file share its windows: the file is copied into memory about once
         // rather than once per worker (src/capture/windows.rs).
-        let again = readers.first().and_then(CaptureReader::reopen).map_or_else(
-            || CaptureReader::open_with(&path, cfg.read_mode(shards)),
-            Ok,
-        );
+        let again = readers
+            .first()
+            .and_then(CaptureReader::reopen)
+            .map_or_else(|| CaptureReader::open_with(&path, ReadMode::Shared), Ok);
         match again {
             Ok(r) if r.total_size() == readers.first().and_then(CaptureReader::total_size) => {
                 readers.push(r)
