@@ -7,8 +7,8 @@
 #
 #   benches/compare.sh [SIZE] [RUNS]      e.g. benches/compare.sh 1G 5
 #
-# Environment: SCORE=/path/to/score.py (default: the first of /work/shared/tools/score.py,
-# ../shared/tools/score.py that exists), PEERS=0 to time smtpaudit only, FORMAT=ndjson to time
+# Environment: SCORE=/path/to/score.py (default: ../shared/tools/score.py beside the
+# repository when it exists), PEERS=0 to time smtpaudit only, FORMAT=ndjson to time
 # another output format (default json).
 #
 # The capture is generated (deterministically) into bench-data/ and never committed; it is
@@ -130,7 +130,7 @@ if cmp -s "$TMP/t1" "$TMP/t2"; then echo "identical ($(wc -l < "$TMP/t1") NDJSON
 echo "== ground truth check"
 SCORE=${SCORE:-}
 if [ -z "$SCORE" ]; then
-  for c in /work/shared/tools/score.py ../shared/tools/score.py; do
+  for c in "$(dirname "$0")/../../shared/tools/score.py"; do
     [ -f "$c" ] && { SCORE=$c; break; }
   done
 fi

@@ -2,7 +2,7 @@
 //! (classic pcap and pcapng), every frame passed through `Decoder::decode`.
 //!
 //! Input: the frames of a corpus capture repeated (set `SMTPAUDIT_CORPUS`, or have
-//! `/work/shared/corpus`); without the corpus, SMTP-sized TCP segments are synthesised with
+//! `../shared/corpus` beside the repository); without the corpus, SMTP-sized TCP segments are synthesised with
 //! etherparse. Run with `cargo bench --bench read_decode`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -26,10 +26,10 @@ type Packet = (u32, Vec<u8>, u32);
 fn corpus_packets() -> Option<Vec<Packet>> {
     let explicit = std::env::var_os("SMTPAUDIT_CORPUS").map(PathBuf::from);
     let dir = explicit.clone().or_else(|| {
-        [
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus")),
-            PathBuf::from("/work/shared/corpus"),
-        ]
+        [PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/corpus"
+        ))]
         .into_iter()
         .find(|p| p.join("MANIFEST.json").is_file())
     })?;

@@ -7,7 +7,7 @@
 //! interleaved arrivals, inflates message bodies and TLS sessions (application data after a
 //! completed handshake), duplicates a few segments (retransmissions) and swaps a few
 //! (reordering). Beside the capture it writes `<out>.truth.csv` (one line per flow) and
-//! `<out>.labels.json` (the shape `/work/shared/tools/score.py` reads), so the analysis can be
+//! `<out>.labels.json` (the shape `../shared/tools/score.py` reads), so the analysis can be
 //! checked at speed. The same arguments always give the same bytes. `benches/README.md`
 //! describes the mix and the options for the stress shapes (`--help` lists them).
 //!

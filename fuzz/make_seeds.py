@@ -2,7 +2,7 @@
 """Seed corpora for the smtpaudit fuzz targets, made from real captures.
 
 Usage: fuzz/make_seeds.py [CAPTURE_OR_DIR ...]
-Default inputs: fixtures/ and $SMTPAUDIT_CORPUS or /work/shared/corpus when present.
+Default inputs: fixtures/ and $SMTPAUDIT_CORPUS or ../shared/corpus beside the repository when present.
 Writes fuzz/corpus/<target>/<sha1> (gitignored). Standard library only.
 
 - capture_reader, pipeline: the capture files as they are (plus a gzip copy of small ones).
@@ -289,7 +289,7 @@ def main(argv):
     inputs = [Path(a) for a in argv[1:]]
     if not inputs:
         inputs = [FUZZ.parent / "fixtures"]
-        corpus = Path(os.environ.get("SMTPAUDIT_CORPUS", "/work/shared/corpus"))
+        corpus = Path(os.environ.get("SMTPAUDIT_CORPUS", str(FUZZ.parent.parent / "shared" / "corpus")))
         if corpus.is_dir():
             inputs.append(corpus)
         else:

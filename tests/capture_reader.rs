@@ -29,7 +29,6 @@ fn corpus() -> Option<PathBuf> {
             env!("CARGO_MANIFEST_DIR"),
             "/../shared/corpus"
         ))),
-        Some(PathBuf::from("/work/shared/corpus")),
     ];
     let found = candidates
         .into_iter()

@@ -25,7 +25,6 @@ fn csv_path() -> Option<PathBuf> {
         .chain([
             manifest.join("../shared/ecs").join(&name),
             manifest.join("../../shared/ecs").join(&name),
-            PathBuf::from("/work/shared/ecs").join(&name),
         ])
         .find(|p| p.is_file())
 }

@@ -1,4 +1,4 @@
-//! TLS analysis against the public capture corpus (`/work/shared/corpus`), checked against
+//! TLS analysis against the public capture corpus (`../shared/corpus` beside the repository, or `$SMTPAUDIT_CORPUS`), checked against
 //! the ground truth in its labels and against tshark 4.0.17's `tls.handshake.ja3` /
 //! `tls.handshake.ja3s`:
 //!
@@ -31,7 +31,6 @@ fn corpus() -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("SMTPAUDIT_CORPUS").map(PathBuf::from),
         Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")),
-        Some(PathBuf::from("/work/shared/corpus")),
     ];
     let found = candidates.into_iter().flatten().find(|p| p.is_dir());
     if found.is_none() {

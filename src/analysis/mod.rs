@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use sha2::{Digest, Sha256};
 
 use crate::cli::Config;
+use crate::findings::correlate::FlowHints;
 use crate::findings::{Finding, Kind, Severity};
 use crate::flow::{
     CloseReason, Direction, EventMeta, FlowHandler, FlowInfo, Interest, StreamEvent,
@@ -92,6 +93,8 @@ impl FlowState {
 pub struct FinishedFlow {
     pub record: FlowRecord,
     pub findings: Vec<Finding>,
+    /// What the cross-connection stage needs to know of this flow.
+    pub hints: FlowHints,
 }
 
 /// Drives the protocol sessions for every flow of one capture.
@@ -387,7 +390,11 @@ impl Analyzer {
                 to_client,
             },
         };
-        self.finished.push(FinishedFlow { record, findings });
+        self.finished.push(FinishedFlow {
+            record,
+            findings,
+            hints: FlowHints::default(),
+        });
     }
 }
 

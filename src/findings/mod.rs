@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use crate::flow::EventMeta;
 use crate::time::Timestamp;
 
-/// Finding kinds. The first ten are pinned by the report contract; names are never reused
+/// Finding kinds. Those named in `../shared/spec/REPORT.md` are pinned by the report contract; names are never reused
 /// for another meaning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -28,6 +28,20 @@ pub enum Kind {
     CleartextMail,
     /// Many failed AUTH attempts from one client, aggregated across flows.
     AuthBruteForce,
+    /// A client's connection to a mail port was never established (no answer, reset, ICMP).
+    ConnectionFailed,
+    /// A non-standard end-of-data (`<LF>.<LF>` and kin) inside a message body.
+    SmtpSmuggling,
+    /// STARTTLS answered 2xx, then the dialog went on in plaintext.
+    StarttlsIgnored,
+    /// A server seen with STARTTLS earlier is seen without it later (cross-connection).
+    StarttlsDowngrade,
+    /// A failed TLS attempt followed by AUTH or mail in plaintext (cross-connection).
+    PlaintextFallback,
+    /// Many distinct usernames failing from one client (cross-connection).
+    AuthPasswordSpraying,
+    /// One username failing from many clients (cross-connection).
+    AuthDistributedBruteForce,
 }
 
 impl Kind {
@@ -46,6 +60,13 @@ impl Kind {
             Kind::CleartextAuthOffered => "cleartext_auth_offered",
             Kind::CleartextMail => "cleartext_mail",
             Kind::AuthBruteForce => "auth_brute_force",
+            Kind::ConnectionFailed => "connection_failed",
+            Kind::SmtpSmuggling => "smtp_smuggling",
+            Kind::StarttlsIgnored => "starttls_ignored",
+            Kind::StarttlsDowngrade => "starttls_downgrade",
+            Kind::PlaintextFallback => "plaintext_fallback",
+            Kind::AuthPasswordSpraying => "auth_password_spraying",
+            Kind::AuthDistributedBruteForce => "auth_distributed_brute_force",
         }
     }
 }
@@ -136,3 +157,4 @@ impl Finding {
 }
 
 pub mod bruteforce;
+pub mod correlate;

@@ -16,6 +16,7 @@ use crate::capture::{CaptureError, CaptureReader, Frame, LinkType, ReadMode};
 use crate::cli::Config;
 use crate::decode::{Decoder, TcpSegment};
 use crate::findings::bruteforce::BruteForceTracker;
+use crate::findings::correlate::Correlator;
 use crate::flow::{EventMeta, FlowTable, FlowTableStats};
 use crate::report::ReportSink;
 use crate::report::model::{CaptureRecord, Summary};
@@ -84,15 +85,19 @@ pub fn run_bytes(
     run_readers(cfg, [(name.to_string(), reader)], sink, &mut Silent)
 }
 
-/// What the run adds up across captures: the outcome, and brute force over all flows.
+/// What the run adds up across captures: the outcome, cross-connection findings, and brute
+/// force over all flows.
 #[derive(Default)]
 struct Tally {
     outcome: RunOutcome,
     bruteforce: BruteForceTracker,
+    correlator: Correlator,
 }
 
 impl Tally {
-    fn flow(&mut self, sink: &mut dyn ReportSink, f: FinishedFlow) -> io::Result<()> {
+    fn flow(&mut self, sink: &mut dyn ReportSink, mut f: FinishedFlow) -> io::Result<()> {
+        self.correlator
+            .flow(&mut f.record, &mut f.findings, &f.hints);
         self.bruteforce.observe(&f.record);
         self.outcome.summary.add_flow(&f.record);
         for finding in &f.findings {

@@ -514,9 +514,10 @@ pub fn flow_doc(flow: &FlowRecord) -> io::Result<Map<String, Value>> {
 /// `event.category` of a finding: credential findings are authentication events too.
 fn finding_category(kind: Kind) -> Value {
     match kind {
-        Kind::CleartextCredentials | Kind::AuthBruteForce => {
-            json!(["network", "authentication"])
-        }
+        Kind::CleartextCredentials
+        | Kind::AuthBruteForce
+        | Kind::AuthPasswordSpraying
+        | Kind::AuthDistributedBruteForce => json!(["network", "authentication"]),
         _ => json!(["network", "intrusion_detection"]),
     }
 }
@@ -527,12 +528,15 @@ pub fn finding_doc(f: &Finding, flow: Option<&FlowRecord>) -> io::Result<Map<Str
     put(&mut d, "event.category", finding_category(f.kind));
     let ty = match f.kind {
         Kind::StarttlsRefused => "denied",
+        Kind::ConnectionFailed => "connection",
         _ => "info",
     };
     put(&mut d, "event.type", json!([ty]));
     put(&mut d, "event.severity", ecs_severity(f.severity));
     let outcome = match f.kind {
-        Kind::TlsHandshakeFailure | Kind::StarttlsRefused => Some("failure"),
+        Kind::TlsHandshakeFailure | Kind::StarttlsRefused | Kind::ConnectionFailed => {
+            Some("failure")
+        }
         Kind::CleartextCredentials | Kind::AuthBruteForce => f
             .evidence
             .get("outcome")

@@ -90,6 +90,62 @@ pub fn remedy(f: &Finding) -> &'static str {
         Kind::AuthBruteForce => {
             "rate-limit or block the client and check the targeted accounts for compromise"
         }
+        Kind::ConnectionFailed => connection_failed_remedy(f),
+        Kind::SmtpSmuggling => {
+            "update the receiving MTA (Postfix smtpd_forbid_bare_newline, Exim 4.97.1+, \
+             Sendmail 8.18+, aiosmtpd 1.4.5+) so it accepts only <CRLF>.<CRLF> as end of data"
+        }
+        Kind::StarttlsIgnored => {
+            "STARTTLS was accepted but the session went on in plaintext: if the capture was \
+             taken behind a TLS-intercepting device this is expected, otherwise fix the client \
+             or server so the handshake follows the 220"
+        }
+        Kind::StarttlsDowngrade => {
+            "the server offered STARTTLS before: find what removes it on the path (firewall SMTP \
+             inspection, proxy) and make clients require TLS (MTA-STS or DANE between servers)"
+        }
+        Kind::PlaintextFallback => {
+            "configure the client to require TLS and never retry in plaintext; fix the TLS \
+             failure that caused the fallback"
+        }
+        Kind::AuthPasswordSpraying => {
+            "block the client, and check the targeted accounts for compromise"
+        }
+        Kind::AuthDistributedBruteForce => {
+            "the account is attacked from many addresses: protect it (lockout, MFA, app \
+             passwords) and check it for compromise"
+        }
+    }
+}
+
+/// What to do about a connection that never opened, from how it failed.
+fn connection_failed_remedy(f: &Finding) -> &'static str {
+    let port = f.evidence.get("server_port").and_then(Value::as_u64);
+    match (f.evidence.get("reason").and_then(Value::as_str), port) {
+        (Some("reset"), Some(465)) => {
+            "nothing listens on 465: enable implicit TLS (TLS-on-connect) on the server, or use \
+             STARTTLS on 587 (RFC 8314)"
+        }
+        (Some("reset"), _) => {
+            "nothing listens on that port: check that the mail server runs and listens on this \
+             address and port, or that a firewall rule does not reject it"
+        }
+        (Some("icmp_unreachable"), _) => {
+            "a router or firewall rejected the connection (ICMP unreachable): check the firewall \
+             rules and routes on the path to the server"
+        }
+        (_, Some(465)) => {
+            "SYNs to 465 went unanswered: a firewall drops the port; open 465 for implicit TLS \
+             (RFC 8314) or use STARTTLS on 587"
+        }
+        (_, Some(25)) => {
+            "SYNs to 25 went unanswered: a firewall (or the ISP) drops outbound port 25; relay \
+             through a submission server (587/465) or open 25 between the mail servers"
+        }
+        _ => {
+            "SYNs went unanswered: a firewall on the path drops the port, or the server is down; \
+             check the firewall rules and that the server listens"
+        }
     }
 }
 
