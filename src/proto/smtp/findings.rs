@@ -95,6 +95,9 @@ pub(super) fn findings(f: &Facts, reveal: bool) -> Vec<Finding> {
         }
     }
     let accepted = f.starttls_phase == TlsPhase::Accepted;
+    if let Some(finding) = starttls_ignored(f) {
+        out.push(finding);
+    }
     if let (true, Some(meta)) = (accepted, f.client_injected_meta) {
         out.push(
             Finding::new(
@@ -210,4 +213,39 @@ fn credentials(ex: &AuthExchange, reveal: bool) -> Option<Finding> {
         f = f.with("hashcat", h.expose());
     }
     Some(f)
+}
+
+/// STARTTLS answered 2xx, no handshake from either side, and the dialog went on in plaintext:
+/// the server answered a command sent after the 2xx, or (with only the client's side in the
+/// capture) the client went on with more than one command.
+fn starttls_ignored(f: &Facts) -> Option<Finding> {
+    if f.starttls_phase != TlsPhase::Accepted || f.client_tls || f.server_tls {
+        return None;
+    }
+    let first = f.plaintext_after_accept?;
+    let answered = f.plaintext_reply_after_accept.is_some();
+    if !answered && f.plaintext_commands_after_accept < 2 {
+        return None;
+    }
+    let (code, _, _) = f.starttls_reply.as_ref()?;
+    let how = if answered {
+        "the server answered in plaintext"
+    } else {
+        "no handshake followed"
+    };
+    Some(
+        Finding::new(
+            Kind::StarttlsIgnored,
+            Severity::Medium,
+            first,
+            format!(
+                "STARTTLS was answered {} but the dialog went on in plaintext ({how}): a \
+                 TLS-intercepting device, a capture taken after decryption, or a broken client",
+                code.0
+            ),
+        )
+        .with("reply", code.0)
+        .with("server_answered_in_plaintext", answered)
+        .with("plaintext_commands", f.plaintext_commands_after_accept),
+    )
 }

@@ -134,6 +134,13 @@ pub(super) struct Facts {
     pub client_injected_meta: Option<EventMeta>,
     pub server_injected: u64,
     pub server_injected_meta: Option<EventMeta>,
+    /// The first known command the client sent in plaintext after STARTTLS was accepted,
+    /// instead of a TLS handshake.
+    pub plaintext_after_accept: Option<EventMeta>,
+    /// Known commands sent in plaintext after the accepted STARTTLS.
+    pub plaintext_commands_after_accept: u32,
+    /// The server's first plaintext reply to one of those commands.
+    pub plaintext_reply_after_accept: Option<EventMeta>,
     /// First AUTH or MAIL sent in cleartext after STARTTLS had been offered and not issued.
     pub cleartext_after_offer: Option<(&'static str, EventMeta)>,
     pub first_message: Option<EventMeta>,
@@ -227,6 +234,9 @@ impl SmtpSession {
                 client_injected_meta: None,
                 server_injected: 0,
                 server_injected_meta: None,
+                plaintext_after_accept: None,
+                plaintext_commands_after_accept: 0,
+                plaintext_reply_after_accept: None,
                 cleartext_after_offer: None,
                 first_message: None,
                 auths: Vec::new(),
@@ -532,6 +542,13 @@ impl SmtpSession {
             self.facts.client_injected += line.wire_len as u64;
             self.facts.client_injected_meta.get_or_insert(meta);
         }
+        if self.facts.starttls_phase == TlsPhase::Accepted && cmd.verb.is_known() {
+            // The 2xx to STARTTLS asked for a handshake; a command instead means the dialog
+            // goes on in plaintext (`starttls_ignored` once the server answers it).
+            self.facts.plaintext_after_accept.get_or_insert(meta);
+            self.facts.plaintext_commands_after_accept =
+                self.facts.plaintext_commands_after_accept.saturating_add(1);
+        }
         self.facts.stats.commands += 1;
         if cmd.verb.is_known() {
             self.facts.client_spoke = true;
@@ -718,6 +735,12 @@ impl SmtpSession {
         }
         let head = self.pending.front().copied();
         let after_starttls = self.facts.starttls_phase == TlsPhase::Accepted;
+        if after_starttls
+            && self.facts.plaintext_after_accept.is_some()
+            && head.is_some_and(|h| h != Pending::Greeting)
+        {
+            self.facts.plaintext_reply_after_accept.get_or_insert(meta);
+        }
         match head {
             Some(Pending::Greeting) if self.facts.banner.is_none() => {
                 self.facts.banner = Some(lossy(bytes, MAX_TEXT));

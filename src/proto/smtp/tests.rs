@@ -245,6 +245,47 @@ fn starttls_accepted_hands_both_sides_to_tls() {
 }
 
 #[test]
+fn starttls_answered_then_plaintext_dialog_is_ignored() {
+    let steps: &[Step<'_>] = &[
+        (S, b"220 mx.example.org ESMTP\r\n"),
+        (C, b"EHLO c\r\n"),
+        (S, b"250-mx\r\n250 STARTTLS\r\n"),
+        (C, b"STARTTLS\r\n"),
+        (S, b"220 2.0.0 Ready to start TLS\r\n"),
+        (C, b"EHLO c\r\n"),
+        (S, b"250-mx\r\n250 8BITMIME\r\n"),
+        (C, b"QUIT\r\n"),
+        (S, b"221 bye\r\n"),
+    ];
+    let o = run(steps);
+    assert!(o.accepted);
+    assert!(o.tls[0].is_empty() && o.tls[1].is_empty());
+    let (_, sev, frame, ev) = finding(&o, Kind::StarttlsIgnored);
+    assert_eq!((*sev, *frame), (Severity::Medium, 6));
+    assert!(
+        ev.contains(r#""server_answered_in_plaintext":true"#),
+        "{ev}"
+    );
+    assert!(ev.contains(r#""reply":220"#), "{ev}");
+    assert!(!kinds(&o).contains(&Kind::StarttlsInjection));
+}
+
+#[test]
+fn starttls_answered_then_one_plaintext_quit_unanswered_is_not_ignored() {
+    // A client that gives up with QUIT and never hears back proves no plaintext dialog.
+    let steps: &[Step<'_>] = &[
+        (S, b"220 mx ESMTP\r\n"),
+        (C, b"EHLO c\r\n"),
+        (S, b"250-mx\r\n250 STARTTLS\r\n"),
+        (C, b"STARTTLS\r\n"),
+        (S, b"220 go ahead\r\n"),
+        (C, b"QUIT\r\n"),
+    ];
+    let o = run(steps);
+    assert!(!kinds(&o).contains(&Kind::StarttlsIgnored));
+}
+
+#[test]
 fn client_hello_before_the_reply_still_upgrades() {
     let mut client = b"STARTTLS\r\n".to_vec();
     client.extend_from_slice(CLIENT_HELLO);
@@ -382,7 +423,7 @@ fn server_side_injection() {
 #[test]
 fn accepted_starttls_then_plaintext_keeps_parsing() {
     // Like arkime/smtp-decrypted.pcap and suricata-verify/smtp-rset-starttls: after 220 the
-    // dialog goes on in clear, which is neither injection nor TLS.
+    // dialog goes on in clear, which is neither injection nor TLS: `starttls_ignored`.
     let steps: &[Step<'_>] = &[
         (S, b"220 mx ESMTP\r\n"),
         (C, b"EHLO c\n"),
@@ -414,7 +455,8 @@ fn accepted_starttls_then_plaintext_keeps_parsing() {
         (0, 0)
     );
     assert_eq!(r.transactions, 1);
-    assert!(kinds(&o).is_empty(), "{:?}", o.findings);
+    assert_eq!(kinds(&o), vec![Kind::StarttlsIgnored], "{:?}", o.findings);
+    assert_eq!(finding(&o, Kind::StarttlsIgnored).2, 7);
 }
 
 #[test]
