@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use sha2::{Digest, Sha256};
 
 use crate::cli::Config;
-use crate::findings::correlate::FlowHints;
+use crate::findings::correlate::{FlowHints, SilentServerBasis, silent_server_mismatch};
 use crate::findings::{Finding, Kind, Severity};
 use crate::flow::{
     CloseReason, Direction, EventMeta, FlowHandler, FlowInfo, Interest, StreamEvent,
@@ -63,6 +63,26 @@ pub struct FlowState {
     implicit_tls: bool,
     mismatch: Option<Mismatch>,
     done: [bool; 2],
+    /// The client's first SMTP command, when the client opened with one.
+    first_command: Option<EventMeta>,
+    /// How and when the server ended its side (FIN or RST), if it did.
+    server_end: Option<(ServerEnd, EventMeta)>,
+}
+
+/// How the server ended its direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ServerEnd {
+    Fin,
+    Reset,
+}
+
+impl ServerEnd {
+    fn as_str(self) -> &'static str {
+        match self {
+            ServerEnd::Fin => "fin",
+            ServerEnd::Reset => "reset",
+        }
+    }
 }
 
 impl FlowState {
@@ -80,6 +100,8 @@ impl FlowState {
             implicit_tls: false,
             mismatch: None,
             done: [false; 2],
+            first_command: None,
+            server_end: None,
         }
     }
 
@@ -276,6 +298,9 @@ impl Analyzer {
         }
         let i = dir.index();
         st.openings[i] = Some(what);
+        if dir == Direction::ToServer && what == Opening::SmtpCommand {
+            st.first_command.get_or_insert(meta);
+        }
         st.modes[i] = match what {
             Opening::Tls { .. } => Mode::Tls,
             Opening::SmtpReply | Opening::SmtpCommand => Mode::Smtp,
@@ -314,7 +339,19 @@ impl Analyzer {
         }
         self.reported_flows += 1;
 
-        let class = if st.mismatch.is_some() {
+        let mut hints = FlowHints::default();
+        let mut silent_465 = None;
+        let server_end = st.server_end.map(|(how, meta)| (how.as_str(), meta));
+        if let Some(meta) = silent_server(&st, &to_client) {
+            if server.port == 465 {
+                silent_465 = Some(meta);
+            } else {
+                hints.silent_server = Some(meta);
+                hints.server_end = server_end;
+            }
+        }
+
+        let class = if st.mismatch.is_some() || silent_465.is_some() {
             FlowClass::Unknown
         } else if st.smtp.as_ref().is_some_and(|s| s.starttls_accepted()) {
             FlowClass::Starttls
@@ -353,6 +390,14 @@ impl Analyzer {
         }
         if let Some(m) = st.mismatch {
             findings.push(mismatch_finding(m, server.port));
+        }
+        if let Some(meta) = silent_465 {
+            findings.push(silent_server_mismatch(
+                meta,
+                server.port,
+                SilentServerBasis::Port465,
+                server_end,
+            ));
         }
         for f in &mut findings {
             f.flow.clone_from(&id);
@@ -393,7 +438,7 @@ impl Analyzer {
         self.finished.push(FinishedFlow {
             record,
             findings,
-            hints: FlowHints::default(),
+            hints,
         });
     }
 }
@@ -433,6 +478,16 @@ fn feed_smtp(st: &mut FlowState, dir: Direction, data: &[u8], meta: EventMeta) {
             }
         }
     }
+}
+
+/// A plaintext SMTP client met by a server that never sent a byte: the frame of the client's
+/// first command. The server's own packets (its SYN-ACK, ACKs, FIN or RST) must be in the
+/// capture, so that a tap that lost the server's direction is not taken for silence.
+fn silent_server(st: &FlowState, to_client: &crate::flow::DirStats) -> Option<EventMeta> {
+    let first = st.first_command?;
+    let server_seen = to_client.packets > 0 && (to_client.syn || st.server_end.is_some());
+    let nothing_said = to_client.payload_bytes == 0 && to_client.gaps == 0;
+    (st.mismatch.is_none() && server_seen && nothing_said).then_some(first)
 }
 
 fn mismatch_finding(m: Mismatch, server_port: u16) -> Finding {
@@ -512,6 +567,14 @@ impl FlowHandler for Analyzer {
                 Mode::Opaque => {}
             },
             StreamEvent::Fin | StreamEvent::Reset => {
+                if dir == Direction::ToClient && st.server_end.is_none() {
+                    let how = if ev == StreamEvent::Reset {
+                        ServerEnd::Reset
+                    } else {
+                        ServerEnd::Fin
+                    };
+                    st.server_end = Some((how, meta));
+                }
                 if let Some(smtp) = st.smtp.as_mut() {
                     smtp.end(dir, meta);
                 }

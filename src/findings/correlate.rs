@@ -25,6 +25,8 @@ pub struct FlowHints {
     /// sent a byte before the connection ended: an implicit-TLS server waiting for a
     /// ClientHello behaves exactly so.
     pub silent_server: Option<EventMeta>,
+    /// How (`fin` or `reset`) and when the silent server ended the connection.
+    pub server_end: Option<(&'static str, EventMeta)>,
 }
 
 /// Why a silent server is taken for an implicit-TLS one (`evidence.basis`).
@@ -46,13 +48,15 @@ impl SilentServerBasis {
     }
 }
 
-/// The `tls_mode_mismatch` of a plaintext client that waited on a silent server.
+/// The `tls_mode_mismatch` of a plaintext client that waited on a silent server; `server_end`
+/// says how (`fin` or `reset`) and when the server ended the connection, if it did.
 pub fn silent_server_mismatch(
     meta: EventMeta,
     server_port: u16,
     basis: SilentServerBasis,
+    server_end: Option<(&'static str, EventMeta)>,
 ) -> Finding {
-    Finding::new(
+    let mut f = Finding::new(
         Kind::TlsModeMismatch,
         Severity::Medium,
         meta,
@@ -66,6 +70,11 @@ pub fn silent_server_mismatch(
     .with("server_silent", true)
     .with("basis", basis.as_str())
     .with("confidence", "likely")
+    .with("server_closed", server_end.map_or("no", |(how, _)| how));
+    if let Some((_, end)) = server_end {
+        f = f.with("server_close_frame", end.frame);
+    }
+    f
 }
 
 /// Counters of the correlator's tables, for the run's report.
@@ -107,6 +116,7 @@ impl Correlator {
                     meta,
                     record.server.port,
                     SilentServerBasis::SeenImplicitTls,
+                    hints.server_end,
                 );
                 f.flow.clone_from(&record.id);
                 findings.push(f);

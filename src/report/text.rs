@@ -46,6 +46,15 @@ pub fn remedy(f: &Finding) -> &'static str {
         Kind::TlsModeMismatch => {
             let port = f.evidence.get("server_port").and_then(Value::as_u64);
             match (f.evidence.get("tls_side").and_then(Value::as_str), port) {
+                (Some("server"), Some(465)) => {
+                    "port 465 is implicit TLS (RFC 8314): set the client to TLS-on-connect \
+                     (SMTPS) for 465, or to STARTTLS on 587"
+                }
+                (Some("server"), _) if f.evidence.contains_key("basis") => {
+                    "this server port spoke TLS from the first byte earlier in the capture: set \
+                     the client to TLS-on-connect for it, or point it at the server's STARTTLS \
+                     port (587 for submission, 25 for relay)"
+                }
                 (Some("server"), _) => {
                     "the server speaks implicit TLS where the client expects plaintext/STARTTLS: \
                      point the client at the STARTTLS port (587 or 25) or switch it to implicit TLS"
