@@ -63,6 +63,11 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value_t = FlowConfig::default().idle_timeout_secs)]
     pub idle_timeout: u64,
 
+    /// Idle time in seconds (capture time) after which a connection that waits on an answer
+    /// (a banner, a TLS handshake flight) is considered finished.
+    #[arg(long, value_name = "SECS", default_value_t = FlowConfig::default().stall_timeout_secs)]
+    pub stall_timeout: u64,
+
     /// Worker threads (default: the number of cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -137,6 +142,7 @@ impl Cli {
             mail_ports,
             flow: FlowConfig {
                 idle_timeout_secs: self.idle_timeout,
+                stall_timeout_secs: self.stall_timeout,
                 ..FlowConfig::default()
             },
             threads: threads.max(1),

@@ -386,7 +386,11 @@ impl Analyzer {
             );
         }
         if let Some(tls) = st.tls.as_ref() {
+            let from = findings.len();
             findings.extend(tls.findings());
+            if let Some(silence) = tls_silence(tls, &to_server, &to_client) {
+                explain_silence(&mut findings[from..], silence, info.last);
+            }
         }
         if let Some(m) = st.mismatch {
             findings.push(mismatch_finding(m, server.port));
@@ -476,6 +480,90 @@ fn feed_smtp(st: &mut FlowState, dir: Direction, data: &[u8], meta: EventMeta) {
             if !rest.is_empty() && tls.feed(dir, rest, meta) == Interest::Done {
                 st.done[dir.index()] = true;
             }
+        }
+    }
+}
+
+/// What TCP shows about a TLS handshake the server never carried through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TlsSilence {
+    /// The server acknowledged the ClientHello and never sent a byte.
+    NoServerHello { client_hello: EventMeta },
+    /// The server's flight was sent (and retransmitted) but the client never acknowledged
+    /// all of it: large segments lost on the path (a path-MTU black hole) or a middlebox.
+    FlightUnacknowledged {
+        retransmissions: u64,
+        sent: u64,
+        acked: u64,
+    },
+}
+
+fn tls_silence(
+    tls: &TlsSession,
+    to_server: &crate::flow::DirStats,
+    to_client: &crate::flow::DirStats,
+) -> Option<TlsSilence> {
+    if !tls.client_hello_seen() || tls.outcome() == crate::report::model::HandshakeOutcome::Complete
+    {
+        return None;
+    }
+    let server_sent = to_client.delivered_bytes + to_client.skipped_bytes + to_client.gap_bytes;
+    if to_client.payload_bytes == 0 && to_client.packets > 0 && to_server.acked_bytes > 0 {
+        let client_hello = tls.client_hello_meta()?;
+        return Some(TlsSilence::NoServerHello { client_hello });
+    }
+    // The client's ACKs never covered the flight: it did not arrive whole.
+    (to_client.retransmissions > 0 && to_client.acked_bytes < server_sent).then_some(
+        TlsSilence::FlightUnacknowledged {
+            retransmissions: to_client.retransmissions,
+            sent: server_sent,
+            acked: to_client.acked_bytes,
+        },
+    )
+}
+
+/// Says in the handshake failure what the silence was, so the remedy points at the server
+/// or the path instead of at TLS settings.
+fn explain_silence(findings: &mut [Finding], silence: TlsSilence, end: crate::time::Timestamp) {
+    let Some(f) = findings
+        .iter_mut()
+        .find(|f| f.kind == Kind::TlsHandshakeFailure)
+    else {
+        return;
+    };
+    match silence {
+        TlsSilence::NoServerHello { client_hello } => {
+            f.message = format!(
+                "TLS handshake failed: the server acknowledged the ClientHello and never \
+                 answered ({} s); {}",
+                end.secs_since(client_hello.ts),
+                f.message.trim_start_matches("TLS handshake failed: ")
+            );
+            f.evidence
+                .insert("silence".into(), "no_server_hello".into());
+            f.evidence
+                .insert("client_hello_frame".into(), client_hello.frame.into());
+            f.evidence.insert(
+                "waited_secs".into(),
+                serde_json::json!(end.secs_since(client_hello.ts)),
+            );
+        }
+        TlsSilence::FlightUnacknowledged {
+            retransmissions,
+            sent,
+            acked,
+        } => {
+            f.message = format!(
+                "TLS handshake failed: the server's flight was retransmitted {retransmissions} \
+                 time(s) and never acknowledged ({acked} of {sent} bytes); {}",
+                f.message.trim_start_matches("TLS handshake failed: ")
+            );
+            f.evidence
+                .insert("silence".into(), "server_flight_unacknowledged".into());
+            f.evidence
+                .insert("server_retransmissions".into(), retransmissions.into());
+            f.evidence.insert("server_bytes_sent".into(), sent.into());
+            f.evidence.insert("server_bytes_acked".into(), acked.into());
         }
     }
 }
@@ -598,5 +686,22 @@ impl FlowHandler for Analyzer {
 
     fn close(&mut self, st: FlowState, info: &FlowInfo, reason: CloseReason) {
         self.close_flow(st, info, reason);
+    }
+
+    /// An established connection whose server has not said a word (a banner, or a TLS
+    /// server's first flight), or whose TLS handshake began and is still unanswered.
+    fn waiting(&self, st: &FlowState, info: &FlowInfo) -> bool {
+        let server = Direction::ToClient.index();
+        // `info.dirs` follows the table's roles, `st` the corrected ones.
+        let server_stats = info.dirs[if st.swapped { 0 } else { 1 }];
+        let server_silent = st.openings[server].is_none()
+            && st.probed[server] == 0
+            && st.carry[server].is_empty()
+            && !st.gapped[server];
+        let handshake_pending = st.tls.as_ref().is_some_and(|t| {
+            t.client_hello_seen()
+                && t.outcome() == crate::report::model::HandshakeOutcome::Incomplete
+        });
+        server_stats.syn && (server_silent || handshake_pending)
     }
 }

@@ -217,6 +217,15 @@ impl StreamAssembler {
         }
     }
 
+    /// How far into this direction's stream the peer's `ack` reaches (a FIN counts as one
+    /// byte); `None` before the direction has a sequence anchor.
+    pub fn acked_offset(&self, ack: u32) -> Option<u64> {
+        if self.anchor == Anchor::None {
+            return None;
+        }
+        u64::try_from(self.offset(ack)).ok()
+    }
+
     /// Stream offset of `seq`, negative when it lies before offset 0.
     fn offset(&self, seq: u32) -> i64 {
         let next_seq = self.base.wrapping_add(self.next as u32);

@@ -122,6 +122,10 @@ pub struct DirStats {
     pub syn: bool,
     pub fin: bool,
     pub rst: bool,
+    /// How far the peer acknowledged this direction (stream offset of its highest ACK): below
+    /// `delivered_bytes` at the end, part of what was sent never reached the peer.
+    #[serde(skip)]
+    pub acked_bytes: u64,
 }
 
 /// Why a flow ended.
@@ -179,6 +183,13 @@ pub trait FlowHandler {
     ) -> Interest;
     /// The flow is finished; the table releases its memory right after.
     fn close(&mut self, state: Self::State, info: &FlowInfo, reason: CloseReason);
+    /// Asked when the flow has been idle past the idle timeout: true keeps it open up to the
+    /// stall timeout, because it waits on an answer (a banner, a handshake flight) whose late
+    /// arrival, or the FIN or RST of a peer that gave up, must join this flow rather than
+    /// open a new one.
+    fn waiting(&self, _state: &Self::State, _info: &FlowInfo) -> bool {
+        false
+    }
 }
 
 /// Limits of the flow table and reassembly, with the defaults documented in the README.
@@ -187,6 +198,9 @@ pub struct FlowConfig {
     /// Idle time (capture time) after which a flow is finished; 0 disables the timeout.
     /// Checked once per capture second, so a flow may outlive it by under a second.
     pub idle_timeout_secs: u64,
+    /// Idle time after which a flow the handler calls [`FlowHandler::waiting`] is finished
+    /// (only when longer than `idle_timeout_secs`).
+    pub stall_timeout_secs: u64,
     /// Live flows at most; beyond it the longest-idle flow is evicted.
     pub max_flows: usize,
     /// Out-of-order bytes held per direction at most. Each held chunk also counts
@@ -201,6 +215,9 @@ impl Default for FlowConfig {
         FlowConfig {
             // Suricata's default for established TCP flows is 300 s; Zeek's tcp_inactivity_timeout 5 min.
             idle_timeout_secs: 300,
+            // A client waiting on a silent server gives up within minutes (swaks 5 min,
+            // Postfix smtp_helo_timeout 300 s); an hour keeps the latest of them in one flow.
+            stall_timeout_secs: 3600,
             max_flows: 262_144,
             max_ooo_bytes_per_flow: 256 * 1024,
             max_ooo_bytes_total: 32 * 1024 * 1024,
@@ -218,6 +235,11 @@ pub struct FlowTableStats {
     pub closed_fin: u64,
     pub closed_reset: u64,
     pub idle_timeouts: u64,
+    /// Flows kept open past the idle timeout because they waited on an answer (a banner, a
+    /// handshake flight).
+    pub stalled_flows: u64,
+    /// Waiting flows finished at the stall timeout (also counted in `idle_timeouts`).
+    pub stall_timeouts: u64,
     /// Flows finished early because `max_flows` was reached (longest idle first).
     pub evicted_flow_cap: u64,
     /// New SYNs on a 5-tuple whose previous connection was finishing or finished.

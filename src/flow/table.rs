@@ -1,9 +1,10 @@
 //! The flow table: canonical 5-tuple -> live flow, roles, lifecycle and limits.
 //!
 //! Invariants:
-//! - `lru` holds exactly one entry `(lru_sec, id)` per live flow, so the first entry is the
-//!   longest idle flow (ties broken by age); it is touched at most once per capture second
-//!   per flow, which keeps the per-packet path free of tree operations;
+//! - `lru` or `stalled` (never both) holds exactly one entry `(lru_sec, id)` per live flow,
+//!   so the first entry of each is its longest idle flow (ties broken by age); it is touched
+//!   at most once per capture second per flow, which keeps the per-packet path free of tree
+//!   operations; `stalled` holds the flows idle past the idle timeout that wait on an answer;
 //! - `budget.used` equals the sum of the held costs of every live direction;
 //! - a key is either live (`flows`) or remembered as finished (`closed`, by its
 //!   [`ClosedTag`]), never both;
@@ -223,8 +224,10 @@ struct Flow<S> {
     id: u64,
     /// The client is the key's lower endpoint.
     client_is_lo: bool,
-    /// Capture second of the flow's `lru` entry.
+    /// Capture second of the flow's `lru` (or `stalled`) entry.
     lru_sec: i64,
+    /// The entry is in `stalled`, not `lru`.
+    stalled: bool,
     info: FlowInfo,
     asm: [StreamAssembler; 2],
     state: S,
@@ -299,6 +302,9 @@ pub struct FlowTable<H: FlowHandler> {
     stats: FlowTableStats,
     flows: FxHashMap<FlowKey, Flow<H::State>>,
     lru: BTreeMap<(i64, u64), FlowKey>,
+    /// Flows idle past the idle timeout that wait on an answer, ordered like `lru`; they are
+    /// finished at the stall timeout instead.
+    stalled: BTreeMap<(i64, u64), FlowKey>,
     /// Connections finished by FIN or RST, with the capture second they are forgotten at.
     /// The tags are already uniform, so the cheap FxHash of the map only spreads them.
     closed: FxHashMap<ClosedTag, i64>,
@@ -320,6 +326,7 @@ impl<H: FlowHandler> FlowTable<H> {
             stats: FlowTableStats::default(),
             flows: FxHashMap::default(),
             lru: BTreeMap::new(),
+            stalled: BTreeMap::new(),
             closed: FxHashMap::default(),
             closed_queue: VecDeque::new(),
             budget: Budget {
@@ -342,7 +349,11 @@ impl<H: FlowHandler> FlowTable<H> {
             let dir = flow.direction(src_is_lo);
             if !(syn_only && flow.is_new_connection(dir, seg.seq)) {
                 if flow.lru_sec != self.now {
-                    self.lru.remove(&(flow.lru_sec, flow.id));
+                    if std::mem::take(&mut flow.stalled) {
+                        self.stalled.remove(&(flow.lru_sec, flow.id));
+                    } else {
+                        self.lru.remove(&(flow.lru_sec, flow.id));
+                    }
                     flow.lru_sec = self.now;
                     self.lru.insert((self.now, flow.id), key);
                 }
@@ -456,9 +467,37 @@ impl<H: FlowHandler> FlowTable<H> {
         if timeout > 0 {
             // Idle for more than `timeout` whole seconds of capture time: at least `timeout`
             // seconds, at most one more.
-            while let Some((&(sec, _), &key)) = self.lru.first_key_value() {
-                if self.now.saturating_sub(sec) <= timeout {
-                    break;
+            let stall = i64::try_from(self.config.stall_timeout_secs).unwrap_or(i64::MAX);
+            // Due flows of both queues close in one `(second, id)` order, the order a sharded
+            // run merges its workers' closes in.
+            loop {
+                let due = |q: &BTreeMap<(i64, u64), FlowKey>, limit: i64| {
+                    q.first_key_value()
+                        .filter(|(e, _)| self.now.saturating_sub(e.0) > limit)
+                        .map(|(e, k)| (*e, *k))
+                };
+                let (entry, key, from_stalled) =
+                    match (due(&self.lru, timeout), due(&self.stalled, stall)) {
+                        (Some(a), Some(b)) if b.0 < a.0 => (b.0, b.1, true),
+                        (Some(a), _) => (a.0, a.1, false),
+                        (None, Some(b)) => (b.0, b.1, true),
+                        (None, None) => break,
+                    };
+                if from_stalled {
+                    self.stats.stall_timeouts += 1;
+                } else if stall > timeout
+                    && self
+                        .flows
+                        .get(&key)
+                        .is_some_and(|f| self.handler.waiting(&f.state, &f.info))
+                {
+                    self.lru.remove(&entry);
+                    self.stalled.insert(entry, key);
+                    if let Some(f) = self.flows.get_mut(&key) {
+                        f.stalled = true;
+                    }
+                    self.stats.stalled_flows += 1;
+                    continue;
                 }
                 self.close(&key, CloseReason::IdleTimeout, None, None);
             }
@@ -477,7 +516,13 @@ impl<H: FlowHandler> FlowTable<H> {
     fn open(&mut self, key: FlowKey, src_is_lo: bool, seg: &TcpSegment<'_>, meta: EventMeta) {
         let cap = self.config.max_flows.max(1);
         while self.flows.len() >= cap {
-            let Some((_, &victim)) = self.lru.first_key_value() else {
+            // The longest idle of all, waiting or not.
+            let oldest = match (self.lru.first_key_value(), self.stalled.first_key_value()) {
+                (Some((a, ka)), Some((b, kb))) => Some(if b < a { *kb } else { *ka }),
+                (Some((_, k)), None) | (None, Some((_, k))) => Some(*k),
+                (None, None) => None,
+            };
+            let Some(victim) = oldest else {
                 break;
             };
             self.stats.evicted_flow_cap += 1;
@@ -506,6 +551,7 @@ impl<H: FlowHandler> FlowTable<H> {
                 id,
                 client_is_lo,
                 lru_sec: self.now,
+                stalled: false,
                 info,
                 asm: [StreamAssembler::new(per_dir), StreamAssembler::new(per_dir)],
                 state,
@@ -528,7 +574,11 @@ impl<H: FlowHandler> FlowTable<H> {
         let Some(flow) = self.flows.remove(key) else {
             return;
         };
-        self.lru.remove(&(flow.lru_sec, flow.id));
+        if flow.stalled {
+            self.stalled.remove(&(flow.lru_sec, flow.id));
+        } else {
+            self.lru.remove(&(flow.lru_sec, flow.id));
+        }
         let Flow {
             mut info,
             mut asm,
@@ -675,6 +725,14 @@ fn drive<H: FlowHandler>(
             budget: &mut *budget,
         };
         peer.peer_ack(seg.ack, &mut sink);
+    }
+    if flags.ack() && !flags.rst() {
+        if let (Some(acked), Some(s)) = (
+            peer.acked_offset(seg.ack),
+            info.dirs.get_mut(dir.reverse().index()),
+        ) {
+            s.acked_bytes = s.acked_bytes.max(acked);
+        }
     }
 
     let mut sink = Sink {

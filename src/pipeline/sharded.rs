@@ -147,6 +147,10 @@ impl FlowHandler for Recorder {
         self.inner.event(state, info, dir, ev, meta)
     }
 
+    fn waiting(&self, state: &FlowState, info: &FlowInfo) -> bool {
+        self.inner.waiting(state, info)
+    }
+
     fn close(&mut self, state: FlowState, info: &FlowInfo, reason: CloseReason) {
         self.live.push(LiveChange {
             pos: self.pos,
@@ -530,6 +534,8 @@ fn add_stats(sum: &mut FlowTableStats, s: &FlowTableStats) {
         closed_fin,
         closed_reset,
         idle_timeouts,
+        stalled_flows,
+        stall_timeouts,
         evicted_flow_cap,
         port_reuse,
         ooo_bytes_dropped_flow_cap,
@@ -547,6 +553,8 @@ fn add_stats(sum: &mut FlowTableStats, s: &FlowTableStats) {
     sum.closed_fin += closed_fin;
     sum.closed_reset += closed_reset;
     sum.idle_timeouts += idle_timeouts;
+    sum.stalled_flows += stalled_flows;
+    sum.stall_timeouts += stall_timeouts;
     sum.evicted_flow_cap += evicted_flow_cap;
     sum.port_reuse += port_reuse;
     sum.ooo_bytes_dropped_flow_cap += ooo_bytes_dropped_flow_cap;

@@ -40,8 +40,29 @@ pub fn remedy(f: &Finding) -> &'static str {
              (465), and change the exposed credentials"
         }
         Kind::TlsHandshakeFailure => {
-            "compare what each side supports (TLS versions, cipher suites, certificate and SNI); \
-             the alert description names the side that gave up and why"
+            let alert = f.evidence.get("description").is_some_and(|d| d.is_string());
+            match f.evidence.get("silence").and_then(Value::as_str) {
+                Some("no_server_hello") => {
+                    "the server took the connection and the ClientHello but never answered: \
+                     check that a TLS server (not a plaintext or hung process) listens there, \
+                     and that no middlebox on the path holds the handshake"
+                }
+                Some("server_flight_unacknowledged") => {
+                    "the server's first flight never reached the client whole: a path-MTU black \
+                     hole (large packets dropped, ICMP \"fragmentation needed\" / ICMPv6 \
+                     \"packet too big\" filtered): allow those ICMP messages or clamp the TCP \
+                     MSS on the path; TLS settings are not the cause"
+                }
+                _ if alert => {
+                    "compare what each side supports (TLS versions, cipher suites, certificate \
+                     and SNI); the alert description names the side that gave up and why"
+                }
+                _ => {
+                    "one side closed during the handshake without a readable alert: compare \
+                     what each side supports (TLS versions, cipher suites, certificate and \
+                     SNI) and read that side's log for the reason"
+                }
+            }
         }
         Kind::TlsModeMismatch => {
             let port = f.evidence.get("server_port").and_then(Value::as_u64);

@@ -564,6 +564,11 @@ impl TlsSession {
         });
     }
 
+    /// When the (first) ClientHello was seen.
+    pub fn client_hello_meta(&self) -> Option<EventMeta> {
+        self.client_hello.as_ref().map(|(_, m)| *m)
+    }
+
     pub fn client_hello_seen(&self) -> bool {
         self.client_hellos > 0
     }
