@@ -785,6 +785,8 @@ mod tests {
         closed: Vec<(usize, CloseReason, FlowInfo)>,
         /// Directions whose analyzer answers `Done` after its first data.
         done_after_first: bool,
+        /// Flows (by opening order) the analyzer says wait on an answer.
+        waiting: Vec<usize>,
     }
 
     impl FlowHandler for Rec {
@@ -817,6 +819,9 @@ mod tests {
         }
         fn close(&mut self, state: usize, info: &FlowInfo, reason: CloseReason) {
             self.closed.push((state, reason, info.clone()));
+        }
+        fn waiting(&self, state: &usize, _info: &FlowInfo) -> bool {
+            self.waiting.contains(state)
         }
     }
 
@@ -1118,6 +1123,40 @@ mod tests {
         // A later packet of the timed-out flow starts a new flow.
         f.send(seg(C, S, 2, 1, ACK, b"e"));
         assert_eq!(f.rec().opened.len(), 3);
+    }
+
+    #[test]
+    fn waiting_flows_outlive_the_idle_timeout_until_the_stall_timeout() {
+        let config = FlowConfig {
+            idle_timeout_secs: 60,
+            stall_timeout_secs: 600,
+            ..FlowConfig::default()
+        };
+        let mut f = Feed::new(config);
+        f.table.handler_mut().waiting = vec![0];
+        let t0 = f.secs;
+        let other = (("10.9.9.9", 40000), ("10.9.9.8", 25));
+        f.send(seg(C, S, 1, 1, ACK, b"a"));
+        f.at(t0 + 50).send(seg(other.0, other.1, 1, 1, ACK, b"b"));
+        f.at(t0 + 100).send(seg(other.0, other.1, 2, 1, ACK, b"c"));
+        // Flow 0, idle for 100 s, waits: kept.
+        assert!(f.rec().closed.is_empty());
+        assert_eq!(f.table.stats().stalled_flows, 1);
+        // A late packet joins the waiting flow and makes it an ordinary one again.
+        f.at(t0 + 500).send(seg(C, S, 2, 1, ACK | FIN, b""));
+        assert_eq!(f.rec().opened.len(), 2, "the late FIN joined flow 0");
+        let r = f.rec();
+        assert_eq!(r.closed.len(), 1, "flow 1 idle since t0 + 100");
+        assert_eq!(r.closed[0].0, 1);
+        // Idle again, it waits again, until the stall timeout.
+        f.at(t0 + 561).send(seg(other.0, other.1, 9, 1, ACK, b"x"));
+        assert_eq!(f.table.stats().stalled_flows, 2);
+        f.at(t0 + 1101)
+            .send(seg(other.0, other.1, 10, 1, ACK, b"y"));
+        // Due in one sweep, they close in (second, id) order: flow 0 (t0 + 500), flow 2.
+        let order: Vec<usize> = f.rec().closed.iter().map(|c| c.0).collect();
+        assert_eq!(order, vec![1, 0, 2]);
+        assert_eq!(f.table.stats().stall_timeouts, 1);
     }
 
     #[test]
