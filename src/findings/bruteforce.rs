@@ -24,7 +24,12 @@ struct Failures {
     last_frame: u64,
     servers: Vec<String>,
     usernames: Vec<String>,
+    /// Tags of the secrets tried (see `Secret::tag`), up to `MAX_TAGS`.
+    secrets: Vec<u64>,
 }
+
+/// Distinct secrets counted per client at most.
+const MAX_TAGS: usize = 256;
 
 /// Tracks failed AUTH attempts per client address.
 #[derive(Debug)]
@@ -78,6 +83,7 @@ impl BruteForceTracker {
                 last_frame: 0,
                 servers: Vec::new(),
                 usernames: Vec::new(),
+                secrets: Vec::new(),
             });
         // The AUTH list is capped per flow; the session's counter is not.
         e.count += (failed.len() as u64).max(smtp.stats.auth_failures);
@@ -93,6 +99,11 @@ impl BruteForceTracker {
             e.servers.push(server);
         }
         for a in &failed {
+            if let Some(t) = a.secret_tag {
+                if !e.secrets.contains(&t) && e.secrets.len() < MAX_TAGS {
+                    e.secrets.push(t);
+                }
+            }
             if let Some(u) = &a.username {
                 if !e.usernames.contains(u) && e.usernames.len() < 16 {
                     e.usernames.push(u.clone());
@@ -111,15 +122,28 @@ impl BruteForceTracker {
                     ts: f.last,
                     frame: f.last_frame,
                 };
+                // One wrong password retried for one user is a misconfigured client, not
+                // guessing (one password over many users is spraying, and stays high).
+                let retried = f.secrets.len() == 1 && f.usernames.len() <= 1;
+                let (severity, what) = if retried {
+                    (
+                        Severity::Medium,
+                        " (one password retried: a misconfigured client?)",
+                    )
+                } else {
+                    (Severity::High, "")
+                };
                 let mut finding = Finding::new(
                     Kind::AuthBruteForce,
-                    Severity::High,
+                    severity,
                     meta,
                     format!(
-                        "{} failed AUTH attempts from {ip} in {} connection(s) between {} and {}",
+                        "{} failed AUTH attempts from {ip} in {} connection(s) between {} and \
+                         {}{what}",
                         f.count, f.flows, f.first, f.last
                     ),
                 )
+                .with("distinct_passwords", f.secrets.len())
                 .with("client_ip", ip.to_string())
                 .with("failed_attempts", f.count)
                 .with("flows", f.flows)

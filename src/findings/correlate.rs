@@ -11,6 +11,9 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
+use crate::findings::downgrade::StarttlsMemory;
+use crate::findings::fallback::FallbackTracker;
+use crate::findings::spraying::SprayTracker;
 use crate::findings::{Finding, Kind, Severity};
 use crate::flow::EventMeta;
 use crate::report::model::{FlowClass, FlowRecord};
@@ -88,6 +91,9 @@ pub struct CorrelatorStats {
 #[derive(Debug, Default)]
 pub struct Correlator {
     implicit_tls_servers: HashSet<(IpAddr, u16)>,
+    starttls: StarttlsMemory,
+    fallback: FallbackTracker,
+    spray: SprayTracker,
     stats: CorrelatorStats,
 }
 
@@ -98,6 +104,15 @@ impl Correlator {
 
     pub fn stats(&self) -> &CorrelatorStats {
         &self.stats
+    }
+
+    /// Cross-connection findings decided after the flow they belong to was reported (its
+    /// evidence came from a connection that closed later); reported with the run's findings.
+    pub fn take_late(&mut self) -> Vec<Finding> {
+        let mut late = self.starttls.take_late();
+        late.extend(self.fallback.take_late());
+        late.sort_by_key(|f| (f.ts, f.frame, f.kind));
+        late
     }
 
     /// A finished flow, in report order: amends its class and findings with what earlier
@@ -124,6 +139,13 @@ impl Correlator {
                 record.class = FlowClass::Unknown;
             }
         }
+        self.starttls.observe(record, findings);
+        self.fallback.observe(record, findings);
+        findings.extend(self.spray.observe(record));
+        for f in findings.iter_mut().filter(|f| f.flow.is_empty()) {
+            f.flow.clone_from(&record.id);
+        }
+        findings.sort_by_key(|f| (f.frame, f.kind));
         if record.class == FlowClass::ImplicitTls {
             let server = (record.server.ip, record.server.port);
             if self.implicit_tls_servers.len() < MAX_IMPLICIT_TLS_SERVERS {

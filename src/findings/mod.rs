@@ -158,3 +158,7 @@ impl Finding {
 
 pub mod bruteforce;
 pub mod correlate;
+pub mod downgrade;
+pub mod fallback;
+pub mod spraying;
+pub mod window;

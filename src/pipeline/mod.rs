@@ -129,7 +129,8 @@ impl Tally {
     }
 
     fn finish(mut self, sink: &mut dyn ReportSink) -> io::Result<RunOutcome> {
-        let run_findings = self.bruteforce.findings();
+        let mut run_findings = self.correlator.take_late();
+        run_findings.extend(self.bruteforce.findings());
         for f in &run_findings {
             self.outcome.summary.add_finding(f);
         }

@@ -120,6 +120,7 @@ fn auth_record(
         }),
         hashcat: None,
         secret_frame: Some(frame),
+        secret_tag: Some(frame),
         cancelled: false,
         undecodable: 0,
     }

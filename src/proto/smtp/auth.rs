@@ -30,6 +30,16 @@ impl Secret {
         self.0.is_empty()
     }
 
+    /// A tag that tells two secrets apart without keeping either: a hash under a key drawn
+    /// at random once per process, so the tag cannot be looked up in a table of known
+    /// passwords and never means anything outside this run. Never written out.
+    pub fn tag(&self) -> u64 {
+        static KEY: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+        use std::hash::BuildHasher;
+        KEY.get_or_init(std::hash::RandomState::new)
+            .hash_one(&self.0)
+    }
+
     /// The secret as text: lossy UTF-8 (passwords and tokens are text in practice).
     pub fn expose(&self) -> String {
         String::from_utf8_lossy(&self.0).into_owned()
@@ -420,6 +430,7 @@ impl AuthExchange {
             ts: self.meta.ts,
             authzid: self.authzid.clone(),
             secret: self.secret.as_ref().map(|s| s.record(reveal)),
+            secret_tag: self.secret.as_ref().map(Secret::tag),
             hashcat: if reveal {
                 self.hashcat.as_ref().map(Secret::expose)
             } else {

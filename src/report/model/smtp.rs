@@ -64,6 +64,10 @@ pub struct AuthRecord {
     pub hashcat: Option<String>,
     /// Frame of the client line that carried the secret.
     pub secret_frame: Option<u64>,
+    /// Tells secrets apart across attempts (brute force vs. one wrong password retried)
+    /// without keeping them; never written out.
+    #[serde(skip)]
+    pub secret_tag: Option<u64>,
     /// The client cancelled the exchange with `*`.
     pub cancelled: bool,
     /// Messages of the exchange that could not be decoded (bad base64 or structure).

@@ -1,0 +1,204 @@
+//! `plaintext_fallback`: a client whose TLS attempt with a server failed (handshake failure,
+//! mode mismatch, STARTTLS refused, or a connection to 465 that never opened) and that then
+//! sent AUTH or mail to the same server address in plaintext within the window. A retry that
+//! succeeds with TLS is no fallback; another client is another story.
+//!
+//! Flows arrive in the order they close: a blocked 465 attempt closes at its idle timeout,
+//! long after the plaintext connection to 587 that followed it. A plaintext flow therefore
+//! also waits (bounded) for an earlier failure to show up; what it then gets is reported with
+//! the run's findings at the end.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::findings::{Finding, Kind, Severity};
+use crate::flow::EventMeta;
+use crate::report::model::{FlowClass, FlowRecord};
+use crate::time::Timestamp;
+
+/// Pairs remembered at most, and entries kept per pair.
+const MAX_PAIRS: usize = 65_536;
+const MAX_PER_PAIR: usize = 8;
+
+/// Client address, server address.
+type Pair = (IpAddr, IpAddr);
+
+#[derive(Clone, Debug)]
+struct Failure {
+    ts: Timestamp,
+    flow: String,
+    kind: Kind,
+    port: u16,
+}
+
+#[derive(Clone, Debug)]
+struct Plaintext {
+    ts: Timestamp,
+    flow: String,
+    meta: EventMeta,
+    what: &'static str,
+    port: u16,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FallbackDrops {
+    pub pairs_full: u64,
+    pub entries_over_cap: u64,
+}
+
+#[derive(Debug)]
+pub struct FallbackTracker {
+    window_secs: u64,
+    failures: HashMap<Pair, Vec<Failure>>,
+    plaintext: HashMap<Pair, Vec<Plaintext>>,
+    late: Vec<Finding>,
+    drops: FallbackDrops,
+}
+
+impl Default for FallbackTracker {
+    fn default() -> Self {
+        Self::new(3600)
+    }
+}
+
+impl FallbackTracker {
+    pub fn new(window_secs: u64) -> Self {
+        FallbackTracker {
+            window_secs,
+            failures: HashMap::new(),
+            plaintext: HashMap::new(),
+            late: Vec::new(),
+            drops: FallbackDrops::default(),
+        }
+    }
+
+    pub fn drops(&self) -> FallbackDrops {
+        self.drops
+    }
+
+    /// Findings decided after their flow was reported (see the module note).
+    pub fn take_late(&mut self) -> Vec<Finding> {
+        std::mem::take(&mut self.late)
+    }
+
+    pub fn observe(&mut self, flow: &FlowRecord, findings: &mut Vec<Finding>) {
+        let pair = (flow.client.ip, flow.server.ip);
+        if let Some(fail) = failed_tls(flow, findings) {
+            self.add_failure(pair, fail);
+        }
+        let Some(plain) = plaintext_use(flow) else {
+            return;
+        };
+        let window = self.window_secs;
+        let earlier = self.failures.get(&pair).and_then(|list| {
+            list.iter()
+                .filter(|f| f.ts <= plain.ts && plain.ts.secs_since(f.ts) <= window)
+                .max_by_key(|f| f.ts)
+                .cloned()
+        });
+        match earlier {
+            Some(fail) => findings.push(finding(&plain, &fail)),
+            None => push_capped(&mut self.plaintext, pair, plain, &mut self.drops),
+        }
+    }
+
+    fn add_failure(&mut self, pair: Pair, fail: Failure) {
+        let window = self.window_secs;
+        if let Some(waiting) = self.plaintext.get_mut(&pair) {
+            let (hit, keep): (Vec<_>, Vec<_>) = waiting
+                .drain(..)
+                .partition(|p| fail.ts <= p.ts && p.ts.secs_since(fail.ts) <= window);
+            *waiting = keep;
+            for p in hit {
+                let mut f = finding(&p, &fail);
+                f.flow.clone_from(&p.flow);
+                self.late.push(f);
+            }
+        }
+        push_capped(&mut self.failures, pair, fail, &mut self.drops);
+    }
+}
+
+fn push_capped<T>(map: &mut HashMap<Pair, Vec<T>>, pair: Pair, item: T, drops: &mut FallbackDrops) {
+    if !map.contains_key(&pair) && map.len() >= MAX_PAIRS {
+        drops.pairs_full += 1;
+        return;
+    }
+    let list = map.entry(pair).or_default();
+    if list.len() >= MAX_PER_PAIR {
+        list.remove(0);
+        drops.entries_over_cap += 1;
+    }
+    list.push(item);
+}
+
+/// The TLS attempt of this flow that failed, if one did.
+fn failed_tls(flow: &FlowRecord, findings: &[Finding]) -> Option<Failure> {
+    let f = findings.iter().find(|f| match f.kind {
+        Kind::TlsHandshakeFailure | Kind::TlsModeMismatch | Kind::StarttlsRefused => true,
+        Kind::ConnectionFailed => flow.server.port == 465,
+        _ => false,
+    })?;
+    Some(Failure {
+        ts: f.ts,
+        flow: flow.id.clone(),
+        kind: f.kind,
+        port: flow.server.port,
+    })
+}
+
+/// AUTH or mail sent in plaintext on this flow.
+fn plaintext_use(flow: &FlowRecord) -> Option<Plaintext> {
+    if flow.class != FlowClass::Plaintext {
+        return None;
+    }
+    let smtp = flow.smtp.as_ref()?;
+    let (meta, what) = if let Some(a) = smtp.auth.first() {
+        (
+            EventMeta {
+                ts: a.ts,
+                frame: a.frame,
+            },
+            "auth",
+        )
+    } else {
+        let t = smtp.transaction_list.first()?;
+        (
+            EventMeta {
+                ts: flow.start,
+                frame: t.frame,
+            },
+            "mail",
+        )
+    };
+    Some(Plaintext {
+        ts: meta.ts,
+        flow: flow.id.clone(),
+        meta,
+        what,
+        port: flow.server.port,
+    })
+}
+
+fn finding(p: &Plaintext, fail: &Failure) -> Finding {
+    let what = if p.what == "auth" { "AUTH" } else { "mail" };
+    Finding::new(
+        Kind::PlaintextFallback,
+        Severity::High,
+        p.meta,
+        format!(
+            "after a failed TLS attempt on port {} ({}), the client sent {what} in plaintext on \
+             port {} {} s later",
+            fail.port,
+            fail.kind,
+            p.port,
+            p.ts.secs_since(fail.ts)
+        ),
+    )
+    .with("related_flow", fail.flow.as_str())
+    .with("failure", fail.kind.as_str())
+    .with("failed_port", fail.port)
+    .with("plaintext_port", p.port)
+    .with("sent", p.what)
+    .with("secs_after_failure", p.ts.secs_since(fail.ts))
+}
