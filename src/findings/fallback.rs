@@ -33,6 +33,8 @@ struct Failure {
 
 #[derive(Clone, Debug)]
 struct Plaintext {
+    client: IpAddr,
+    server: IpAddr,
     ts: Timestamp,
     flow: String,
     meta: EventMeta,
@@ -172,6 +174,8 @@ fn plaintext_use(flow: &FlowRecord) -> Option<Plaintext> {
         )
     };
     Some(Plaintext {
+        client: flow.client.ip,
+        server: flow.server.ip,
         ts: meta.ts,
         flow: flow.id.clone(),
         meta,
@@ -196,6 +200,8 @@ fn finding(p: &Plaintext, fail: &Failure) -> Finding {
         ),
     )
     .with("related_flow", fail.flow.as_str())
+    .with("client_ip", p.client.to_string())
+    .with("server_ip", p.server.to_string())
     .with("failure", fail.kind.as_str())
     .with("failed_port", fail.port)
     .with("plaintext_port", p.port)

@@ -249,6 +249,8 @@ struct ServerPosture {
     ciphers: BTreeSet<String>,
     /// TLS handshakes that did not complete, plus refused STARTTLS.
     failures: u64,
+    /// Clients that fell back to plaintext with this server (`plaintext_fallback`).
+    fell_back: BTreeSet<String>,
 }
 
 impl ServerPosture {
@@ -471,11 +473,15 @@ impl TextSink {
             let starttls = if sp.ehlo_seen == 0 && sp.starttls_offered == 0 {
                 "-".to_string()
             } else if sp.starttls_offered == 0 {
-                "no".to_string()
+                "never".to_string()
             } else if sp.starttls_offered >= sp.ehlo_seen {
-                "yes".to_string()
+                "always".to_string()
             } else {
-                format!("{} of {}", sp.starttls_offered, sp.ehlo_seen)
+                format!(
+                    "missing {} of {}",
+                    sp.ehlo_seen - sp.starttls_offered,
+                    sp.ehlo_seen
+                )
             };
             let auth = if sp.auth_before_tls {
                 "yes"
@@ -536,6 +542,32 @@ impl TextSink {
                 self.servers_not_shown
             );
         }
+        for ((ip, port), sp) in &self.servers {
+            if !sp.fell_back.is_empty() {
+                let clients = sp.fell_back.iter().cloned().collect::<Vec<_>>().join(", ");
+                let server = sock(EndpointRecord {
+                    ip: *ip,
+                    port: *port,
+                });
+                let _ = writeln!(s, "  {server}: fell back to plaintext: {}", clean(&clients));
+            }
+        }
+    }
+
+    /// Notes a `plaintext_fallback` under the server the plaintext went to.
+    fn note_fallback(&mut self, f: &Finding) {
+        let get = |k: &str| f.evidence.get(k).and_then(Value::as_str);
+        let port = f.evidence.get("plaintext_port").and_then(Value::as_u64);
+        let (Some(client), Some(server), Some(port)) = (get("client_ip"), get("server_ip"), port)
+        else {
+            return;
+        };
+        let (Ok(ip), Ok(port)) = (server.parse::<IpAddr>(), u16::try_from(port)) else {
+            return;
+        };
+        if let Some(sp) = self.servers.get_mut(&(ip, port)) {
+            insert_capped(&mut sp.fell_back, Some(client));
+        }
     }
 }
 
@@ -551,6 +583,9 @@ impl ReportSink for TextSink {
             self.servers_not_shown += 1;
         }
         for f in findings {
+            if f.kind == Kind::PlaintextFallback {
+                self.note_fallback(f);
+            }
             self.add_finding(&finding_for_flow(f, flow), Some((flow, capture)));
         }
         Ok(())
@@ -564,6 +599,9 @@ impl ReportSink for TextSink {
 
     fn finish(&mut self, findings: &[Finding], summary: &Summary) -> io::Result<()> {
         for f in findings {
+            if f.kind == Kind::PlaintextFallback {
+                self.note_fallback(f);
+            }
             self.add_finding(f, None);
         }
         let text = self.render(summary);
