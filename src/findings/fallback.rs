@@ -208,3 +208,177 @@ fn finding(p: &Plaintext, fail: &Failure) -> Finding {
     .with("sent", p.what)
     .with("secs_after_failure", p.ts.secs_since(fail.ts))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::flow::{CloseReason, DirStats, RoleSource};
+    use crate::report::model::{AuthRecord, EndpointRecord, SmtpRecord, TcpRecord};
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::new(secs, 0)
+    }
+
+    fn flow(id: &str, client: &str, port: u16, start: i64, class: FlowClass) -> FlowRecord {
+        FlowRecord {
+            id: id.into(),
+            capture: "c.pcap".into(),
+            client: EndpointRecord {
+                ip: client.parse().unwrap(),
+                port: 40000,
+            },
+            server: EndpointRecord {
+                ip: "198.51.100.7".parse().unwrap(),
+                port,
+            },
+            start: at(start),
+            end: at(start + 1),
+            duration_secs: 1.0,
+            class,
+            smtp: None,
+            tls: None,
+            tcp: TcpRecord {
+                roles: RoleSource::Syn,
+                roles_corrected: false,
+                close: CloseReason::Fin,
+                first_frame: 1,
+                last_frame: 2,
+                to_server: DirStats::default(),
+                to_client: DirStats::default(),
+            },
+        }
+    }
+
+    fn with_auth(mut f: FlowRecord) -> FlowRecord {
+        let auth = AuthRecord {
+            mechanism: "PLAIN".into(),
+            username: Some("alice".into()),
+            in_cleartext: true,
+            outcome: crate::report::model::AuthOutcome::Success,
+            reply: Some(235),
+            frame: 7,
+            ts: f.start,
+            authzid: None,
+            secret: None,
+            hashcat: None,
+            secret_frame: None,
+            secret_tag: None,
+            cancelled: false,
+            undecodable: 0,
+        };
+        f.smtp = Some(SmtpRecord {
+            auth: vec![auth],
+            ..SmtpRecord::default()
+        });
+        f
+    }
+
+    fn failure(at_secs: i64, kind: Kind) -> Finding {
+        Finding::new(
+            kind,
+            Severity::Medium,
+            EventMeta {
+                ts: at(at_secs),
+                frame: 3,
+            },
+            "failed",
+        )
+    }
+
+    #[test]
+    fn plaintext_after_a_failure_is_a_fallback_in_either_close_order() {
+        // The failure closes first: the finding goes with the plaintext flow.
+        let mut t = FallbackTracker::default();
+        let mut fs = vec![failure(100, Kind::TlsHandshakeFailure)];
+        t.observe(
+            &flow("a", "192.0.2.10", 465, 100, FlowClass::ImplicitTls),
+            &mut fs,
+        );
+        let mut fs = Vec::new();
+        t.observe(
+            &with_auth(flow("b", "192.0.2.10", 587, 130, FlowClass::Plaintext)),
+            &mut fs,
+        );
+        assert_eq!(fs.len(), 1);
+        assert_eq!(fs[0].kind, Kind::PlaintextFallback);
+        assert_eq!(fs[0].evidence["related_flow"], "a");
+        assert_eq!(fs[0].evidence["secs_after_failure"], 30);
+
+        // A blocked 465 closes long after the plaintext flow that followed it: decided late.
+        let mut t = FallbackTracker::default();
+        let mut fs = Vec::new();
+        t.observe(
+            &with_auth(flow("b", "192.0.2.10", 587, 130, FlowClass::Plaintext)),
+            &mut fs,
+        );
+        assert!(fs.is_empty());
+        let mut fs = vec![failure(100, Kind::ConnectionFailed)];
+        t.observe(
+            &flow("a", "192.0.2.10", 465, 100, FlowClass::Unknown),
+            &mut fs,
+        );
+        let late = t.take_late();
+        assert_eq!(late.len(), 1);
+        assert_eq!((late[0].flow.as_str(), late[0].frame), ("b", 7));
+    }
+
+    #[test]
+    fn no_fallback_for_another_client_a_later_failure_or_past_the_window() {
+        let mut t = FallbackTracker::default();
+        let mut fs = vec![failure(100, Kind::StarttlsRefused)];
+        t.observe(
+            &flow("a", "192.0.2.10", 587, 100, FlowClass::Plaintext),
+            &mut fs,
+        );
+        let mut other = Vec::new();
+        t.observe(
+            &with_auth(flow("b", "192.0.2.11", 587, 130, FlowClass::Plaintext)),
+            &mut other,
+        );
+        assert!(other.is_empty(), "another client");
+        let mut late = Vec::new();
+        t.observe(
+            &with_auth(flow(
+                "c",
+                "192.0.2.10",
+                587,
+                100 + 3601,
+                FlowClass::Plaintext,
+            )),
+            &mut late,
+        );
+        assert!(late.is_empty(), "past the hour");
+        // A failure after the plaintext use explains nothing.
+        let mut t = FallbackTracker::default();
+        let mut fs = Vec::new();
+        t.observe(
+            &with_auth(flow("b", "192.0.2.10", 587, 50, FlowClass::Plaintext)),
+            &mut fs,
+        );
+        let mut fs = vec![failure(100, Kind::TlsModeMismatch)];
+        t.observe(
+            &flow("a", "192.0.2.10", 465, 100, FlowClass::Unknown),
+            &mut fs,
+        );
+        assert!(t.take_late().is_empty());
+    }
+
+    #[test]
+    fn tables_are_capped_and_counted() {
+        let mut t = FallbackTracker::default();
+        for i in 0..(MAX_PER_PAIR + 3) {
+            let mut fs = Vec::new();
+            let f = with_auth(flow(
+                &format!("p{i}"),
+                "192.0.2.10",
+                587,
+                i as i64,
+                FlowClass::Plaintext,
+            ));
+            t.observe(&f, &mut fs);
+        }
+        assert_eq!(t.drops().entries_over_cap, 3);
+    }
+}
