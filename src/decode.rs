@@ -98,6 +98,19 @@ pub struct Decoder {
     /// Frames skipped per unsupported link type, and whether the warning was given. A capture
     /// has at most a handful of link types, so a list beats a map.
     unsupported: Vec<(LinkType, u64, bool)>,
+    /// TCP segments whose payload the snap length cut, since the last warning.
+    snap_cut: SnapCut,
+}
+
+/// Payloads cut by the capture's snap length, for the capture's warning: reassembly turns
+/// each cut into a gap, and a reader of the report must know why the gaps are there.
+#[derive(Clone, Copy, Debug, Default)]
+struct SnapCut {
+    packets: u64,
+    missing_bytes: u64,
+    /// Longest captured frame among the cut ones: the snap length (every cut frame was cut
+    /// at it, less any link-layer header the capture tool added).
+    snap_len: usize,
 }
 
 /// EtherTypes this decoder acts on (IEEE registry).
@@ -228,7 +241,16 @@ impl Decoder {
             }
         };
         match peeled {
-            Link::Ip(ip) => self.ip(ip, cut),
+            Link::Ip(ip) => {
+                let seg = self.ip(ip, cut)?;
+                if seg.missing_payload > 0 {
+                    let c = &mut self.snap_cut;
+                    c.packets += 1;
+                    c.missing_bytes += u64::from(seg.missing_payload);
+                    c.snap_len = c.snap_len.max(data.len());
+                }
+                Some(seg)
+            }
             Link::NotIp => {
                 self.stats.non_ip += 1;
                 None
@@ -401,6 +423,15 @@ impl Decoder {
                     link.name()
                 ));
             }
+        }
+        let cut = std::mem::take(&mut self.snap_cut);
+        if cut.packets > 0 {
+            self.warnings.push(format!(
+                "TCP payloads of {} packets cut by a snap length of {} bytes ({} bytes not captured): \
+                 lines and TLS records cut there are read as far as they go, and outcomes they \
+                 would decide are left undecided",
+                cut.packets, cut.snap_len, cut.missing_bytes
+            ));
         }
         std::mem::take(&mut self.warnings)
     }

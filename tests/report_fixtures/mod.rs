@@ -122,6 +122,9 @@ fn auth_record(
         secret_frame: Some(frame),
         cancelled: false,
         undecodable: 0,
+        cut: false,
+        username_partial: None,
+        inferred: false,
     }
 }
 

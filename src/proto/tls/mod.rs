@@ -27,6 +27,9 @@ pub struct TlsContext {
     /// Host name the server announced in its SMTP banner, checked against the certificate
     /// when no SNI was sent.
     pub banner_host: Option<String>,
+    /// The server had refused STARTTLS with this reply and the client began TLS anyway: the
+    /// server, still speaking SMTP, cannot answer the ClientHello.
+    pub starttls_refused: Option<u16>,
 }
 
 /// How a direction ended.
