@@ -251,8 +251,8 @@ impl ServerPosture {
         if let Some(tls) = &flow.tls {
             // An incomplete handshake with evidence is one the capture cannot decide (cut by
             // a snap length, begun mid-session, one side only): not a failure.
-            let undecided = tls.handshake == HandshakeOutcome::Incomplete
-                && tls.outcome_evidence.is_some();
+            let undecided =
+                tls.handshake == HandshakeOutcome::Incomplete && tls.outcome_evidence.is_some();
             if tls.handshake != HandshakeOutcome::Complete && !undecided {
                 self.failures += 1;
             }

@@ -277,7 +277,11 @@ impl AuthExchange {
         let text = text.trim_ascii();
         self.challenge_b64 = Some(lossy(text, 4096));
         if self.inferred && self.responses == 0 && matches!(self.mechanism, Mechanism::Other(_)) {
-            if let Some(m) = B64.decode(text).ok().and_then(|c| mechanism_from_challenge(&c)) {
+            if let Some(m) = B64
+                .decode(text)
+                .ok()
+                .and_then(|c| mechanism_from_challenge(&c))
+            {
                 self.mechanism = m;
             }
         }

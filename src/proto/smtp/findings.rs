@@ -222,14 +222,14 @@ fn credentials(ex: &AuthExchange, reveal: bool) -> Option<Finding> {
         format!("AUTH {mech} {what} for {who} sent without TLS (outcome {outcome})")
     };
     let mut f = Finding::new(Kind::CleartextCredentials, severity, meta, message)
-    .with("mechanism", mech)
-    .with(
-        "username",
-        ex.username.clone().map_or(Value::Null, Value::from),
-    )
-    .with("outcome", outcome)
-    .with("secret", secret)
-    .with("auth_frame", ex.meta.frame);
+        .with("mechanism", mech)
+        .with(
+            "username",
+            ex.username.clone().map_or(Value::Null, Value::from),
+        )
+        .with("outcome", outcome)
+        .with("secret", secret)
+        .with("auth_frame", ex.meta.frame);
     if let Some(authzid) = &ex.authzid {
         f = f.with("authzid", authzid.as_str());
     }

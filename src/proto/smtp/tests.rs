@@ -961,7 +961,10 @@ fn starttls_then_binary_is_tls_whatever_the_chunking() {
 fn server_side_only_replies_prove_their_commands() {
     let steps: &[Step<'_>] = &[
         (S, b"220 mx.example.org ESMTP\r\n"),
-        (S, b"250-mx.example.org\r\n250-PIPELINING\r\n250-XXXXXXXA\r\n250 AUTH PLAIN\r\n"),
+        (
+            S,
+            b"250-mx.example.org\r\n250-PIPELINING\r\n250-XXXXXXXA\r\n250 AUTH PLAIN\r\n",
+        ),
         (S, b"235 2.7.0 Authentication successful\r\n"),
         (S, b"250 ok\r\n250 ok\r\n354 go ahead\r\n"),
         (S, b"250 2.0.0 Ok: queued as 4Fq1\r\n"),
@@ -974,7 +977,10 @@ fn server_side_only_replies_prove_their_commands() {
     assert_eq!(r.capabilities, ["PIPELINING", "XXXXXXXA", "AUTH PLAIN"]);
     assert_eq!(r.auth.len(), 1);
     let a = &r.auth[0];
-    assert_eq!((a.mechanism.as_str(), a.username.as_deref()), ("unknown", None));
+    assert_eq!(
+        (a.mechanism.as_str(), a.username.as_deref()),
+        ("unknown", None)
+    );
     assert_eq!((a.outcome, a.inferred), (AuthOutcome::Success, true));
     assert_eq!(r.transactions, 1);
     assert_eq!(r.messages, 1);
@@ -984,8 +990,15 @@ fn server_side_only_replies_prove_their_commands() {
         whole.findings.iter().map(|f| (f.0, f.1, f.2)).collect();
     assert!(kinds.contains(&(Kind::CleartextCredentials, Severity::Critical, 3)));
     assert!(kinds.contains(&(Kind::StarttlsStripped, Severity::High, 2)));
-    let cred = whole.findings.iter().find(|f| f.0 == Kind::CleartextCredentials);
-    assert!(cred.unwrap().3.contains("\"inferred_from\":\"server_replies\""));
+    let cred = whole
+        .findings
+        .iter()
+        .find(|f| f.0 == Kind::CleartextCredentials);
+    assert!(
+        cred.unwrap()
+            .3
+            .contains("\"inferred_from\":\"server_replies\"")
+    );
 }
 
 #[test]
@@ -1016,7 +1029,10 @@ fn server_side_only_login_challenge_names_the_mechanism() {
     ];
     let o = run(steps);
     let a = &o.record.auth[0];
-    assert_eq!((a.mechanism.as_str(), a.outcome), ("LOGIN", AuthOutcome::Failure));
+    assert_eq!(
+        (a.mechanism.as_str(), a.outcome),
+        ("LOGIN", AuthOutcome::Failure)
+    );
     assert_eq!(o.record.stats.auth_failures, 1);
     assert_eq!(o.findings[0].0, Kind::CleartextCredentials);
 }
@@ -1057,7 +1073,10 @@ fn auth_plain_cut_by_the_snap_length_is_cleartext_credentials() {
     assert_eq!(a.outcome, AuthOutcome::Success);
     let f = s.findings(false);
     assert_eq!(f.len(), 1);
-    assert_eq!((f[0].kind, f[0].severity, f[0].frame), (Kind::CleartextCredentials, Severity::Critical, 4));
+    assert_eq!(
+        (f[0].kind, f[0].severity, f[0].frame),
+        (Kind::CleartextCredentials, Severity::Critical, 4)
+    );
     assert_eq!(f[0].evidence["username_partial"], "alice@exampl");
 }
 
@@ -1073,8 +1092,14 @@ fn starttls_reply_cut_by_the_snap_length_still_upgrades() {
     s.feed(C, b"STARTTLS\r\n", meta(4));
     s.feed(S, b"220 2.0.0 Ready to st", meta(5));
     s.gap(S, 10, meta(5));
-    assert_eq!(s.feed(C, CLIENT_HELLO, meta(6)), Feed::Upgrade { offset: 0 });
-    assert_eq!(s.feed(S, SERVER_HELLO, meta(7)), Feed::Upgrade { offset: 0 });
+    assert_eq!(
+        s.feed(C, CLIENT_HELLO, meta(6)),
+        Feed::Upgrade { offset: 0 }
+    );
+    assert_eq!(
+        s.feed(S, SERVER_HELLO, meta(7)),
+        Feed::Upgrade { offset: 0 }
+    );
     assert!(s.starttls_accepted());
     let r = s.record(false);
     assert_eq!(r.starttls.reply, Some(220));

@@ -645,10 +645,10 @@ impl TlsSession {
                 .undecided
                 .or_else(|| self.undecidable(self.began()).map(|r| (r, self.last_meta)))
                 .map(|(rule, meta)| OutcomeEvidence {
-                rule: rule.to_string(),
-                confidence: Confidence::Likely,
-                frame: meta.frame,
-            }),
+                    rule: rule.to_string(),
+                    confidence: Confidence::Likely,
+                    frame: meta.frame,
+                }),
             Outcome::Complete {
                 rule,
                 confidence,
@@ -1465,8 +1465,7 @@ fn alert_in_clear(s: &DirState, len: u16) -> bool {
     if s.keys_changed {
         return false;
     }
-    len == 2
-        || (s.stats.handshake > 0 && len > 2 && len % 2 == 0 && len as usize <= SMALL_BODY)
+    len == 2 || (s.stats.handshake > 0 && len > 2 && len % 2 == 0 && len as usize <= SMALL_BODY)
 }
 
 fn confidence_str(c: Confidence) -> &'static str {
@@ -2276,7 +2275,11 @@ mod tests {
     fn several_clear_alerts_in_one_record_during_the_handshake() {
         let mut t = session();
         t.feed(C, &rec(22, &hs(1, &ch12())), m(1));
-        t.feed(S, &rec(22, &hs(2, &server_hello_body(0x0303, [1; 32], 0xc02f, &[]))), m(2));
+        t.feed(
+            S,
+            &rec(22, &hs(2, &server_hello_body(0x0303, [1; 32], 0xc02f, &[]))),
+            m(2),
+        );
         t.feed(C, &rec(21, &[1, 0, 2, 40]), m(3));
         assert_eq!(t.record().alerts.len(), 2);
         assert_eq!(t.outcome(), HandshakeOutcome::Failed);
@@ -2300,7 +2303,11 @@ mod tests {
     #[test]
     fn server_side_only_is_undecided() {
         let mut t = session();
-        t.feed(S, &rec(22, &hs(2, &server_hello_body(0x0303, [1; 32], 0xc02f, &[]))), m(2));
+        t.feed(
+            S,
+            &rec(22, &hs(2, &server_hello_body(0x0303, [1; 32], 0xc02f, &[]))),
+            m(2),
+        );
         t.end(S, EndKind::Fin, m(5));
         assert_eq!(t.outcome(), HandshakeOutcome::Incomplete);
         assert_eq!(evidence(&t).rule, "client_side_not_captured");
