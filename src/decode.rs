@@ -108,9 +108,19 @@ pub struct Decoder {
 struct SnapCut {
     packets: u64,
     missing_bytes: u64,
-    /// Longest captured frame among the cut ones: the snap length (every cut frame was cut
-    /// at it, less any link-layer header the capture tool added).
+    /// Longest and shortest captured frame among the cut ones: with a snap length both are
+    /// it (every cut frame was cut there).
     snap_len: usize,
+    shortest: usize,
+    /// Longest frame captured whole: a snap length is above it, never below.
+    longest_whole: usize,
+}
+
+impl SnapCut {
+    /// The cuts are a snap length's, not one damaged record's length field.
+    fn is_snap_length(&self) -> bool {
+        self.packets > 0 && self.shortest == self.snap_len && self.longest_whole <= self.snap_len
+    }
 }
 
 /// EtherTypes this decoder acts on (IEEE registry).
@@ -215,6 +225,9 @@ impl Decoder {
         orig_len: u32,
     ) -> Option<TcpSegment<'a>> {
         let cut = (data.len() as u64) < u64::from(orig_len);
+        if !cut {
+            self.snap_cut.longest_whole = self.snap_cut.longest_whole.max(data.len());
+        }
         let peeled = match link {
             LinkType::ETHERNET => ethernet(data),
             LinkType::LINUX_SLL => cooked(data, SLL_PROTOCOL_AT, SLL_HEADER_LEN),
@@ -247,6 +260,11 @@ impl Decoder {
                     let c = &mut self.snap_cut;
                     c.packets += 1;
                     c.missing_bytes += u64::from(seg.missing_payload);
+                    c.shortest = if c.packets == 1 {
+                        data.len()
+                    } else {
+                        c.shortest.min(data.len())
+                    };
                     c.snap_len = c.snap_len.max(data.len());
                 }
                 Some(seg)
@@ -425,7 +443,7 @@ impl Decoder {
             }
         }
         let cut = std::mem::take(&mut self.snap_cut);
-        if cut.packets > 0 {
+        if cut.is_snap_length() {
             self.warnings.push(format!(
                 "TCP payloads of {} packets cut by a snap length of {} bytes ({} bytes not captured): \
                  lines and TLS records cut there are read as far as they go, and outcomes they \
@@ -664,6 +682,30 @@ mod tests {
         assert_eq!(seg.missing_payload, 60);
         assert_eq!(d.stats().truncated, 1);
         assert_eq!(d.stats().tcp, 1);
+    }
+
+    /// A snap length cuts every long frame at one length, and no whole frame is longer; one
+    /// record whose length field was damaged is not a snap length.
+    #[test]
+    fn snap_length_warning_only_for_a_snap_length() {
+        let long = ethernet(0x0800, &ipv4_tcp(&[b'x'; 100]));
+        let short = ethernet(0x0800, &ipv4_tcp(b"QUIT\r\n"));
+        let mut d = Decoder::new();
+        d.decode(LinkType::ETHERNET, &short, short.len() as u32);
+        for _ in 0..3 {
+            d.decode(LinkType::ETHERNET, &long[..96], long.len() as u32);
+        }
+        let w = d.take_warnings();
+        assert_eq!(
+            w,
+            ["TCP payloads of 3 packets cut by a snap length of 96 bytes (174 bytes not \
+              captured): lines and TLS records cut there are read as far as they go, and \
+              outcomes they would decide are left undecided"]
+        );
+        let mut d = Decoder::new();
+        d.decode(LinkType::ETHERNET, &long, long.len() as u32);
+        d.decode(LinkType::ETHERNET, &long[..96], long.len() as u32);
+        assert!(d.take_warnings().is_empty());
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub struct FlowState {
     implicit_tls: bool,
     /// A direction was recognised as TLS by its first bytes seen (not after STARTTLS).
     tls_from_probe: bool,
+    /// The client's direction delivered bytes or a gap (in whatever mode), once roles were
+    /// settled: the SMTP session then infers no command from a reply alone.
+    client_present: bool,
     mismatch: Option<Mismatch>,
     done: [bool; 2],
 }
@@ -81,14 +84,21 @@ impl FlowState {
             tls: None,
             implicit_tls: false,
             tls_from_probe: false,
+            client_present: false,
             mismatch: None,
             done: [false; 2],
         }
     }
 
     fn smtp(&mut self) -> &mut SmtpSession {
-        self.smtp
-            .get_or_insert_with(|| Box::new(SmtpSession::new()))
+        let client_present = self.client_present;
+        self.smtp.get_or_insert_with(|| {
+            let mut s = SmtpSession::new();
+            if client_present {
+                s.client_present();
+            }
+            Box::new(s)
+        })
     }
 }
 
@@ -514,6 +524,7 @@ impl FlowHandler for Analyzer {
         ev: StreamEvent<'_>,
         meta: EventMeta,
     ) -> Interest {
+        let table_dir = dir;
         let dir = if st.swapped { dir.reverse() } else { dir };
         let i = dir.index();
         match ev {
@@ -558,6 +569,20 @@ impl FlowHandler for Analyzer {
                 }
             }
         }
+        // The client's side is in the capture even when it spoke TLS or junk, which the SMTP
+        // session never sees; counted once the roles are settled (a swap may follow the
+        // first bytes).
+        if matches!(ev, StreamEvent::Data(_) | StreamEvent::Gap(_)) && !st.roles_open {
+            let now = if st.swapped { table_dir.reverse() } else { table_dir };
+            if now == Direction::ToServer && !st.client_present {
+                st.client_present = true;
+                if let Some(smtp) = st.smtp.as_mut() {
+                    smtp.client_present();
+                }
+            }
+        }
+        let dir = if st.swapped { table_dir.reverse() } else { table_dir };
+        let i = dir.index();
         let opaque = st.modes[i] == Mode::Opaque;
         if st.done[i] || opaque {
             Interest::Done

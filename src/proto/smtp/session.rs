@@ -386,6 +386,13 @@ impl SmtpSession {
         self.facts.starttls_phase == TlsPhase::Accepted
     }
 
+    /// The client's direction is in the capture (it sent bytes this session may never see,
+    /// such as a ClientHello to a plaintext server): replies are not read as proof of
+    /// commands a one-sided capture lacks.
+    pub fn client_present(&mut self) {
+        self.client_seen = true;
+    }
+
     /// The reply that refused STARTTLS, when the client then began TLS anyway.
     pub fn tls_after_refusal(&self) -> Option<u16> {
         self.facts.tls_after_refusal?;
