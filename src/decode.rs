@@ -698,9 +698,11 @@ mod tests {
         let w = d.take_warnings();
         assert_eq!(
             w,
-            ["TCP payloads of 3 packets cut by a snap length of 96 bytes (174 bytes not \
+            [
+                "TCP payloads of 3 packets cut by a snap length of 96 bytes (174 bytes not \
               captured): lines and TLS records cut there are read as far as they go, and \
-              outcomes they would decide are left undecided"]
+              outcomes they would decide are left undecided"
+            ]
         );
         let mut d = Decoder::new();
         d.decode(LinkType::ETHERNET, &long, long.len() as u32);

@@ -573,7 +573,11 @@ impl FlowHandler for Analyzer {
         // session never sees; counted once the roles are settled (a swap may follow the
         // first bytes).
         if matches!(ev, StreamEvent::Data(_) | StreamEvent::Gap(_)) && !st.roles_open {
-            let now = if st.swapped { table_dir.reverse() } else { table_dir };
+            let now = if st.swapped {
+                table_dir.reverse()
+            } else {
+                table_dir
+            };
             if now == Direction::ToServer && !st.client_present {
                 st.client_present = true;
                 if let Some(smtp) = st.smtp.as_mut() {
@@ -581,7 +585,11 @@ impl FlowHandler for Analyzer {
                 }
             }
         }
-        let dir = if st.swapped { table_dir.reverse() } else { table_dir };
+        let dir = if st.swapped {
+            table_dir.reverse()
+        } else {
+            table_dir
+        };
         let i = dir.index();
         let opaque = st.modes[i] == Mode::Opaque;
         if st.done[i] || opaque {
