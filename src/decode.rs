@@ -98,6 +98,29 @@ pub struct Decoder {
     /// Frames skipped per unsupported link type, and whether the warning was given. A capture
     /// has at most a handful of link types, so a list beats a map.
     unsupported: Vec<(LinkType, u64, bool)>,
+    /// TCP segments whose payload the snap length cut, since the last warning.
+    snap_cut: SnapCut,
+}
+
+/// Payloads cut by the capture's snap length, for the capture's warning: reassembly turns
+/// each cut into a gap, and a reader of the report must know why the gaps are there.
+#[derive(Clone, Copy, Debug, Default)]
+struct SnapCut {
+    packets: u64,
+    missing_bytes: u64,
+    /// Longest and shortest captured frame among the cut ones: with a snap length both are
+    /// it (every cut frame was cut there).
+    snap_len: usize,
+    shortest: usize,
+    /// Longest frame captured whole: a snap length is above it, never below.
+    longest_whole: usize,
+}
+
+impl SnapCut {
+    /// The cuts are a snap length's, not one damaged record's length field.
+    fn is_snap_length(&self) -> bool {
+        self.packets > 0 && self.shortest == self.snap_len && self.longest_whole <= self.snap_len
+    }
 }
 
 /// EtherTypes this decoder acts on (IEEE registry).
@@ -202,6 +225,9 @@ impl Decoder {
         orig_len: u32,
     ) -> Option<TcpSegment<'a>> {
         let cut = (data.len() as u64) < u64::from(orig_len);
+        if !cut {
+            self.snap_cut.longest_whole = self.snap_cut.longest_whole.max(data.len());
+        }
         let peeled = match link {
             LinkType::ETHERNET => ethernet(data),
             LinkType::LINUX_SLL => cooked(data, SLL_PROTOCOL_AT, SLL_HEADER_LEN),
@@ -228,7 +254,21 @@ impl Decoder {
             }
         };
         match peeled {
-            Link::Ip(ip) => self.ip(ip, cut),
+            Link::Ip(ip) => {
+                let seg = self.ip(ip, cut)?;
+                if seg.missing_payload > 0 {
+                    let c = &mut self.snap_cut;
+                    c.packets += 1;
+                    c.missing_bytes += u64::from(seg.missing_payload);
+                    c.shortest = if c.packets == 1 {
+                        data.len()
+                    } else {
+                        c.shortest.min(data.len())
+                    };
+                    c.snap_len = c.snap_len.max(data.len());
+                }
+                Some(seg)
+            }
             Link::NotIp => {
                 self.stats.non_ip += 1;
                 None
@@ -401,6 +441,15 @@ impl Decoder {
                     link.name()
                 ));
             }
+        }
+        let cut = std::mem::take(&mut self.snap_cut);
+        if cut.is_snap_length() {
+            self.warnings.push(format!(
+                "TCP payloads of {} packets cut by a snap length of {} bytes ({} bytes not captured): \
+                 lines and TLS records cut there are read as far as they go, and outcomes they \
+                 would decide are left undecided",
+                cut.packets, cut.snap_len, cut.missing_bytes
+            ));
         }
         std::mem::take(&mut self.warnings)
     }
@@ -633,6 +682,32 @@ mod tests {
         assert_eq!(seg.missing_payload, 60);
         assert_eq!(d.stats().truncated, 1);
         assert_eq!(d.stats().tcp, 1);
+    }
+
+    /// A snap length cuts every long frame at one length, and no whole frame is longer; one
+    /// record whose length field was damaged is not a snap length.
+    #[test]
+    fn snap_length_warning_only_for_a_snap_length() {
+        let long = ethernet(0x0800, &ipv4_tcp(&[b'x'; 100]));
+        let short = ethernet(0x0800, &ipv4_tcp(b"QUIT\r\n"));
+        let mut d = Decoder::new();
+        d.decode(LinkType::ETHERNET, &short, short.len() as u32);
+        for _ in 0..3 {
+            d.decode(LinkType::ETHERNET, &long[..96], long.len() as u32);
+        }
+        let w = d.take_warnings();
+        assert_eq!(
+            w,
+            [
+                "TCP payloads of 3 packets cut by a snap length of 96 bytes (174 bytes not \
+              captured): lines and TLS records cut there are read as far as they go, and \
+              outcomes they would decide are left undecided"
+            ]
+        );
+        let mut d = Decoder::new();
+        d.decode(LinkType::ETHERNET, &long, long.len() as u32);
+        d.decode(LinkType::ETHERNET, &long[..96], long.len() as u32);
+        assert!(d.take_warnings().is_empty());
     }
 
     #[test]

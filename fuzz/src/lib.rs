@@ -276,10 +276,12 @@ impl Dialog {
             assert!(offset <= bytes.len(), "upgrade offset past the chunk");
             self.upgraded[dir.index()] = true;
             let banner_host = self.smtp.banner_host().map(str::to_string);
+            let starttls_refused = self.smtp.tls_after_refusal();
             let tls = self.tls.get_or_insert_with(|| {
                 TlsSession::new(TlsContext {
                     starttls: true,
                     banner_host,
+                    starttls_refused,
                 })
             });
             if let Some(rest) = bytes.get(offset..).filter(|r| !r.is_empty()) {
@@ -350,6 +352,7 @@ fn tls_run(mode: u8, script: &[u8], byte_at_a_time: bool) -> String {
     let ctx = TlsContext {
         starttls: mode & 1 != 0,
         banner_host: (mode & 2 != 0).then(|| "mx.example.org".to_string()),
+        starttls_refused: (mode & 8 != 0).then_some(454),
     };
     let mut s = TlsSession::new(ctx).follow_to_close(mode & 4 != 0);
     for (n, op) in Script::new(script).enumerate() {

@@ -21,7 +21,7 @@ use crate::flow::{
 use crate::proto::smtp::{Feed, SmtpSession};
 use crate::proto::tls::{EndKind, TlsContext, TlsSession};
 use crate::report::model::{EndpointRecord, FlowClass, FlowRecord, TcpRecord};
-use classify::{LineScan, MAX_PROBE_LINE, Opening, find_smtp_line, probe_tls};
+use classify::{LineScan, MAX_PROBE_LINE, Opening, classify_line, find_smtp_line, probe_tls};
 
 /// Bytes of a direction examined for an SMTP line before it is declared opaque. Tunnels
 /// (HTTP CONNECT, SOCKS) put a short preamble before the SMTP dialog.
@@ -61,6 +61,11 @@ pub struct FlowState {
     tls: Option<Box<TlsSession>>,
     /// TLS began from the first byte (not after STARTTLS).
     implicit_tls: bool,
+    /// A direction was recognised as TLS by its first bytes seen (not after STARTTLS).
+    tls_from_probe: bool,
+    /// The client's direction delivered bytes or a gap (in whatever mode), once roles were
+    /// settled: the SMTP session then infers no command from a reply alone.
+    client_present: bool,
     mismatch: Option<Mismatch>,
     done: [bool; 2],
     /// The client's first SMTP command, when the client opened with one.
@@ -98,6 +103,8 @@ impl FlowState {
             smtp: None,
             tls: None,
             implicit_tls: false,
+            tls_from_probe: false,
+            client_present: false,
             mismatch: None,
             done: [false; 2],
             first_command: None,
@@ -106,8 +113,14 @@ impl FlowState {
     }
 
     fn smtp(&mut self) -> &mut SmtpSession {
-        self.smtp
-            .get_or_insert_with(|| Box::new(SmtpSession::new()))
+        let client_present = self.client_present;
+        self.smtp.get_or_insert_with(|| {
+            let mut s = SmtpSession::new();
+            if client_present {
+                s.client_present();
+            }
+            Box::new(s)
+        })
     }
 }
 
@@ -208,6 +221,7 @@ impl Analyzer {
                     if st.smtp.is_none() && hello.is_some() {
                         st.implicit_tls = true;
                     }
+                    st.tls_from_probe = true;
                     if !carry.is_empty() {
                         tls.feed(dir, &carry, meta);
                     }
@@ -268,7 +282,7 @@ impl Analyzer {
     fn decide(
         &mut self,
         st: &mut FlowState,
-        _info: &FlowInfo,
+        info: &FlowInfo,
         dir: Direction,
         what: Opening,
         meta: EventMeta,
@@ -307,6 +321,20 @@ impl Analyzer {
             Opening::Other => Mode::Opaque,
         };
         let other = st.openings[dir.reverse().index()];
+        // Records other than a hello, in a direction whose start was not captured (no SYN),
+        // prove nothing about the mode the connection began in: a capture started
+        // mid-session sees a TLS alert from one side and anything from the other.
+        let midstream = |st: &FlowState, d: Direction| {
+            let table = if st.swapped { d.reverse() } else { d };
+            !info.dirs[table.index()].syn
+        };
+        let proves = |o: Option<Opening>, d: Direction| match o {
+            Some(Opening::Tls { hello: None }) => !midstream(st, d),
+            _ => true,
+        };
+        if !proves(Some(what), dir) || !proves(other, dir.reverse()) {
+            return dir;
+        }
         let tls_here = matches!(what, Opening::Tls { .. });
         let smtp_here = matches!(what, Opening::SmtpReply | Opening::SmtpCommand);
         let tls_there = matches!(other, Some(Opening::Tls { .. }));
@@ -355,7 +383,7 @@ impl Analyzer {
             FlowClass::Unknown
         } else if st.smtp.as_ref().is_some_and(|s| s.starttls_accepted()) {
             FlowClass::Starttls
-        } else if smtp_spoken {
+        } else if smtp_spoken && !st.tls_from_probe {
             FlowClass::Plaintext
         } else if st.implicit_tls && st.tls.is_some() {
             // TLS from the first byte: the opening record was a handshake. A capture that
@@ -470,10 +498,12 @@ fn feed_smtp(st: &mut FlowState, dir: Direction, data: &[u8], meta: EventMeta) {
             .smtp
             .as_ref()
             .and_then(|s| s.banner_host().map(str::to_string));
+        let starttls_refused = st.smtp.as_ref().and_then(|s| s.tls_after_refusal());
         let tls = st.tls.get_or_insert_with(|| {
             Box::new(new_tls(TlsContext {
                 starttls: true,
                 banner_host,
+                starttls_refused,
             }))
         });
         if let Some(rest) = data.get(offset..) {
@@ -637,14 +667,28 @@ impl FlowHandler for Analyzer {
         ev: StreamEvent<'_>,
         meta: EventMeta,
     ) -> Interest {
+        let table_dir = dir;
         let dir = if st.swapped { dir.reverse() } else { dir };
         let i = dir.index();
         match ev {
             StreamEvent::Data(data) => self.on_data(st, info, dir, data, meta),
             StreamEvent::Gap(len) => match st.modes[i] {
                 Mode::Probe => {
-                    st.carry[i].clear();
-                    st.gapped[i] = true;
+                    // A first line cut by the gap (a banner cut by the snap length) is judged
+                    // by what was captured of it, and handed to the SMTP session as cut.
+                    let carry = std::mem::take(&mut st.carry[i]);
+                    let opening = match classify_line(carry.strip_suffix(b"\r").unwrap_or(&carry)) {
+                        found @ (Opening::SmtpReply | Opening::SmtpCommand) => Some(found),
+                        _ => None,
+                    };
+                    match opening {
+                        Some(what) if !st.gapped[i] => {
+                            let dir = self.decide(st, info, dir, what, meta);
+                            feed_smtp(st, dir, &carry, meta);
+                            st.smtp().gap(dir, len, meta);
+                        }
+                        _ => st.gapped[i] = true,
+                    }
                 }
                 Mode::Smtp => st.smtp().gap(dir, len, meta),
                 Mode::Tls => {
@@ -676,6 +720,28 @@ impl FlowHandler for Analyzer {
                 }
             }
         }
+        // The client's side is in the capture even when it spoke TLS or junk, which the SMTP
+        // session never sees; counted once the roles are settled (a swap may follow the
+        // first bytes).
+        if matches!(ev, StreamEvent::Data(_) | StreamEvent::Gap(_)) && !st.roles_open {
+            let now = if st.swapped {
+                table_dir.reverse()
+            } else {
+                table_dir
+            };
+            if now == Direction::ToServer && !st.client_present {
+                st.client_present = true;
+                if let Some(smtp) = st.smtp.as_mut() {
+                    smtp.client_present();
+                }
+            }
+        }
+        let dir = if st.swapped {
+            table_dir.reverse()
+        } else {
+            table_dir
+        };
+        let i = dir.index();
         let opaque = st.modes[i] == Mode::Opaque;
         if st.done[i] || opaque {
             Interest::Done

@@ -267,6 +267,9 @@ mod tests {
             secret_tag: None,
             cancelled: false,
             undecodable: 0,
+            cut: false,
+            username_partial: None,
+            inferred: false,
         };
         f.smtp = Some(SmtpRecord {
             auth: vec![auth],

@@ -39,6 +39,13 @@ pub fn remedy(f: &Finding) -> &'static str {
             "refuse AUTH before TLS on the server, make the client use STARTTLS or implicit TLS \
              (465), and change the exposed credentials"
         }
+        Kind::TlsHandshakeFailure
+            if f.evidence.get("rule").and_then(Value::as_str)
+                == Some("client_hello_after_starttls_refused") =>
+        {
+            "the client began TLS although the server refused STARTTLS: fix the server's TLS \
+             setup so it accepts STARTTLS, and make the client stop after a refusal"
+        }
         Kind::TlsHandshakeFailure => {
             let alert = f.evidence.get("description").is_some_and(|d| d.is_string());
             match f.evidence.get("silence").and_then(Value::as_str) {
@@ -274,7 +281,11 @@ impl ServerPosture {
             }
         }
         if let Some(tls) = &flow.tls {
-            if tls.handshake != HandshakeOutcome::Complete {
+            // An incomplete handshake with evidence is one the capture cannot decide (cut by
+            // a snap length, begun mid-session, one side only): not a failure.
+            let undecided =
+                tls.handshake == HandshakeOutcome::Incomplete && tls.outcome_evidence.is_some();
+            if tls.handshake != HandshakeOutcome::Complete && !undecided {
                 self.failures += 1;
             }
             insert_capped(&mut self.versions, tls.version.as_deref());

@@ -123,6 +123,9 @@ fn auth_record(
         secret_tag: Some(frame),
         cancelled: false,
         undecodable: 0,
+        cut: false,
+        username_partial: None,
+        inferred: false,
     }
 }
 

@@ -3,6 +3,16 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT as B64;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+/// For lines cut by the capture: the last character may be cut from the bits after it, so
+/// its spare bits need not be zero.
+const B64_CUT: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 use crate::flow::EventMeta;
 use crate::report::model::{AuthOutcome, AuthRecord, SecretRecord};
@@ -158,6 +168,13 @@ pub struct AuthExchange {
     pub undecodable: u32,
     /// Client responses after the AUTH command (the initial response included).
     pub responses: u32,
+    /// A client line of the exchange was cut by the capture (snap length, loss): the user
+    /// name or secret it carried is partial or missing, not absent from the wire.
+    pub cut: bool,
+    /// The beginning of a user name whose end was not captured.
+    pub username_partial: Option<String>,
+    /// Known from the server's replies alone (a one-sided capture): no client line was seen.
+    pub inferred: bool,
     /// Last server challenge, base64 as sent (CRAM-MD5's hashcat form needs it verbatim).
     challenge_b64: Option<String>,
     /// NTLM server challenge from the Type 2 message.
@@ -181,6 +198,9 @@ impl AuthExchange {
             responses: 0,
             challenge_b64: None,
             ntlm_challenge: None,
+            cut: false,
+            username_partial: None,
+            inferred: false,
         };
         if let Some(initial) = initial {
             // RFC 4954 §4: "=" is an empty initial response.
@@ -188,6 +208,63 @@ impl AuthExchange {
             ex.client_line(initial, meta);
         }
         ex
+    }
+
+    /// An exchange seen only through the server's replies (`334` challenges, then `235` or
+    /// `535`): the client's lines were not captured. The first challenge may name the
+    /// mechanism (LOGIN asks `Username:`, CRAM-MD5 sends `<...>`); otherwise it is unknown.
+    pub fn inferred(meta: EventMeta) -> Self {
+        let mut ex = AuthExchange::start(b"unknown", None, meta);
+        ex.mechanism = Mechanism::Other("unknown".to_string());
+        ex.inferred = true;
+        ex.secret_meta = Some(meta);
+        ex
+    }
+
+    /// A client response line cut short by the capture: decoded as far as whole base64
+    /// quanta go. PLAIN's user name (and LOGIN's) is kept as a prefix unless its end was
+    /// captured; a partial password is still a secret.
+    pub fn client_line_cut(&mut self, line: &[u8], meta: EventMeta) {
+        self.cut = true;
+        self.secret_meta.get_or_insert(meta);
+        let line = line.trim_ascii();
+        // A last partial quantum of 2 or 3 characters still holds whole bytes; one character
+        // holds none.
+        let most = line.len() - usize::from(line.len() % 4 == 1);
+        let whole = line.len() - line.len() % 4;
+        let decoded = B64_CUT
+            .decode(line.get(..most).unwrap_or_default())
+            .or_else(|_| B64.decode(line.get(..whole).unwrap_or_default()));
+        let Ok(decoded) = decoded else {
+            self.undecodable += 1;
+            return;
+        };
+        self.responses += 1;
+        match self.mechanism {
+            Mechanism::Plain => {
+                let mut parts = decoded.splitn(3, |b| *b == 0);
+                let (authzid, authcid, passwd) = (parts.next(), parts.next(), parts.next());
+                if let Some(z) = authzid.filter(|z| !z.is_empty()) {
+                    self.authzid = Some(lossy(z, MAX_NAME));
+                }
+                match (authcid, passwd) {
+                    (Some(user), Some(pw)) => {
+                        self.username = Some(lossy(user, MAX_NAME));
+                        if !pw.is_empty() {
+                            self.secret = Some(Secret::new(pw.to_vec()));
+                        }
+                    }
+                    (Some(user), None) if !user.is_empty() => {
+                        self.username_partial = Some(lossy(user, MAX_NAME));
+                    }
+                    _ => {}
+                }
+            }
+            Mechanism::Login if self.username.is_none() && !decoded.is_empty() => {
+                self.username_partial = Some(lossy(&decoded, MAX_NAME));
+            }
+            _ => {}
+        }
     }
 
     /// True while the mechanism still expects client data; used when the server's 334 was
@@ -209,6 +286,15 @@ impl AuthExchange {
     pub fn challenge(&mut self, text: &[u8]) {
         let text = text.trim_ascii();
         self.challenge_b64 = Some(lossy(text, 4096));
+        if self.inferred && self.responses == 0 && matches!(self.mechanism, Mechanism::Other(_)) {
+            if let Some(m) = B64
+                .decode(text)
+                .ok()
+                .and_then(|c| mechanism_from_challenge(&c))
+            {
+                self.mechanism = m;
+            }
+        }
         if self.mechanism == Mechanism::Ntlm {
             match B64.decode(text) {
                 Ok(msg) => {
@@ -439,7 +525,27 @@ impl AuthExchange {
             secret_frame: self.secret_meta.map(|m| m.frame),
             cancelled: self.cancelled,
             undecodable: self.undecodable,
+            cut: self.cut,
+            username_partial: self.username_partial.clone(),
+            inferred: self.inferred,
         }
+    }
+}
+
+/// The mechanism a first server challenge gives away when the AUTH command itself was not
+/// captured: LOGIN prompts `Username:`, CRAM-MD5 sends a `<msg-id>` (RFC 2195 §2),
+/// DIGEST-MD5 a `nonce=` directive (RFC 2831 §2.1.1), NTLM a Type 2 message.
+fn mechanism_from_challenge(c: &[u8]) -> Option<Mechanism> {
+    if c.eq_ignore_ascii_case(b"Username:") {
+        Some(Mechanism::Login)
+    } else if c.starts_with(b"<") && c.ends_with(b">") && c.contains(&b'@') {
+        Some(Mechanism::CramMd5)
+    } else if c.windows(6).any(|w| w == b"nonce=") {
+        Some(Mechanism::DigestMd5)
+    } else if ntlm_message_type(c) == Some(2) {
+        Some(Mechanism::Ntlm)
+    } else {
+        None
     }
 }
 

@@ -163,17 +163,37 @@ pub(super) fn findings(f: &Facts, reveal: bool) -> Vec<Finding> {
 /// One `cleartext_credentials` finding for an exchange that carried a secret.
 fn credentials(ex: &AuthExchange, reveal: bool) -> Option<Finding> {
     let meta = ex.secret_meta?;
-    let kind = ex.mechanism.secret_kind()?;
+    let kind = match ex.mechanism.secret_kind() {
+        Some(kind) => kind,
+        // Seen from the server's side only, the mechanism may be unknown; whatever it was,
+        // the client's secret crossed before TLS. Without a challenge that names a
+        // crackable mechanism, the worse case (a reusable password) is assumed.
+        None if ex.inferred => SecretKind::Reusable,
+        None => return None,
+    };
     let severity = match (&ex.secret, kind) {
         (Some(_), SecretKind::Reusable) => Severity::Critical,
         (Some(_), SecretKind::Crackable) => Severity::High,
+        // The line that carried the secret was sent but not (wholly) captured.
+        (None, SecretKind::Reusable) if ex.cut || ex.inferred => Severity::Critical,
+        (None, SecretKind::Crackable) if ex.cut || ex.inferred => Severity::High,
         // LOGIN where only the user name crossed before the dialog ended or failed.
         (None, _) if ex.mechanism == Mechanism::Login => Severity::Medium,
         (None, _) => return None,
     };
     let mech = ex.mechanism.name();
-    let who = ex.username.as_deref().unwrap_or("an unknown user");
+    let partial_who;
+    let who = match (&ex.username, &ex.username_partial) {
+        (Some(u), _) => u.as_str(),
+        (None, Some(p)) => {
+            partial_who = format!("{p}... (cut)");
+            partial_who.as_str()
+        }
+        (None, None) => "an unknown user",
+    };
     let what = match (&ex.secret, kind) {
+        (None, _) if ex.inferred => "credentials",
+        (None, _) if ex.cut => "credentials (line cut by the capture)",
         (None, _) => "user name (no password seen)",
         (Some(_), SecretKind::Reusable)
             if matches!(ex.mechanism, Mechanism::XOauth2 | Mechanism::OauthBearer) =>
@@ -192,22 +212,46 @@ fn credentials(ex: &AuthExchange, reveal: bool) -> Option<Finding> {
         Some(s) => serde_json::to_value(s.record(reveal)).unwrap_or(Value::Null),
         None => Value::Null,
     };
-    let mut f = Finding::new(
-        Kind::CleartextCredentials,
-        severity,
-        meta,
-        format!("AUTH {mech} {what} for {who} sent without TLS (outcome {outcome})"),
-    )
-    .with("mechanism", mech)
-    .with(
-        "username",
-        ex.username.clone().map_or(Value::Null, Value::from),
-    )
-    .with("outcome", outcome)
-    .with("secret", secret)
-    .with("auth_frame", ex.meta.frame);
+    let message = if ex.inferred {
+        let mech = match ex.mechanism {
+            Mechanism::Other(_) => String::new(),
+            _ => format!(" {mech}"),
+        };
+        format!(
+            "AUTH{mech} before TLS (outcome {outcome}), seen in the server's replies only: \
+             the client's credentials crossed in cleartext, mechanism and user name not captured"
+        )
+    } else {
+        format!("AUTH {mech} {what} for {who} sent without TLS (outcome {outcome})")
+    };
+    let mut f = Finding::new(Kind::CleartextCredentials, severity, meta, message)
+        .with("mechanism", mech)
+        .with(
+            "username",
+            ex.username.clone().map_or(Value::Null, Value::from),
+        )
+        .with("outcome", outcome)
+        .with("secret", secret)
+        .with("auth_frame", ex.meta.frame);
     if let Some(authzid) = &ex.authzid {
         f = f.with("authzid", authzid.as_str());
+    }
+    if ex.inferred {
+        f = f.with("inferred_from", "server_replies").with(
+            "note",
+            "the client's side is not in the capture: the mechanism and user name are unknown; \
+             the server's reply proves an AUTH exchange took place before TLS",
+        );
+    }
+    if ex.cut {
+        f = f.with("cut", true).with(
+            "note",
+            "the client's line was cut by the capture (snap length or loss): the user name \
+             and secret are partial or missing from the capture, not from the wire",
+        );
+        if let Some(p) = &ex.username_partial {
+            f = f.with("username_partial", p.as_str());
+        }
     }
     if let (true, Some(h)) = (reveal, &ex.hashcat) {
         f = f.with("hashcat", h.expose());

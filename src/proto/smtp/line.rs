@@ -16,6 +16,11 @@ pub struct Line<'a> {
     pub truncated: bool,
     /// Bytes the line took on the wire, line ending included.
     pub wire_len: usize,
+    /// The line ended at a gap (cut by the snap length, or its end lost): what it holds is
+    /// true, what followed is unknown.
+    pub cut: bool,
+    /// The line began right after a gap, so it may be the tail of a longer line.
+    pub after_gap: bool,
 }
 
 #[derive(Default)]
@@ -26,8 +31,8 @@ pub struct LineReader {
     seen: usize,
     /// The last call lent `buf`; it is emptied on the next call.
     lent: bool,
-    /// After a gap: drop everything up to and including the next LF.
-    skipping: bool,
+    /// The line being read began right after a gap.
+    after_gap: bool,
     /// Lines cut at the cap.
     pub long_lines: u64,
 }
@@ -37,16 +42,18 @@ impl std::fmt::Debug for LineReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LineReader")
             .field("buffered", &self.buf.len())
-            .field("skipping", &self.skipping)
+            .field("after_gap", &self.after_gap)
             .field("long_lines", &self.long_lines)
             .finish()
     }
 }
 
 impl LineReader {
-    /// True when the next byte starts a new line (nothing partial is pending).
+    /// True when the next byte starts a new line (nothing partial is pending). Right after a
+    /// gap it is taken to: a snap-length cut loses the end of a segment, and senders start
+    /// segments at the lines (or TLS records) they write.
     pub fn at_line_start(&self) -> bool {
-        !self.skipping && (self.lent || self.seen == 0)
+        self.lent || self.seen == 0
     }
 
     /// Reads from `data` up to the end of the next line. Returns how many bytes of `data` were
@@ -56,29 +63,22 @@ impl LineReader {
             self.buf.clear();
             self.seen = 0;
             self.lent = false;
+            self.after_gap = false;
         }
         let Some(lf) = data.iter().position(|b| *b == b'\n') else {
-            if !self.skipping {
-                let before = self.seen;
-                self.stash(data);
-                // Counted when it passes the cap, not when it ends: a line that never ends
-                // (megabytes without LF, then FIN or the end of the capture) is the attack
-                // this counter exists to show.
-                if before <= MAX_LINE && self.seen > MAX_LINE {
-                    self.long_lines += 1;
-                }
+            let before = self.seen;
+            self.stash(data);
+            // Counted when it passes the cap, not when it ends: a line that never ends
+            // (megabytes without LF, then FIN or the end of the capture) is the attack
+            // this counter exists to show.
+            if before <= MAX_LINE && self.seen > MAX_LINE {
+                self.long_lines += 1;
             }
             return (data.len(), None);
         };
         let consumed = lf + 1;
         let part = data.get(..lf).unwrap_or_default();
-        if self.skipping {
-            // The partial line after a gap is not trusted; the next one starts clean.
-            self.skipping = false;
-            self.buf.clear();
-            self.seen = 0;
-            return (consumed, None);
-        }
+        let after_gap = std::mem::take(&mut self.after_gap);
         let total = self.seen + consumed;
         let truncated = total - 1 > MAX_LINE;
         // Not counted again when the part before this chunk already passed the cap.
@@ -94,6 +94,8 @@ impl LineReader {
                     bytes: strip_cr(bytes, truncated),
                     truncated,
                     wire_len: consumed,
+                    cut: false,
+                    after_gap,
                 }),
             );
         }
@@ -105,25 +107,36 @@ impl LineReader {
                 bytes: strip_cr(&self.buf, truncated),
                 truncated,
                 wire_len: total,
+                cut: false,
+                after_gap,
             }),
         )
     }
 
     /// The partial line at the end of the stream, if any (a last reply without CRLF).
     pub fn take_partial(&mut self) -> Option<Vec<u8>> {
-        if self.lent || self.skipping || self.seen == 0 {
+        if self.lent || self.seen == 0 {
             return None;
         }
         self.seen = 0;
         Some(std::mem::take(&mut self.buf))
     }
 
-    /// Bytes were lost: forget the partial line and resume after the next LF.
-    pub fn gap(&mut self) {
+    /// Bytes were lost. The partial line before them is handed back (with whether it too
+    /// began after a gap): a line cut there still proves what it holds, as
+    /// `AUTH PLAIN AGFsaWNl` proves an AUTH PLAIN sent in clear. The next line is marked
+    /// `after_gap`.
+    pub fn gap(&mut self) -> Option<(Vec<u8>, bool)> {
+        let partial = if !self.lent && self.seen > 0 {
+            Some((std::mem::take(&mut self.buf), self.after_gap))
+        } else {
+            None
+        };
         self.buf.clear();
         self.seen = 0;
         self.lent = false;
-        self.skipping = true;
+        self.after_gap = true;
+        partial
     }
 
     fn stash(&mut self, part: &[u8]) {
@@ -241,17 +254,24 @@ mod tests {
     }
 
     #[test]
-    fn gap_skips_partial_line() {
+    fn gap_hands_back_the_cut_line_and_marks_the_next() {
         let mut r = LineReader::default();
         let (_, l) = r.next_line(b"MAIL FR");
         assert!(l.is_none());
-        r.gap();
-        assert!(!r.at_line_start());
+        assert_eq!(r.gap(), Some((b"MAIL FR".to_vec(), false)));
+        assert!(r.at_line_start());
         let (n, l) = r.next_line(b"OM:<x>\r\nRCPT TO:<y>\r\n");
         assert_eq!(n, 8);
-        assert!(l.is_none());
+        let l = l.unwrap();
+        assert_eq!((l.bytes, l.after_gap), (&b"OM:<x>"[..], true));
         let (_, l) = r.next_line(b"RCPT TO:<y>\r\n");
-        assert_eq!(l.unwrap().bytes, b"RCPT TO:<y>");
+        let l = l.unwrap();
+        assert_eq!((l.bytes, l.after_gap), (&b"RCPT TO:<y>"[..], false));
+        // A line begun after one gap and cut by the next says so.
+        let _ = r.gap();
+        let _ = r.next_line(b"DAT");
+        assert_eq!(r.gap(), Some((b"DAT".to_vec(), true)));
+        assert_eq!(r.gap(), None);
     }
 
     #[test]

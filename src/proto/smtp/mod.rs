@@ -21,6 +21,14 @@
 //! Findings cite the frame that proves them: the client line that carried the secret, the
 //! AUTH or MAIL command sent in clear, the STARTTLS reply, the capability line, the first
 //! injected line, the first body bytes.
+//!
+//! # Partial captures
+//!
+//! A line cut by a gap (a snap length, a loss) is read as far as it goes; the line after a
+//! gap only if it parses from its first byte. A capture without the client's side is read
+//! from the replies: each reply that answers no command seen stands for the command it alone
+//! proves (`SmtpSession::infer_command`), so a `235` before TLS is `cleartext_credentials`
+//! with the reply's frame, mechanism and user name unknown.
 
 mod auth;
 mod body;

@@ -126,6 +126,10 @@ pub(super) struct Facts {
     pub starttls_reply: Option<(ReplyCode, String, EventMeta)>,
     /// Reply to a STARTTLS that had been offered was "command not recognised".
     pub starttls_unrecognised: bool,
+    /// The client began a TLS handshake although STARTTLS had been refused (OpenSSL's
+    /// `s_client -starttls smtp` goes on whatever the reply): a TLS attempt the server was
+    /// not ready for.
+    pub tls_after_refusal: Option<EventMeta>,
     /// A capability that looks like STARTTLS overwritten.
     pub mangled: Option<(String, EventMeta)>,
     pub client_tls: bool,
@@ -176,6 +180,13 @@ pub struct SmtpSession {
     /// The client sent bytes after STARTTLS was accepted (its handshake or plaintext): from
     /// then on server bytes answer the client rather than being slipped in ahead of it.
     client_after_accept: bool,
+    /// Any byte (or gap) of the client's direction was seen. Until then a reply that answers
+    /// no command comes from a capture without the client's side, and what the reply alone
+    /// proves it answers is inferred (`infer_command`).
+    client_seen: bool,
+    /// The end of a DATA body may have been lost in a gap: the server's next reply then
+    /// answers the end of data.
+    body_gapped: bool,
     pub(super) facts: Facts,
 }
 
@@ -214,6 +225,8 @@ impl SmtpSession {
             body_start: false,
             open_txn: None,
             client_after_accept: false,
+            client_seen: false,
+            body_gapped: false,
             facts: Facts {
                 banner: None,
                 banner_host: None,
@@ -227,6 +240,7 @@ impl SmtpSession {
                 starttls_meta: None,
                 starttls_reply: None,
                 starttls_unrecognised: false,
+                tls_after_refusal: None,
                 mangled: None,
                 client_tls: false,
                 server_tls: false,
@@ -260,15 +274,32 @@ impl SmtpSession {
         }
     }
 
-    /// `len` bytes of this direction are lost; resynchronise at the next line.
-    pub fn gap(&mut self, dir: Direction, len: u64, _meta: EventMeta) {
+    /// `len` bytes of this direction are lost. The line they cut short is interpreted as far
+    /// as it goes (a snap length cuts every long line); the next line may start mid-line and
+    /// is read only if it parses from its first byte.
+    pub fn gap(&mut self, dir: Direction, len: u64, meta: EventMeta) {
         self.facts.stats.gaps += 1;
         self.facts.stats.gap_bytes = self.facts.stats.gap_bytes.saturating_add(len);
         match dir {
             Direction::ToServer => match self.client_mode {
-                ClientMode::Commands | ClientMode::AwaitBody(_) => self.client.gap(),
+                ClientMode::Commands | ClientMode::AwaitBody(_) => {
+                    self.client_seen = true;
+                    if let Some((bytes, after_gap)) = self.client.gap() {
+                        let line = Line {
+                            bytes: bytes.strip_suffix(b"\r").unwrap_or(&bytes),
+                            truncated: false,
+                            wire_len: bytes.len(),
+                            cut: true,
+                            after_gap,
+                        };
+                        self.client_line(line, meta);
+                    }
+                }
                 // The end-of-data dot may still come: keep scanning, from mid-line.
-                ClientMode::Body { ref mut scan, .. } => scan.gap(),
+                ClientMode::Body { ref mut scan, .. } => {
+                    scan.gap();
+                    self.body_gapped = true;
+                }
                 ClientMode::Bdat { remaining, txn } => {
                     if len < remaining {
                         self.client_mode = ClientMode::Bdat {
@@ -287,8 +318,16 @@ impl SmtpSession {
             },
             Direction::ToClient => {
                 if self.server_mode == ServerMode::Replies {
-                    self.server.gap();
-                    self.reply = None;
+                    if let Some((bytes, after_gap)) = self.server.gap() {
+                        let text = bytes.strip_suffix(b"\r").unwrap_or(&bytes);
+                        self.server_line(text, bytes.len(), (true, after_gap), meta);
+                    }
+                    // The rest of the reply in progress was in the gap: it ended there, and
+                    // the command it answered is done (else every later reply would be
+                    // matched to the wrong command).
+                    if let Some(reply) = self.reply.take() {
+                        self.end_reply(reply);
+                    }
                 }
             }
         }
@@ -309,6 +348,8 @@ impl SmtpSession {
                         bytes: rest.strip_suffix(b"\r").unwrap_or(&rest),
                         truncated: false,
                         wire_len: rest.len(),
+                        cut: false,
+                        after_gap: false,
                     };
                     self.client_line(line, meta);
                 }
@@ -319,7 +360,7 @@ impl SmtpSession {
                 }
                 if let Some(rest) = self.server.take_partial() {
                     let bytes = rest.strip_suffix(b"\r").unwrap_or(&rest);
-                    self.server_line(bytes, rest.len(), meta);
+                    self.server_line(bytes, rest.len(), (false, false), meta);
                 }
             }
         }
@@ -355,6 +396,19 @@ impl SmtpSession {
         self.facts.starttls_phase == TlsPhase::Accepted
     }
 
+    /// The client's direction is in the capture (it sent bytes this session may never see,
+    /// such as a ClientHello to a plaintext server): replies are not read as proof of
+    /// commands a one-sided capture lacks.
+    pub fn client_present(&mut self) {
+        self.client_seen = true;
+    }
+
+    /// The reply that refused STARTTLS, when the client then began TLS anyway.
+    pub fn tls_after_refusal(&self) -> Option<u16> {
+        self.facts.tls_after_refusal?;
+        self.facts.starttls_reply.as_ref().map(|r| r.0.0)
+    }
+
     /// Host name announced in the banner (`220 mx.example.org ESMTP`), for certificate
     /// checks; `None` when the greeting starts with no plausible domain.
     pub fn banner_host(&self) -> Option<&str> {
@@ -367,6 +421,7 @@ impl SmtpSession {
         if self.facts.starttls_phase == TlsPhase::Accepted && !data.is_empty() {
             self.client_after_accept = true;
         }
+        self.client_seen |= !data.is_empty();
         let mut reader = std::mem::take(&mut self.client);
         let mut pos = 0;
         let mut result = Feed::Smtp;
@@ -408,13 +463,14 @@ impl SmtpSession {
                 ClientMode::Commands | ClientMode::AwaitBody(_) => {
                     if reader.at_line_start()
                         && self.client_mode == ClientMode::Commands
-                        && matches!(
-                            self.facts.starttls_phase,
-                            TlsPhase::Requested | TlsPhase::Accepted
-                        )
+                        && self.facts.starttls_phase != TlsPhase::NotIssued
                         && starts_tls(rest)
                     {
-                        // RFC 3207 §4.2: the client starts the handshake after STARTTLS.
+                        // RFC 3207 §4.2: the client starts the handshake after STARTTLS; after
+                        // a refusal it is an attempt the server will read as a bad command.
+                        if self.facts.starttls_phase == TlsPhase::Refused {
+                            self.facts.tls_after_refusal.get_or_insert(meta);
+                        }
                         self.client_mode = ClientMode::Tls;
                         self.facts.client_tls = true;
                         result = Feed::Upgrade { offset: pos };
@@ -455,7 +511,7 @@ impl SmtpSession {
             let (n, line) = reader.next_line(rest);
             pos += n;
             if let Some(line) = line {
-                self.server_line(line.bytes, line.wire_len, meta);
+                self.server_line(line.bytes, line.wire_len, (false, line.after_gap), meta);
             }
         }
         self.facts.stats.long_lines = reader.long_lines + self.client.long_lines;
@@ -487,6 +543,11 @@ impl SmtpSession {
     /// One complete client line in command mode.
     fn client_line(&mut self, mut line: Line<'_>, meta: EventMeta) {
         let mut cmd = command(line.bytes);
+        if line.after_gap && !cmd.is_some_and(|c| c.verb.is_known()) {
+            // After a gap only a line that is a command from its first byte is one: anything
+            // else may be the tail of a line whose start was lost (not junk: not counted).
+            return;
+        }
         if cmd.is_none() {
             let known = |l: &[u8]| command(l).is_some_and(|c| c.verb.is_known());
             if let Some(at) = parser::resync_offset(line.bytes, known) {
@@ -508,7 +569,11 @@ impl SmtpSession {
             if self.auth_awaiting_client || (expects && !known) {
                 self.auth_awaiting_client = false;
                 if let Some(ex) = self.facts.auths.get_mut(idx) {
-                    ex.client_line(line.bytes, meta);
+                    if line.cut {
+                        ex.client_line_cut(line.bytes, meta);
+                    } else {
+                        ex.client_line(line.bytes, meta);
+                    }
                 }
                 return;
             }
@@ -561,8 +626,9 @@ impl SmtpSession {
         let pending = match cmd.verb {
             Verb::Helo | Verb::Ehlo | Verb::Lhlo => {
                 let name = cmd.args.split(|b| *b == b' ').next().unwrap_or_default();
-                // The first EHLO/HELO that names the client (a bare "EHLO" names nobody).
-                if self.facts.helo.is_none() && !name.is_empty() {
+                // The first EHLO/HELO that names the client (a bare "EHLO" names nobody);
+                // a name cut by the capture is not its name.
+                if self.facts.helo.is_none() && !name.is_empty() && !line.cut {
                     self.facts.helo = Some(lossy(name, 255));
                 }
                 Pending::Hello {
@@ -574,7 +640,7 @@ impl SmtpSession {
                 self.facts.starttls_phase = TlsPhase::Requested;
                 Pending::StartTls
             }
-            Verb::Auth => self.auth_command(cmd.args, meta),
+            Verb::Auth => self.auth_command(cmd.args, line.cut, meta),
             Verb::Mail => {
                 self.note_cleartext_after_offer("MAIL", meta);
                 self.facts.transactions = self.facts.transactions.saturating_add(1);
@@ -644,12 +710,21 @@ impl SmtpSession {
         self.push(pending);
     }
 
-    fn auth_command(&mut self, args: &[u8], meta: EventMeta) -> Pending {
+    fn auth_command(&mut self, args: &[u8], cut: bool, meta: EventMeta) -> Pending {
         self.note_cleartext_after_offer("AUTH", meta);
         let Some(auth) = parser::auth_command(args) else {
             return Pending::Other;
         };
-        let ex = AuthExchange::start(auth.mechanism, auth.initial, meta);
+        let ex = match (cut, auth.initial) {
+            // `AUTH PLAIN AGFsaWNl` cut by the snap length: an initial response was sent in
+            // clear, and what was captured of it is read as far as it goes.
+            (true, Some(initial)) => {
+                let mut ex = AuthExchange::start(auth.mechanism, None, meta);
+                ex.client_line_cut(initial, meta);
+                ex
+            }
+            _ => AuthExchange::start(auth.mechanism, auth.initial, meta),
+        };
         let idx = if self.facts.auths.len() < MAX_AUTH {
             self.facts.auths.push(ex);
             Some(self.facts.auths.len() - 1)
@@ -680,10 +755,17 @@ impl SmtpSession {
         self.open_txn = None;
     }
 
-    /// One complete server line.
-    fn server_line(&mut self, mut bytes: &[u8], mut wire_len: usize, meta: EventMeta) {
+    /// One server line; `(cut, after_gap)`: it ended at a gap (its end is unknown), it began
+    /// right after one (it may be the tail of a longer line).
+    fn server_line(
+        &mut self,
+        mut bytes: &[u8],
+        mut wire_len: usize,
+        (cut, after_gap): (bool, bool),
+        meta: EventMeta,
+    ) {
         let mut parsed = parser::reply_line(bytes);
-        if parsed.is_none() {
+        if parsed.is_none() && !after_gap {
             let is_reply = |l: &[u8]| parser::reply_line(l).is_some();
             if let Some(at) = parser::resync_offset(bytes, is_reply) {
                 self.facts.stats.non_smtp_bytes += at as u64;
@@ -701,8 +783,9 @@ impl SmtpSession {
         self.facts.server_spoke = true;
         if self.reply.is_none() {
             self.note_server_injection(wire_len, meta);
-            self.begin_reply(bytes, &r, meta);
-        } else {
+            self.begin_reply(bytes, &r, cut, meta);
+        } else if !cut {
+            // A capability cut short could be any keyword (`250-STARTT`): not kept.
             self.reply_continuation(&r, meta);
         }
         if r.last {
@@ -726,12 +809,24 @@ impl SmtpSession {
         }
     }
 
-    fn begin_reply(&mut self, bytes: &[u8], r: &ReplyLine<'_>, meta: EventMeta) {
+    fn begin_reply(&mut self, bytes: &[u8], r: &ReplyLine<'_>, cut: bool, meta: EventMeta) {
         // A capture that starts mid-dialog has no greeting: RFC 5321 §3.1 allows only 220
         // and 554 there (421 when shutting down), so anything else answers a command.
         if self.pending.front() == Some(&Pending::Greeting) && !matches!(r.code.0, 220 | 421 | 554)
         {
             self.pending.pop_front();
+        }
+        if self.pending.is_empty() {
+            if let (ClientMode::Body { txn, .. }, true) = (self.client_mode, self.body_gapped) {
+                // The server answers only once the body ended: its end-of-data line was in a
+                // gap (a snap length cuts the segment that carries it).
+                self.client_mode = ClientMode::Commands;
+                self.body_gapped = false;
+                self.push(Pending::DataEnd(txn));
+                self.close_txn();
+            } else if !self.client_seen {
+                self.infer_command(r, meta);
+            }
         }
         let head = self.pending.front().copied();
         let after_starttls = self.facts.starttls_phase == TlsPhase::Accepted;
@@ -744,7 +839,10 @@ impl SmtpSession {
         match head {
             Some(Pending::Greeting) if self.facts.banner.is_none() => {
                 self.facts.banner = Some(lossy(bytes, MAX_TEXT));
-                self.facts.banner_host = parser::greeting_host(r.text).map(str::to_string);
+                // A host name that runs to the cut may be cut itself.
+                let host = parser::greeting_host(r.text)
+                    .filter(|h| !cut || r.text.get(h.len()).is_some_and(|b| *b == b' '));
+                self.facts.banner_host = host.map(str::to_string);
             }
             Some(Pending::Hello { ehlo: true }) if r.code.is_positive() => {
                 // The first line names the server; keywords follow (RFC 5321 §4.1.1.1). A
@@ -770,6 +868,60 @@ impl SmtpSession {
             head,
             after_starttls,
         });
+    }
+
+    /// A reply that answers no command seen, in a capture without the client's side (taken
+    /// on the server, or a tap that lost one direction): queues the command the reply alone
+    /// proves it answers. After the greeting 220 answers only STARTTLS (RFC 3207 §4); a
+    /// multi-line 250 only EHLO (RFC 5321 §4.1.1.1); 334, 235 and 535 only AUTH (RFC 4954
+    /// §4, §6); 354 only DATA, and the reply after it the end of the message (RFC 5321
+    /// §4.1.1.4). Anything else (a lone 250, 221) proves no particular command.
+    fn infer_command(&mut self, r: &ReplyLine<'_>, meta: EventMeta) {
+        let pending = match r.code.0 {
+            220 if self.facts.banner.is_some() => {
+                self.facts.starttls_meta.get_or_insert(meta);
+                self.facts.starttls_phase = TlsPhase::Requested;
+                Pending::StartTls
+            }
+            250 if !r.last => Pending::Hello { ehlo: true },
+            334 | 235 | 535 => {
+                self.note_cleartext_after_offer("AUTH", meta);
+                let idx = if self.facts.auths.len() < MAX_AUTH {
+                    self.facts.auths.push(AuthExchange::inferred(meta));
+                    Some(self.facts.auths.len() - 1)
+                } else {
+                    self.facts.stats.dropped_records += 1;
+                    None
+                };
+                self.auth_active = idx;
+                Pending::Auth(idx)
+            }
+            354 => {
+                self.note_cleartext_after_offer("DATA", meta);
+                self.facts.transactions = self.facts.transactions.saturating_add(1);
+                let txn = if self.facts.txns.len() < MAX_TRANSACTIONS {
+                    self.facts.txns.push(TransactionRecord {
+                        frame: meta.frame,
+                        body: Some("data"),
+                        ..TransactionRecord::default()
+                    });
+                    Some(self.facts.txns.len() - 1)
+                } else {
+                    self.facts.stats.dropped_records += 1;
+                    None
+                };
+                // 354 invites the body: a message crossed before the next reply.
+                self.body_start = true;
+                self.note_body_start(meta);
+                self.push(Pending::Data(txn));
+                self.push(Pending::DataEnd(txn));
+                self.facts.stats.inferred_commands += 1;
+                return;
+            }
+            _ => return,
+        };
+        self.facts.stats.inferred_commands += 1;
+        self.push(pending);
     }
 
     fn reply_continuation(&mut self, r: &ReplyLine<'_>, meta: EventMeta) {

@@ -718,9 +718,12 @@ fn gap_resynchronises_at_next_line() {
     let r = s.record(false);
     assert_eq!(r.stats.gaps, 1);
     assert_eq!(r.stats.gap_bytes, 100);
-    assert_eq!(r.transactions, 0);
+    // The line cut by the gap is still a MAIL command, as far as it goes; the tail after the
+    // gap is no command and is dropped; the next line is read.
+    assert_eq!(r.transactions, 1);
     assert_eq!(r.recipients, 1);
-    assert_eq!(r.stats.commands, 1);
+    assert_eq!(r.stats.commands, 2);
+    assert_eq!(r.stats.non_smtp_bytes, 0);
 }
 
 #[test]
@@ -991,4 +994,200 @@ fn starttls_then_binary_is_tls_whatever_the_chunking() {
     let o = run(&[(C, b"STARTTLS\n\xfa\x8a\x0e")]);
     assert!(o.record.starttls.client_tls);
     assert_eq!(o.tls[0], b"\xfa\x8a\x0e");
+}
+
+// ---- one side of the conversation, lines cut by the capture --------------------------------
+
+/// A capture of the server's side only: each reply proves what it answers, where it can.
+#[test]
+fn server_side_only_replies_prove_their_commands() {
+    let steps: &[Step<'_>] = &[
+        (S, b"220 mx.example.org ESMTP\r\n"),
+        (
+            S,
+            b"250-mx.example.org\r\n250-PIPELINING\r\n250-XXXXXXXA\r\n250 AUTH PLAIN\r\n",
+        ),
+        (S, b"235 2.7.0 Authentication successful\r\n"),
+        (S, b"250 ok\r\n250 ok\r\n354 go ahead\r\n"),
+        (S, b"250 2.0.0 Ok: queued as 4Fq1\r\n"),
+        (S, b"221 bye\r\n"),
+    ];
+    let whole = run(steps);
+    // Every chunking reads the same.
+    assert_eq!(whole, run_with(steps, |d| d.chunks(1).collect()));
+    let r = &whole.record;
+    assert_eq!(r.capabilities, ["PIPELINING", "XXXXXXXA", "AUTH PLAIN"]);
+    assert_eq!(r.auth.len(), 1);
+    let a = &r.auth[0];
+    assert_eq!(
+        (a.mechanism.as_str(), a.username.as_deref()),
+        ("unknown", None)
+    );
+    assert_eq!((a.outcome, a.inferred), (AuthOutcome::Success, true));
+    assert_eq!(r.transactions, 1);
+    assert_eq!(r.messages, 1);
+    assert_eq!(r.transaction_list[0].reply, Some(250));
+    assert_eq!(r.stats.inferred_commands, 3);
+    let kinds: Vec<(Kind, Severity, u64)> =
+        whole.findings.iter().map(|f| (f.0, f.1, f.2)).collect();
+    assert!(kinds.contains(&(Kind::CleartextCredentials, Severity::Critical, 3)));
+    assert!(kinds.contains(&(Kind::StarttlsStripped, Severity::High, 2)));
+    let cred = whole
+        .findings
+        .iter()
+        .find(|f| f.0 == Kind::CleartextCredentials);
+    assert!(
+        cred.unwrap()
+            .3
+            .contains("\"inferred_from\":\"server_replies\"")
+    );
+}
+
+#[test]
+fn server_side_only_starttls_accepted_then_tls() {
+    let steps: &[Step<'_>] = &[
+        (S, b"220 mx.example.org ESMTP\r\n"),
+        (S, b"250-mx.example.org\r\n250 STARTTLS\r\n"),
+        (S, b"220 2.0.0 Ready to start TLS\r\n"),
+        (S, SERVER_HELLO),
+    ];
+    let o = run(steps);
+    assert!(o.accepted);
+    assert!(o.record.starttls.offered && o.record.starttls.issued);
+    assert_eq!(o.record.starttls.reply, Some(220));
+    assert_eq!(o.record.starttls.frame, Some(3));
+    assert!(o.record.starttls.server_tls);
+    assert_eq!(o.tls[1], SERVER_HELLO);
+    assert!(o.findings.is_empty(), "{:?}", o.findings);
+}
+
+#[test]
+fn server_side_only_login_challenge_names_the_mechanism() {
+    let steps: &[Step<'_>] = &[
+        (S, b"220 mx ESMTP\r\n"),
+        (S, b"334 VXNlcm5hbWU6\r\n"),
+        (S, b"334 UGFzc3dvcmQ6\r\n"),
+        (S, b"535 5.7.8 Authentication failed\r\n"),
+    ];
+    let o = run(steps);
+    let a = &o.record.auth[0];
+    assert_eq!(
+        (a.mechanism.as_str(), a.outcome),
+        ("LOGIN", AuthOutcome::Failure)
+    );
+    assert_eq!(o.record.stats.auth_failures, 1);
+    assert_eq!(o.findings[0].0, Kind::CleartextCredentials);
+}
+
+/// Replies without commands in a two-sided capture stay unmatched: nothing is inferred once
+/// the client's side is known to be there.
+#[test]
+fn no_inference_when_the_client_is_seen() {
+    let steps: &[Step<'_>] = &[
+        (S, b"220 mx ESMTP\r\n"),
+        (C, b"NOOP\r\n"),
+        (S, b"250 ok\r\n"),
+        (S, b"235 ok\r\n"),
+    ];
+    let o = run(steps);
+    assert!(o.record.auth.is_empty());
+    assert_eq!(o.record.stats.inferred_commands, 0);
+    assert_eq!(o.record.stats.unmatched_replies, 1);
+}
+
+/// `tcpdump -s 96`: the AUTH PLAIN line ends at the snap length.
+#[test]
+fn auth_plain_cut_by_the_snap_length_is_cleartext_credentials() {
+    let mut s = SmtpSession::new();
+    s.feed(S, b"220 mx ESMTP\r\n", meta(1));
+    s.feed(C, b"EHLO c\r\n", meta(2));
+    s.feed(S, b"250 mx\r\n", meta(3));
+    // base64("\0alice@example.org\0secret") cut after 18 characters.
+    s.feed(C, b"AUTH PLAIN AGFsaWNlQGV4YW1wbG", meta(4));
+    s.gap(C, 20, meta(4));
+    s.feed(S, b"235 2.7.0 ok\r\n", meta(5));
+    let r = s.record(false);
+    let a = &r.auth[0];
+    assert_eq!(a.mechanism, "PLAIN");
+    assert_eq!(a.username, None);
+    assert_eq!(a.username_partial.as_deref(), Some("alice@exampl"));
+    assert!(a.cut);
+    assert_eq!(a.outcome, AuthOutcome::Success);
+    let f = s.findings(false);
+    assert_eq!(f.len(), 1);
+    assert_eq!(
+        (f[0].kind, f[0].severity, f[0].frame),
+        (Kind::CleartextCredentials, Severity::Critical, 4)
+    );
+    assert_eq!(f[0].evidence["username_partial"], "alice@exampl");
+}
+
+/// The STARTTLS reply cut by the snap length is still a 220; the next segment's TLS record
+/// starts at a segment boundary and is handed over.
+#[test]
+fn starttls_reply_cut_by_the_snap_length_still_upgrades() {
+    let mut s = SmtpSession::new();
+    s.feed(S, b"220 mx ESMTP\r\n", meta(1));
+    s.feed(C, b"EHLO c\r\n", meta(2));
+    s.feed(S, b"250-mx says hello to the cli", meta(3));
+    s.gap(S, 60, meta(3));
+    s.feed(C, b"STARTTLS\r\n", meta(4));
+    s.feed(S, b"220 2.0.0 Ready to st", meta(5));
+    s.gap(S, 10, meta(5));
+    assert_eq!(
+        s.feed(C, CLIENT_HELLO, meta(6)),
+        Feed::Upgrade { offset: 0 }
+    );
+    assert_eq!(
+        s.feed(S, SERVER_HELLO, meta(7)),
+        Feed::Upgrade { offset: 0 }
+    );
+    assert!(s.starttls_accepted());
+    let r = s.record(false);
+    assert_eq!(r.starttls.reply, Some(220));
+    assert!(r.starttls.server_tls);
+    // The EHLO reply ended in the gap: its command is done, the next reply answers STARTTLS.
+    assert_eq!(r.stats.unmatched_replies, 0);
+}
+
+/// The end-of-data line cut away with the body: the server's reply proves the body ended.
+#[test]
+fn end_of_data_lost_in_a_gap_is_ended_by_the_reply() {
+    let mut s = SmtpSession::new();
+    s.feed(S, b"220 mx ESMTP\r\n", meta(1));
+    s.feed(C, b"MAIL FROM:<a>\r\nRCPT TO:<b>\r\nDATA\r\n", meta(2));
+    s.feed(S, b"250 ok\r\n250 ok\r\n354 go\r\n", meta(3));
+    s.feed(C, b"Subject: x\r\n\r\nbody", meta(4));
+    s.gap(C, 200, meta(4));
+    s.feed(S, b"250 queued as X\r\n", meta(5));
+    s.feed(C, b"QUIT\r\n", meta(6));
+    s.feed(S, b"221 bye\r\n", meta(7));
+    let r = s.record(false);
+    assert_eq!(r.transaction_list[0].reply, Some(250));
+    assert_eq!(r.stats.unmatched_replies, 0);
+    assert_eq!(r.stats.commands, 4);
+}
+
+/// OpenSSL `s_client -starttls smtp` sends its ClientHello whatever the reply to STARTTLS.
+#[test]
+fn client_hello_after_refused_starttls_is_a_tls_attempt() {
+    let steps: &[Step<'_>] = &[
+        (S, b"220 mx ESMTP\r\n"),
+        (C, b"EHLO c\r\n"),
+        (S, b"250-mx\r\n250 STARTTLS\r\n"),
+        (C, b"STARTTLS\r\n"),
+        (S, b"454 4.7.0 TLS not available\r\n"),
+        (C, CLIENT_HELLO),
+        (S, b"500 unrecognized command\r\n"),
+    ];
+    let o = run(steps);
+    assert!(!o.accepted);
+    assert_eq!(o.tls[0], CLIENT_HELLO);
+    assert!(o.record.starttls.client_tls);
+    assert_eq!(o.record.stats.non_smtp_bytes, 0);
+    let mut s = SmtpSession::new();
+    for (i, (d, b)) in steps.iter().enumerate() {
+        s.feed(*d, b, meta(i + 1));
+    }
+    assert_eq!(s.tls_after_refusal(), Some(454));
 }

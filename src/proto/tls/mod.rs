@@ -6,7 +6,9 @@
 //! - [`names`]: versions, alerts, cipher suites as newtypes that keep unknown codes.
 //! - [`ja3`], [`ja4`]: fingerprints.
 //! - [`cert`]: leaf certificate checks (x509-parser).
-//! - [`session`]: the per-connection state machine that drives them and decides the outcome.
+//! - [`session`]: the per-connection state machine that drives them and decides the outcome;
+//!   an outcome the captured bytes cannot decide (records cut by a snap length, a capture
+//!   begun mid-session or holding one side only) stays `incomplete`, with the reason.
 
 pub mod cert;
 pub mod handshake;
@@ -27,6 +29,9 @@ pub struct TlsContext {
     /// Host name the server announced in its SMTP banner, checked against the certificate
     /// when no SNI was sent.
     pub banner_host: Option<String>,
+    /// The server had refused STARTTLS with this reply and the client began TLS anyway: the
+    /// server, still speaking SMTP, cannot answer the ClientHello.
+    pub starttls_refused: Option<u16>,
 }
 
 /// How a direction ended.

@@ -295,6 +295,13 @@ pub struct TlsSession {
     alerts: Vec<AlertRecord>,
     tls13: Tls13Progress,
     outcome: Outcome,
+    /// Why the outcome stays open at the end although the connection closed: the bytes that
+    /// would decide it were never captured (cut by a snap length or lost, before the capture
+    /// began, or in the direction the capture lacks). Reported as `incomplete`, never as a
+    /// failure.
+    undecided: Option<(&'static str, EventMeta)>,
+    /// The last packet that brought bytes, for evidence when the capture ends first.
+    last_meta: EventMeta,
     anomalies: Vec<String>,
 }
 
@@ -318,6 +325,8 @@ impl TlsSession {
             alerts: Vec::new(),
             tls13: Tls13Progress::default(),
             outcome: Outcome::Pending,
+            undecided: None,
+            last_meta: EventMeta::default(),
             anomalies: Vec::new(),
         }
     }
@@ -334,6 +343,7 @@ impl TlsSession {
     /// Bytes of one direction, in order, from the first byte of TLS.
     pub fn feed(&mut self, dir: Direction, data: &[u8], meta: EventMeta) -> Interest {
         let d = dir.index();
+        self.last_meta = meta;
         let mut data = data;
         while !data.is_empty() {
             let framing = match self.dirs.get(d) {
@@ -543,11 +553,14 @@ impl TlsSession {
             });
             return;
         }
-        let began = self.client_hellos > 0
-            || self
-                .dirs
-                .iter()
-                .any(|s| s.stats.records > 0 || s.v2_records > 0);
+        let began = self.began();
+        if let Some(rule) = self.undecidable(began) {
+            if self.undecided.is_none() {
+                self.undecided = Some((rule, meta));
+                self.note(format!("outcome undecided: {rule}"));
+            }
+            return;
+        }
         let rule = match (kind, began) {
             (EndKind::Reset, true) => "reset_before_completion",
             (EndKind::Fin, true) => "closed_before_completion",
@@ -567,6 +580,39 @@ impl TlsSession {
     /// When the (first) ClientHello was seen.
     pub fn client_hello_meta(&self) -> Option<EventMeta> {
         self.client_hello.as_ref().map(|(_, m)| *m)
+    }
+
+    /// A record (or SSLv2 hello) was seen: TLS began on the wire.
+    fn began(&self) -> bool {
+        self.client_hellos > 0
+            || self
+                .dirs
+                .iter()
+                .any(|s| s.stats.records > 0 || s.v2_records > 0)
+    }
+
+    /// Why the bytes in hand cannot decide a handshake that did not finish, if they cannot.
+    fn undecidable(&self, began: bool) -> Option<&'static str> {
+        let handshake_seen = self.client_hellos > 0
+            || self.server_hello.is_some()
+            || self
+                .dirs
+                .iter()
+                .any(|s| s.stats.handshake > 0 || s.v2_records > 0);
+        let [c, s] = [&self.dirs[0], &self.dirs[1]];
+        if began && !handshake_seen {
+            // Only records after the handshake (application data, encrypted alerts): the
+            // capture began mid-session, the handshake is not in it.
+            Some("handshake_not_captured")
+        } else if self.server_hello.is_some() && c.stats.records == 0 && c.v2_records == 0 {
+            // A ServerHello answers a ClientHello: the client's side is missing from the capture.
+            Some("client_side_not_captured")
+        } else if c.stats.gap_bytes > 0 || s.stats.gap_bytes > 0 {
+            // Records cut by a snap length or lost: what would have decided it is not here.
+            Some("deciding_bytes_not_captured")
+        } else {
+            None
+        }
     }
 
     pub fn client_hello_seen(&self) -> bool {
@@ -599,7 +645,15 @@ impl TlsSession {
     /// The contract view.
     pub fn record(&self) -> TlsRecord {
         let outcome_evidence = match &self.outcome {
-            Outcome::Pending => None,
+            // The capture may end before either side closed: the same reasons apply.
+            Outcome::Pending => self
+                .undecided
+                .or_else(|| self.undecidable(self.began()).map(|r| (r, self.last_meta)))
+                .map(|(rule, meta)| OutcomeEvidence {
+                    rule: rule.to_string(),
+                    confidence: Confidence::Likely,
+                    frame: meta.frame,
+                }),
             Outcome::Complete {
                 rule,
                 confidence,
@@ -700,6 +754,11 @@ impl TlsSession {
                      failed: the server answered the client's Finished with an encrypted \
                      alert and closed"
                     .to_string(),
+                ("client_hello_after_starttls_refused", _, _) => format!(
+                    "TLS handshake failed: the client sent a ClientHello after the server \
+                     refused STARTTLS ({}); the server was not ready for TLS",
+                    self.ctx.starttls_refused.unwrap_or_default()
+                ),
                 ("protocol_error", _, Some(w)) => {
                     format!("TLS handshake failed: the {w} sent bytes that are not TLS")
                 }
@@ -711,14 +770,17 @@ impl TlsSession {
                 }
                 _ => "TLS handshake failed".to_string(),
             };
-            out.push(
+            let mut finding =
                 Finding::new(Kind::TlsHandshakeFailure, Severity::Medium, f.meta, message)
                     .with("rule", f.rule)
                     .with("confidence", confidence_str(f.confidence))
                     .with("stage", f.stage)
                     .with("sender", who)
-                    .with("description", f.description.clone()),
-            );
+                    .with("description", f.description.clone());
+            if let Some(code) = self.ctx.starttls_refused {
+                finding = finding.with("starttls_refused_reply", code);
+            }
+            out.push(finding);
         }
         if let Some(v) = self.version() {
             let meta = self
@@ -835,12 +897,7 @@ impl TlsSession {
             }
             ContentType::ALERT => {
                 s.stats.alert += 1;
-                // A clear alert is 2 bytes per alert; anything else is ciphertext.
-                let clear = !s.keys_changed
-                    && hdr.len >= 2
-                    && hdr.len % 2 == 0
-                    && hdr.len as usize <= SMALL_BODY;
-                if !clear {
+                if !alert_in_clear(s, hdr.len) {
                     self.push_alert(AlertRecord {
                         from: sender(dir),
                         level: ReportAlertLevel::Encrypted,
@@ -887,9 +944,7 @@ impl TlsSession {
             return;
         }
         match hdr.content_type {
-            ContentType::ALERT
-                if hdr.len >= 2 && hdr.len % 2 == 0 && hdr.len as usize <= SMALL_BODY =>
-            {
+            ContentType::ALERT if alert_in_clear(s, hdr.len) => {
                 for pair in small.bytes().chunks_exact(2) {
                     if let [level, desc] = pair {
                         self.on_clear_alert(dir, AlertLevel(*level), AlertDescription(*desc), meta);
@@ -1194,6 +1249,18 @@ impl TlsSession {
         self.ja3 = Some(ja3::ja3(&ch));
         self.ja4 = Some(ja4::ja4(&ch));
         self.client_hello = Some((ch, meta));
+        if self.ctx.starttls_refused.is_some() && self.outcome == Outcome::Pending {
+            // The server refused STARTTLS and still reads SMTP commands: this handshake
+            // cannot complete (it answers the ClientHello as a bad command, or not at all).
+            self.outcome = Outcome::Failed(Failure {
+                rule: "client_hello_after_starttls_refused",
+                confidence: Confidence::Certain,
+                meta,
+                sender: Some(Sender::Client),
+                description: None,
+                stage: self.stage(),
+            });
+        }
     }
 
     fn set_server_hello(&mut self, sh: ServerHello, meta: EventMeta) {
@@ -1360,11 +1427,14 @@ impl TlsSession {
             disabled: true,
             ..HsBuf::default()
         };
+        let gapped = s.stats.gap_bytes > 0;
         if !s.anomaly_reported {
             s.anomaly_reported = true;
             self.note(format!("{}: {what} at frame {}", dir_str(dir), meta.frame));
         }
-        if self.outcome == Outcome::Pending {
+        // After a gap the framing may have resumed on bytes that only looked like a record:
+        // not proof that the peer spoke something else.
+        if self.outcome == Outcome::Pending && !gapped {
             self.outcome = Outcome::Failed(Failure {
                 rule: "protocol_error",
                 confidence: Confidence::Likely,
@@ -1388,6 +1458,19 @@ impl TlsSession {
             _ => Interest::Bytes,
         }
     }
+}
+
+/// Whether an alert record of `len` bytes from this side can be read in clear. A clear alert
+/// is 2 bytes (level, description); RFC 5246 section 6.2.1 allows several in one record,
+/// but only during a handshake seen in clear. After ChangeCipherSpec, or from a side whose
+/// handshake was never seen (a capture begun mid-session), a longer alert record is
+/// ciphertext: TLS 1.2's encrypted close_notify with AES-GCM is 26 bytes, which read in
+/// clear would be thirteen alerts.
+fn alert_in_clear(s: &DirState, len: u16) -> bool {
+    if s.keys_changed {
+        return false;
+    }
+    len == 2 || (s.stats.handshake > 0 && len > 2 && len % 2 == 0 && len as usize <= SMALL_BODY)
 }
 
 fn confidence_str(c: Confidence) -> &'static str {
@@ -1707,6 +1790,7 @@ mod tests {
         let ctx = TlsContext {
             starttls: true,
             banner_host: Some("smtp.example.net".into()),
+            ..TlsContext::default()
         };
         let mut t = TlsSession::new(ctx);
         let no_sni = rec(22, &hs(1, &client_hello_body(0x0303, &[], &[0xc02f], &[])));
@@ -2167,5 +2251,87 @@ mod tests {
             let _ = t.record();
             let _ = t.findings();
         }
+    }
+
+    // ---- partial captures ---------------------------------------------------------------
+
+    /// A capture begun mid-session: one TLS 1.2 close_notify, encrypted with AES-GCM (2
+    /// bytes of alert, 8 of explicit nonce, 16 of tag), then FIN. Read in clear it would be
+    /// thirteen alerts and a handshake failure.
+    #[test]
+    fn encrypted_alert_mid_stream_is_one_encrypted_alert_not_a_failure() {
+        let mut t = session();
+        let body: Vec<u8> = (0u8..26).map(|i| i.wrapping_mul(37)).collect();
+        t.feed(C, &rec(21, &body), m(1));
+        t.end(C, EndKind::Fin, m(2));
+        t.end(S, EndKind::Fin, m(4));
+        let r = t.record();
+        assert_eq!(r.alerts.len(), 1);
+        assert_eq!(r.alerts[0].level, ReportAlertLevel::Encrypted);
+        assert_eq!(r.alerts[0].description, None);
+        assert_eq!(t.outcome(), HandshakeOutcome::Incomplete);
+        assert_eq!(evidence(&t).rule, "handshake_not_captured");
+        assert_eq!(evidence(&t).confidence, Confidence::Likely);
+        assert!(t.findings().is_empty());
+    }
+
+    /// Two alerts in one clear record during a handshake seen in clear are still read.
+    #[test]
+    fn several_clear_alerts_in_one_record_during_the_handshake() {
+        let mut t = session();
+        t.feed(C, &rec(22, &hs(1, &ch12())), m(1));
+        t.feed(
+            S,
+            &rec(22, &hs(2, &server_hello_body(0x0303, [1; 32], 0xc02f, &[]))),
+            m(2),
+        );
+        t.feed(C, &rec(21, &[1, 0, 2, 40]), m(3));
+        assert_eq!(t.record().alerts.len(), 2);
+        assert_eq!(t.outcome(), HandshakeOutcome::Failed);
+    }
+
+    /// Records cut by a snap length: a reset before completion proves nothing.
+    #[test]
+    fn reset_after_cut_records_is_undecided() {
+        let mut t = session();
+        let full = rec(22, &hs(1, &ch12()));
+        t.feed(C, &full[..30], m(1));
+        t.gap(C, (full.len() - 30) as u64, m(1));
+        t.end(C, EndKind::Reset, m(3));
+        assert_eq!(t.outcome(), HandshakeOutcome::Incomplete);
+        assert_eq!(evidence(&t).rule, "deciding_bytes_not_captured");
+        assert_eq!(evidence(&t).frame, 3);
+        assert!(t.findings().is_empty());
+    }
+
+    /// Only the server's side: its hello is there, the client's records are not.
+    #[test]
+    fn server_side_only_is_undecided() {
+        let mut t = session();
+        t.feed(
+            S,
+            &rec(22, &hs(2, &server_hello_body(0x0303, [1; 32], 0xc02f, &[]))),
+            m(2),
+        );
+        t.end(S, EndKind::Fin, m(5));
+        assert_eq!(t.outcome(), HandshakeOutcome::Incomplete);
+        assert_eq!(evidence(&t).rule, "client_side_not_captured");
+    }
+
+    #[test]
+    fn client_hello_after_refused_starttls_fails_at_once() {
+        let mut t = TlsSession::new(TlsContext {
+            starttls: true,
+            starttls_refused: Some(454),
+            ..TlsContext::default()
+        });
+        t.feed(C, &rec(22, &hs(1, &ch12())), m(6));
+        assert_eq!(t.outcome(), HandshakeOutcome::Failed);
+        assert_eq!(evidence(&t).rule, "client_hello_after_starttls_refused");
+        assert_eq!(evidence(&t).confidence, Confidence::Certain);
+        let f = t.findings();
+        assert_eq!((f[0].kind, f[0].frame), (Kind::TlsHandshakeFailure, 6));
+        assert_eq!(f[0].evidence["starttls_refused_reply"], 454);
+        assert!(f[0].message.contains("refused STARTTLS (454)"));
     }
 }

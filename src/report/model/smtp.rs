@@ -72,6 +72,25 @@ pub struct AuthRecord {
     pub cancelled: bool,
     /// Messages of the exchange that could not be decoded (bad base64 or structure).
     pub undecodable: u32,
+    /// A client line of the exchange was cut by the capture (snap length or loss). Written
+    /// only when true, as the next two: they describe partial captures, and complete ones
+    /// keep their records unchanged.
+    #[serde(skip_serializing_if = "is_false")]
+    pub cut: bool,
+    /// The start of a user name whose end was not captured (`username` is then null).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username_partial: Option<String>,
+    /// Known from the server's replies alone: the client's lines are not in the capture.
+    #[serde(skip_serializing_if = "is_false")]
+    pub inferred: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// One mail transaction (MAIL FROM up to the end of its message, RSET or the next MAIL).
@@ -121,6 +140,10 @@ pub struct SmtpStats {
     pub dropped_records: u64,
     /// AUTH exchanges answered 4xx/5xx, including those beyond the cap on kept exchanges.
     pub auth_failures: u64,
+    /// Commands known only from the reply that answered them (the client's side of the
+    /// connection is not in the capture). Written only when not zero.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub inferred_commands: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
