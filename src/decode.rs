@@ -52,6 +52,49 @@ pub struct TcpSegment<'a> {
     pub missing_payload: u32,
 }
 
+/// An ICMP destination-unreachable error (IPv4 type 3, ICMPv6 type 1) that quotes the start of
+/// a TCP segment: enough to name the connection it answers (RFC 792 and RFC 4443 quote the
+/// IP header and at least the first 8 bytes of its payload: ports and sequence number).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IcmpError {
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    /// The sender of the ICMP packet (the server itself, a router or a firewall).
+    pub reporter: IpAddr,
+    /// The quoted segment's sender: the client, when it quotes a connection attempt.
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// Sequence number of the quoted segment (a SYN's is the client's initial one).
+    pub seq: u32,
+}
+
+/// What a frame held that the flow table acts on.
+#[derive(Clone, Copy, Debug)]
+pub enum Decoded<'a> {
+    Tcp(TcpSegment<'a>),
+    IcmpError(IcmpError),
+}
+
+impl<'a> Decoded<'a> {
+    pub fn tcp(self) -> Option<TcpSegment<'a>> {
+        match self {
+            Decoded::Tcp(seg) => Some(seg),
+            Decoded::IcmpError(_) => None,
+        }
+    }
+}
+
+/// ICMP types of destination unreachable (RFC 792; RFC 4443 section 3.1).
+const ICMPV4_DEST_UNREACHABLE: u8 = 3;
+const ICMPV6_DEST_UNREACHABLE: u8 = 1;
+/// IPv4 "fragmentation needed and DF set" (RFC 1191): path MTU discovery on a working
+/// connection, not a refusal.
+const ICMPV4_FRAG_NEEDED: u8 = 4;
+/// ICMP header before the quoted packet: type, code, checksum, 4 unused (or MTU) bytes.
+const ICMP_HEADER_LEN: usize = 8;
+
 /// Per-capture decode counters, reported under `captures[].decode`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DecodeStats {
@@ -72,6 +115,9 @@ pub struct DecodeStats {
     pub malformed: u64,
     /// Frames of a link type smtpaudit does not decode.
     pub unsupported_link: u64,
+    /// ICMP destination-unreachable errors (also counted in `other_ip`) that quote a TCP
+    /// header; the flow table says how many it could tie to a connection attempt.
+    pub icmp_unreachable: u64,
 }
 
 /// Address families in the 4-byte header of DLT_NULL / DLT_LOOP (BSD loopback).
@@ -88,6 +134,56 @@ const SLL2_PROTOCOL_AT: usize = 0;
 
 fn be16_at(data: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes(data.get(at..at + 2)?.try_into().ok()?))
+}
+
+/// The connection an ICMP destination-unreachable error answers, from the packet it quotes.
+/// `None` for other ICMP messages, a fragmentation-needed notice, or a quote that does not
+/// reach the TCP sequence number (a quote is only ever read as far as it goes).
+fn icmp_error(reporter: IpAddr, v6: bool, icmp: &[u8]) -> Option<IcmpError> {
+    let (&icmp_type, &icmp_code) = (icmp.first()?, icmp.get(1)?);
+    let wanted = if v6 {
+        ICMPV6_DEST_UNREACHABLE
+    } else {
+        ICMPV4_DEST_UNREACHABLE
+    };
+    if icmp_type != wanted || (!v6 && icmp_code == ICMPV4_FRAG_NEEDED) {
+        return None;
+    }
+    let quoted = icmp.get(ICMP_HEADER_LEN..)?;
+    // Lax: the quote is cut short by design (the 8 bytes of RFC 792 at least, whatever fits
+    // in 576 or 1280 bytes at most), so the lengths it declares are not there.
+    let (ip, stop) = LaxIpSlice::from_slice(quoted).ok()?;
+    if stop.is_some() {
+        return None;
+    }
+    let (src, dst) = match &ip {
+        LaxIpSlice::Ipv4(q) if !v6 => (
+            IpAddr::V4(q.header().source_addr()),
+            IpAddr::V4(q.header().destination_addr()),
+        ),
+        LaxIpSlice::Ipv6(q) if v6 => (
+            IpAddr::V6(q.header().source_addr()),
+            IpAddr::V6(q.header().destination_addr()),
+        ),
+        // An IPv6 packet quoted by ICMPv4 (or the reverse) answers nothing we saw.
+        _ => return None,
+    };
+    let payload = ip.payload();
+    if payload.ip_number != IpNumber::TCP || payload.fragmented {
+        return None;
+    }
+    let tcp = payload.payload;
+    let seq = tcp.get(4..8)?;
+    Some(IcmpError {
+        icmp_type,
+        icmp_code,
+        reporter,
+        src,
+        dst,
+        src_port: be16_at(tcp, 0)?,
+        dst_port: be16_at(tcp, 2)?,
+        seq: u32::from_be_bytes(seq.try_into().ok()?),
+    })
 }
 
 /// Decodes frames into TCP segments, counting everything else.
@@ -193,14 +289,26 @@ impl Decoder {
         Self::default()
     }
 
-    /// Decodes one frame. `orig_len` is the on-wire length (to detect snap-length cuts).
-    /// Returns `None` for anything that is not a decodable TCP segment (and counts it).
+    /// Decodes one frame into a TCP segment, or `None` (counted) for anything else.
     pub fn decode<'a>(
         &mut self,
         link: LinkType,
         data: &'a [u8],
         orig_len: u32,
     ) -> Option<TcpSegment<'a>> {
+        self.decode_packet(link, data, orig_len)
+            .and_then(Decoded::tcp)
+    }
+
+    /// Decodes one frame. `orig_len` is the on-wire length (to detect snap-length cuts).
+    /// Returns `None` for anything that is neither a decodable TCP segment nor an ICMP error
+    /// quoting one (and counts it).
+    pub fn decode_packet<'a>(
+        &mut self,
+        link: LinkType,
+        data: &'a [u8],
+        orig_len: u32,
+    ) -> Option<Decoded<'a>> {
         let cut = (data.len() as u64) < u64::from(orig_len);
         let peeled = match link {
             LinkType::ETHERNET => ethernet(data),
@@ -237,7 +345,7 @@ impl Decoder {
         }
     }
 
-    fn ip<'a>(&mut self, bytes: &'a [u8], cut: bool) -> Option<TcpSegment<'a>> {
+    fn ip<'a>(&mut self, bytes: &'a [u8], cut: bool) -> Option<Decoded<'a>> {
         let (ip, stop) = match LaxIpSlice::from_slice(bytes) {
             Ok(found) => found,
             Err(LaxHeaderSliceError::Len(_)) => return self.short(cut),
@@ -287,16 +395,28 @@ impl Decoder {
                 self.stats.udp += 1;
                 return None;
             }
-            _ => {
+            number => {
                 self.stats.other_ip += 1;
-                return None;
+                let v6 = matches!(ip, LaxIpSlice::Ipv6(_));
+                let err = match (number, v6) {
+                    (IpNumber::ICMP, false) | (IpNumber::IPV6_ICMP, true) => {
+                        icmp_error(src, v6, payload.payload)
+                    }
+                    _ => None,
+                };
+                if err.is_some() {
+                    self.stats.icmp_unreachable += 1;
+                }
+                return err.map(Decoded::IcmpError);
             }
         }
         let tcp = match TcpSlice::from_slice(payload.payload) {
             Ok(tcp) => tcp,
             // The IP layer says bytes are missing: a header cut by the snap length.
             Err(tcp::HeaderSliceError::Len(_)) if payload.incomplete => {
-                return self.cut_tcp_header(src, dst, payload.payload, declared, cut);
+                return self
+                    .cut_tcp_header(src, dst, payload.payload, declared, cut)
+                    .map(Decoded::Tcp);
             }
             Err(_) => return self.malformed(),
         };
@@ -312,7 +432,7 @@ impl Decoder {
         if missing_payload > 0 {
             self.stats.truncated += 1;
         }
-        Some(TcpSegment {
+        Some(Decoded::Tcp(TcpSegment {
             src,
             dst,
             src_port: tcp.source_port(),
@@ -323,7 +443,7 @@ impl Decoder {
             flags: TcpFlags(header.get(13).copied().unwrap_or(0)),
             payload: data,
             missing_payload,
-        })
+        }))
     }
 
     /// A TCP header whose options were cut (a SYN captured with a 68-byte snap length, say):
