@@ -823,6 +823,116 @@ mod tests {
         );
     }
 
+    /// An ICMP error (`icmp_type`, code, 4 zero bytes) carrying `quoted` after its header,
+    /// from `reporter` to the quoted packet's sender, in IPv4 or IPv6.
+    fn icmp_packet(v6: bool, icmp_type: u8, code: u8, quoted: &[u8]) -> Vec<u8> {
+        let mut icmp = vec![icmp_type, code, 0, 0, 0, 0, 0, 0];
+        icmp.extend_from_slice(quoted);
+        let mut v = Vec::new();
+        if v6 {
+            // IPv6 header: next header 58 (ICMPv6), hop limit 64.
+            v.extend_from_slice(&[0x60, 0, 0, 0]);
+            v.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
+            v.extend_from_slice(&[58, 64]);
+            v.extend_from_slice(&V6_DST);
+            v.extend_from_slice(&V6_SRC);
+        } else {
+            let total = (20 + icmp.len()) as u16;
+            v.extend_from_slice(&[0x45, 0]);
+            v.extend_from_slice(&total.to_be_bytes());
+            v.extend_from_slice(&[0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 2, 10, 0, 0, 1]);
+        }
+        v.extend_from_slice(&icmp);
+        v
+    }
+
+    /// A SYN as the client sent it (10.0.0.1:1025 -> 10.0.0.2:25, or the IPv6 pair).
+    fn syn(v6: bool) -> Vec<u8> {
+        let mut v = Vec::new();
+        let b = if v6 {
+            PacketBuilder::ipv6(V6_SRC, V6_DST, 64)
+        } else {
+            PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        };
+        b.tcp(1025, 25, 0xdead_beef, 512)
+            .syn()
+            .write(&mut v, b"")
+            .unwrap();
+        v
+    }
+
+    fn decode_icmp(frame: &[u8]) -> (Option<IcmpError>, DecodeStats) {
+        let mut d = Decoder::new();
+        let got = d.decode_packet(LinkType::RAW, frame, frame.len() as u32);
+        let err = match got {
+            Some(Decoded::IcmpError(e)) => Some(e),
+            Some(Decoded::Tcp(_)) => panic!("not TCP"),
+            None => None,
+        };
+        (err, d.stats().clone())
+    }
+
+    #[test]
+    fn icmp_unreachable_names_the_quoted_connection() {
+        // IPv4 admin prohibited (type 3 code 13) quoting the whole SYN.
+        let (err, stats) = decode_icmp(&icmp_packet(false, 3, 13, &syn(false)));
+        let err = err.expect("an ICMP error");
+        assert_eq!((err.icmp_type, err.icmp_code), (3, 13));
+        assert_eq!(err.reporter, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)));
+        assert_eq!(err.src, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(
+            (err.src_port, err.dst_port, err.seq),
+            (1025, 25, 0xdead_beef)
+        );
+        assert_eq!((stats.other_ip, stats.icmp_unreachable, stats.tcp), (1, 1, 0));
+
+        // RFC 792's minimum: the IP header and 8 bytes of TCP, all that is needed.
+        let (err, _) = decode_icmp(&icmp_packet(false, 3, 3, &syn(false)[..28]));
+        assert_eq!(err.map(|e| (e.dst_port, e.seq)), Some((25, 0xdead_beef)));
+
+        // ICMPv6 type 1 code 4 (port unreachable).
+        let (err, stats) = decode_icmp(&icmp_packet(true, 1, 4, &syn(true)));
+        let err = err.expect("an ICMPv6 error");
+        assert_eq!(err.src, IpAddr::V6(Ipv6Addr::from(V6_SRC)));
+        assert_eq!((err.icmp_type, err.icmp_code, err.seq), (1, 4, 0xdead_beef));
+        assert_eq!((stats.ipv6, stats.icmp_unreachable), (1, 1));
+    }
+
+    #[test]
+    fn icmp_that_names_no_connection_is_only_counted() {
+        let cases: [(&str, Vec<u8>); 6] = [
+            // The quote stops inside the sequence number.
+            ("truncated quote", icmp_packet(false, 3, 3, &syn(false)[..27])),
+            ("quoted header cut", icmp_packet(false, 3, 3, &syn(false)[..12])),
+            // Path MTU discovery on a working connection.
+            ("fragmentation needed", icmp_packet(false, 3, 4, &syn(false))),
+            ("time exceeded", icmp_packet(false, 11, 0, &syn(false))),
+            // An IPv6 packet quoted by ICMPv4.
+            ("version mismatch", icmp_packet(false, 3, 3, &syn(true))),
+            // ICMPv6 packet too big (type 2) is not unreachable.
+            ("packet too big", icmp_packet(true, 2, 0, &syn(true))),
+        ];
+        for (what, frame) in cases {
+            let (err, stats) = decode_icmp(&frame);
+            assert!(err.is_none(), "{what}");
+            assert_eq!((stats.other_ip, stats.icmp_unreachable), (1, 0), "{what}");
+        }
+        // Quoting UDP.
+        let mut udp = Vec::new();
+        PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(53, 53)
+            .write(&mut udp, b"q")
+            .unwrap();
+        assert!(decode_icmp(&icmp_packet(false, 3, 3, &udp)).0.is_none());
+        // `decode` keeps to TCP.
+        let frame = icmp_packet(false, 3, 3, &syn(false));
+        assert!(
+            Decoder::new()
+                .decode(LinkType::RAW, &frame, frame.len() as u32)
+                .is_none()
+        );
+    }
+
     #[test]
     fn unsupported_link_is_named_once_with_its_count() {
         let mut d = Decoder::new();

@@ -380,3 +380,155 @@ impl ScanWatch {
         std::mem::take(&mut self.counts)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::flow::{CloseReason, DirStats, RoleSource};
+    use crate::report::model::{EndpointRecord, TcpRecord};
+
+    const T0: i64 = 1_700_000_000;
+
+    /// A connection attempt from 192.0.2.`src` to 198.51.100.7:`port` that started at
+    /// `T0 + start` and was closed at `T0 + closed`; a reported one carries a
+    /// `connection_failed`.
+    fn attempt(src: u8, port: u16, start: i64, closed: i64, reported: bool) -> FinishedFlow {
+        let ts = |s: i64| Timestamp::new(T0 + s, 0);
+        let mut findings = Vec::new();
+        if reported {
+            let meta = EventMeta {
+                ts: ts(start),
+                frame: 1,
+            };
+            findings.push(Finding::new(Kind::ConnectionFailed, Severity::Medium, meta, "x"));
+        }
+        FinishedFlow {
+            record: FlowRecord {
+                id: format!("{src}-{port}-{start}"),
+                capture: String::new(),
+                client: EndpointRecord {
+                    ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, src)),
+                    port: 40000,
+                },
+                server: EndpointRecord {
+                    ip: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)),
+                    port,
+                },
+                start: ts(start),
+                end: ts(start),
+                duration_secs: 0.0,
+                class: FlowClass::Unknown,
+                smtp: None,
+                tls: None,
+                tcp: TcpRecord {
+                    roles: RoleSource::Syn,
+                    roles_corrected: false,
+                    close: CloseReason::Reset,
+                    first_frame: 1,
+                    last_frame: 2,
+                    to_server: DirStats::default(),
+                    to_client: DirStats::default(),
+                },
+            },
+            findings,
+            hints: FlowHints {
+                never_opened: true,
+                closed: ts(closed),
+                ..FlowHints::default()
+            },
+            reported,
+        }
+    }
+
+    /// A flow that opened, only to move the clock.
+    fn tick(at: i64) -> FinishedFlow {
+        let mut f = attempt(99, 25, at, at, true);
+        f.findings.clear();
+        f.hints.never_opened = false;
+        f
+    }
+
+    fn ids(ready: &[FinishedFlow]) -> Vec<(&str, usize)> {
+        ready
+            .iter()
+            .map(|f| (f.record.id.as_str(), f.findings.len()))
+            .collect()
+    }
+
+    #[test]
+    fn a_lone_failure_waits_the_window_then_goes_with_its_finding() {
+        let mut c = Correlator::new(SCAN_THRESHOLD);
+        let mut ready = Vec::new();
+        c.flow(attempt(1, 465, 0, 10, true), &mut ready);
+        assert!(ready.is_empty(), "waits for a scan verdict");
+        c.flow(tick(69), &mut ready);
+        assert_eq!(ids(&ready), [("99-25-69", 0)]);
+        ready.clear();
+        c.flow(tick(70), &mut ready);
+        assert_eq!(ids(&ready), [("1-465-0", 1), ("99-25-70", 0)]);
+    }
+
+    #[test]
+    fn a_scan_drops_the_findings_of_its_waiting_and_later_attempts() {
+        let mut c = Correlator::new(SCAN_THRESHOLD);
+        let mut ready = Vec::new();
+        c.flow(attempt(1, 2525, 0, 0, true), &mut ready);
+        // Nine more ports within the minute, none of them reported.
+        for (i, port) in (20u16..29).enumerate() {
+            c.flow(attempt(1, port, 1 + i as i64, 1 + i as i64, false), &mut ready);
+        }
+        assert_eq!(ids(&ready), [("1-2525-0", 0)], "released at once, no finding");
+        ready.clear();
+        // The scan goes on: a mail port hit later gets nothing either, and goes at once.
+        c.flow(attempt(1, 465, 50, 50, true), &mut ready);
+        assert_eq!(ids(&ready), [("1-465-50", 0)]);
+        ready.clear();
+        // Another source meanwhile keeps its finding (after its wait).
+        c.flow(attempt(2, 587, 51, 51, true), &mut ready);
+        let counts = c.end_capture(&mut ready);
+        assert_eq!(ids(&ready), [("2-587-51", 1)]);
+        assert_eq!(counts.scanners, 1);
+        assert_eq!(c.end_capture(&mut ready).scanners, 0, "handed over once");
+    }
+
+    #[test]
+    fn retrying_one_server_or_a_slow_sweep_is_no_scan() {
+        let mut c = Correlator::new(SCAN_THRESHOLD);
+        let mut ready = Vec::new();
+        for i in 0..20 {
+            c.flow(attempt(1, 465, i, i, true), &mut ready);
+        }
+        // Ten ports, each more than a minute after the one before.
+        for i in 0..10 {
+            c.flow(attempt(3, 20 + i as u16, 100 + 61 * i, 100 + 61 * i, true), &mut ready);
+        }
+        let counts = c.end_capture(&mut ready);
+        assert_eq!(counts.scanners, 0);
+        assert_eq!(ready.len(), 30);
+        assert!(ready.iter().all(|f| f.findings.len() == 1));
+    }
+
+    #[test]
+    fn threshold_zero_holds_nothing_back() {
+        let mut c = Correlator::new(0);
+        let mut ready = Vec::new();
+        for port in 20..40 {
+            c.flow(attempt(1, port, 0, 0, true), &mut ready);
+        }
+        assert_eq!(ready.len(), 20);
+        assert!(ready.iter().all(|f| f.findings.len() == 1));
+        assert_eq!(c.end_capture(&mut ready), ScanCounts::default());
+    }
+
+    #[test]
+    fn unreported_attempts_are_never_written() {
+        let mut c = Correlator::new(SCAN_THRESHOLD);
+        let mut ready = Vec::new();
+        c.flow(attempt(1, 80, 0, 0, false), &mut ready);
+        c.end_capture(&mut ready);
+        assert!(ready.is_empty());
+    }
+}

@@ -892,6 +892,46 @@ mod tests {
     }
 
     #[test]
+    fn syn_retransmissions_count_and_icmp_errors_tie_to_the_unanswered_syn() {
+        let mut f = Feed::new(FlowConfig::default());
+        f.send(seg(C, S, CI, 0, SYN, b""))
+            .send(seg(C, S, CI, 0, SYN, b""))
+            .send(seg(C, S, CI, 0, SYN, b""));
+        let err = |from: (&str, u16), to: (&str, u16), seq| IcmpError {
+            icmp_type: 3,
+            icmp_code: 13,
+            reporter: ip(S.0),
+            src: ip(from.0),
+            dst: ip(to.0),
+            src_port: from.1,
+            dst_port: to.1,
+            seq,
+        };
+        let meta = EventMeta {
+            ts: Timestamp::new(f.secs, 0),
+            frame: 99,
+        };
+        // Another sequence number, the other direction, a connection not in the table.
+        f.table.icmp_error(&err(C, S, CI + 1), meta);
+        f.table.icmp_error(&err(S, C, CI), meta);
+        f.table
+            .icmp_error(&err(C, ("198.51.100.8", 25), CI), meta);
+        f.table.icmp_error(&err(C, S, CI), meta);
+        assert_eq!(
+            (f.table.stats().icmp_matched, f.table.stats().icmp_unmatched),
+            (1, 3)
+        );
+        // Once the server answered, an error quoting the SYN no longer says it never opened.
+        f.send(seg(S, C, SI, CI + 1, SYN | ACK, b""));
+        f.table.icmp_error(&err(C, S, CI), meta);
+        assert_eq!(f.table.stats().icmp_unmatched, 4);
+        f.table.finish_all();
+        let (_, _, info) = &f.rec().closed[0];
+        assert_eq!(info.dirs[0].retransmissions, 2);
+        assert_eq!(info.dirs[0].packets, 3);
+    }
+
+    #[test]
     fn full_connection_delivers_both_directions_and_closes_on_fins() {
         let mut f = Feed::new(FlowConfig::default());
         handshake(&mut f);
