@@ -884,7 +884,10 @@ mod tests {
             (err.src_port, err.dst_port, err.seq),
             (1025, 25, 0xdead_beef)
         );
-        assert_eq!((stats.other_ip, stats.icmp_unreachable, stats.tcp), (1, 1, 0));
+        assert_eq!(
+            (stats.other_ip, stats.icmp_unreachable, stats.tcp),
+            (1, 1, 0)
+        );
 
         // RFC 792's minimum: the IP header and 8 bytes of TCP, all that is needed.
         let (err, _) = decode_icmp(&icmp_packet(false, 3, 3, &syn(false)[..28]));
@@ -902,10 +905,19 @@ mod tests {
     fn icmp_that_names_no_connection_is_only_counted() {
         let cases: [(&str, Vec<u8>); 6] = [
             // The quote stops inside the sequence number.
-            ("truncated quote", icmp_packet(false, 3, 3, &syn(false)[..27])),
-            ("quoted header cut", icmp_packet(false, 3, 3, &syn(false)[..12])),
+            (
+                "truncated quote",
+                icmp_packet(false, 3, 3, &syn(false)[..27]),
+            ),
+            (
+                "quoted header cut",
+                icmp_packet(false, 3, 3, &syn(false)[..12]),
+            ),
             // Path MTU discovery on a working connection.
-            ("fragmentation needed", icmp_packet(false, 3, 4, &syn(false))),
+            (
+                "fragmentation needed",
+                icmp_packet(false, 3, 4, &syn(false)),
+            ),
             ("time exceeded", icmp_packet(false, 11, 0, &syn(false))),
             // An IPv6 packet quoted by ICMPv4.
             ("version mismatch", icmp_packet(false, 3, 3, &syn(true))),

@@ -48,7 +48,10 @@ fn blocked_465_then_587_reads_as_exactly_that() {
     let d = doc("smtp-conn-465-blocked-587-works.pcap", &[]);
     let got = flows(&d);
     assert_eq!(got.len(), 2);
-    assert_eq!(got[0], (465, "unknown".into(), vec!["connection_failed".into()]));
+    assert_eq!(
+        got[0],
+        (465, "unknown".into(), vec!["connection_failed".into()])
+    );
     assert_eq!(got[1].0, 587);
     assert_eq!(got[1].1, "starttls");
     assert!(!got[1].2.contains(&"connection_failed".to_string()));

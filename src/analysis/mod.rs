@@ -13,9 +13,9 @@ use std::net::IpAddr;
 use sha2::{Digest, Sha256};
 
 use crate::cli::Config;
+use crate::decode::IcmpError;
 use crate::findings::correlate::FlowHints;
 use crate::findings::{Finding, Kind, Severity};
-use crate::decode::IcmpError;
 use crate::flow::{
     CloseReason, DirStats, Direction, Endpoint, EventMeta, FlowHandler, FlowInfo, Interest,
     RoleSource, StreamEvent,
@@ -566,11 +566,16 @@ impl ConnectFailure {
                 e.reporter,
             ),
         };
-        let mut f = Finding::new(Kind::ConnectionFailed, Severity::Medium, self.proof, message)
-            .with("reason", self.reason.as_str())
-            .with("server_port", server_port)
-            .with("attempts", self.attempts)
-            .with("duration_secs", secs);
+        let mut f = Finding::new(
+            Kind::ConnectionFailed,
+            Severity::Medium,
+            self.proof,
+            message,
+        )
+        .with("reason", self.reason.as_str())
+        .with("server_port", server_port)
+        .with("attempts", self.attempts)
+        .with("duration_secs", secs);
         if let FailReason::Icmp(e) = self.reason {
             f = f
                 .with("icmp_type", e.icmp_type)

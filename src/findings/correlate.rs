@@ -305,11 +305,7 @@ impl ScanWatch {
         );
         source.pairs.retain(|p| p.2 >= floor);
         if t >= floor {
-            match source
-                .pairs
-                .iter_mut()
-                .find(|p| (p.0, p.1) == pair)
-            {
+            match source.pairs.iter_mut().find(|p| (p.0, p.1) == pair) {
                 Some(p) => p.2 = p.2.max(t),
                 None => source.pairs.push((pair.0, pair.1, t)),
             }
@@ -324,10 +320,9 @@ impl ScanWatch {
         strip_connection_failed(f);
         if source.held > 0 {
             source.held = 0;
-            let (mine, rest): (VecDeque<Held>, VecDeque<Held>) =
-                std::mem::take(&mut self.held)
-                    .into_iter()
-                    .partition(|h| h.source == ip);
+            let (mine, rest): (VecDeque<Held>, VecDeque<Held>) = std::mem::take(&mut self.held)
+                .into_iter()
+                .partition(|h| h.source == ip);
             self.held = rest;
             for mut h in mine {
                 strip_connection_failed(&mut h.flow);
@@ -403,7 +398,12 @@ mod tests {
                 ts: ts(start),
                 frame: 1,
             };
-            findings.push(Finding::new(Kind::ConnectionFailed, Severity::Medium, meta, "x"));
+            findings.push(Finding::new(
+                Kind::ConnectionFailed,
+                Severity::Medium,
+                meta,
+                "x",
+            ));
         }
         FinishedFlow {
             record: FlowRecord {
@@ -478,9 +478,16 @@ mod tests {
         c.flow(attempt(1, 2525, 0, 0, true), &mut ready);
         // Nine more ports within the minute, none of them reported.
         for (i, port) in (20u16..29).enumerate() {
-            c.flow(attempt(1, port, 1 + i as i64, 1 + i as i64, false), &mut ready);
+            c.flow(
+                attempt(1, port, 1 + i as i64, 1 + i as i64, false),
+                &mut ready,
+            );
         }
-        assert_eq!(ids(&ready), [("1-2525-0", 0)], "released at once, no finding");
+        assert_eq!(
+            ids(&ready),
+            [("1-2525-0", 0)],
+            "released at once, no finding"
+        );
         ready.clear();
         // The scan goes on: a mail port hit later gets nothing either, and goes at once.
         c.flow(attempt(1, 465, 50, 50, true), &mut ready);
@@ -503,7 +510,10 @@ mod tests {
         }
         // Ten ports, each more than a minute after the one before.
         for i in 0..10 {
-            c.flow(attempt(3, 20 + i as u16, 100 + 61 * i, 100 + 61 * i, true), &mut ready);
+            c.flow(
+                attempt(3, 20 + i as u16, 100 + 61 * i, 100 + 61 * i, true),
+                &mut ready,
+            );
         }
         let counts = c.end_capture(&mut ready);
         assert_eq!(counts.scanners, 0);

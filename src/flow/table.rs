@@ -914,8 +914,7 @@ mod tests {
         // Another sequence number, the other direction, a connection not in the table.
         f.table.icmp_error(&err(C, S, CI + 1), meta);
         f.table.icmp_error(&err(S, C, CI), meta);
-        f.table
-            .icmp_error(&err(C, ("198.51.100.8", 25), CI), meta);
+        f.table.icmp_error(&err(C, ("198.51.100.8", 25), CI), meta);
         f.table.icmp_error(&err(C, S, CI), meta);
         assert_eq!(
             (f.table.stats().icmp_matched, f.table.stats().icmp_unmatched),

@@ -116,7 +116,11 @@ impl Tally {
         written
     }
 
-    fn write(&mut self, sink: &mut dyn ReportSink, ready: &mut Vec<FinishedFlow>) -> io::Result<()> {
+    fn write(
+        &mut self,
+        sink: &mut dyn ReportSink,
+        ready: &mut Vec<FinishedFlow>,
+    ) -> io::Result<()> {
         for f in ready.drain(..) {
             self.bruteforce.observe(&f.record);
             self.outcome.summary.add_flow(&f.record);

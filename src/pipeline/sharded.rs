@@ -45,8 +45,8 @@ use crate::capture::{CaptureError, CaptureReader, ReadMode};
 use crate::cli::Config;
 use crate::decode::{Decoded, IcmpError};
 use crate::flow::{
-    CloseReason, Direction, Endpoint, EventMeta, FlowConfig, FlowHandler, FlowInfo, FlowKey, FlowTable,
-    FlowTableStats, Interest, StreamEvent,
+    CloseReason, Direction, Endpoint, EventMeta, FlowConfig, FlowHandler, FlowInfo, FlowKey,
+    FlowTable, FlowTableStats, Interest, StreamEvent,
 };
 use crate::report::model::CaptureRecord;
 
