@@ -66,8 +66,9 @@ pub struct FlowState {
     implicit_tls: bool,
     mismatch: Option<Mismatch>,
     done: [bool; 2],
-    /// The last ICMP error quoting the client's SYN, before the server answered.
-    icmp: Option<(IcmpError, EventMeta)>,
+    /// The last ICMP error quoting the client's SYN, before the server answered. Boxed: rare,
+    /// and every live flow would otherwise carry its hundred bytes.
+    icmp: Option<Box<(IcmpError, EventMeta)>>,
 }
 
 impl FlowState {
@@ -328,7 +329,8 @@ impl Analyzer {
             ..FlowHints::default()
         };
         if !smtp_spoken && !mail_port {
-            if never_opened {
+            // Only the scan rule wants these.
+            if never_opened && self.cfg.scan_threshold > 0 {
                 self.finished.push(FinishedFlow {
                     record: lean_record(info, client, server, to_server, to_client, reason),
                     findings: Vec::new(),
@@ -381,7 +383,8 @@ impl Analyzer {
             findings.push(mismatch_finding(m, server.port));
         }
         if never_opened {
-            let failure = ConnectFailure::of(info, to_server, to_client, reason, st.icmp);
+            let icmp = st.icmp.as_deref().copied();
+            let failure = ConnectFailure::of(info, to_server, to_client, reason, icmp);
             findings.extend(failure.map(|f| f.finding(info, server.port)));
         }
         for f in &mut findings {
@@ -749,7 +752,7 @@ impl FlowHandler for Analyzer {
         meta: EventMeta,
     ) {
         // The last one: the error after which the client gave up.
-        st.icmp = Some((*err, meta));
+        st.icmp = Some(Box::new((*err, meta)));
     }
 
     fn close(&mut self, st: FlowState, info: &FlowInfo, reason: CloseReason) {
