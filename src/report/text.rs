@@ -365,6 +365,14 @@ impl TextSink {
             for w in &c.warnings {
                 let _ = writeln!(s, "    warning: {}", clean(w));
             }
+            let scanners = c.flow_table.scanners;
+            if scanners > 0 {
+                let _ = writeln!(
+                    s,
+                    "    {} (failed connections of a scan get no connection_failed)",
+                    plural(scanners, "scanning source", "scanning sources")
+                );
+            }
         }
         let cl = &summary.classes;
         let _ = writeln!(
