@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use crate::findings::Severity;
+use crate::findings::correlate::SCAN_THRESHOLD;
 use crate::flow::FlowConfig;
 use crate::report::Format;
 
@@ -72,6 +73,11 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
+    /// A source that fails to connect to N or more distinct servers (address and port)
+    /// within 60 s of capture time is a scanner: no `connection_failed` for it (0: never).
+    #[arg(long, value_name = "N", default_value_t = SCAN_THRESHOLD)]
+    pub scan_threshold: usize,
+
     /// No progress bar and no warnings on standard error (errors are still printed).
     #[arg(short, long)]
     pub quiet: bool,
@@ -103,6 +109,9 @@ pub struct Config {
     pub mail_ports: Vec<u16>,
     pub flow: FlowConfig,
     pub threads: usize,
+    /// Distinct servers a source must fail to reach within a minute to be taken for a
+    /// scanner, whose failed connections then get no `connection_failed` (0: never).
+    pub scan_threshold: usize,
 }
 
 impl Config {
@@ -119,6 +128,7 @@ impl Default for Config {
             mail_ports: DEFAULT_MAIL_PORTS.to_vec(),
             flow: FlowConfig::default(),
             threads: 1,
+            scan_threshold: SCAN_THRESHOLD,
         }
     }
 }
@@ -146,6 +156,7 @@ impl Cli {
                 ..FlowConfig::default()
             },
             threads: threads.max(1),
+            scan_threshold: self.scan_threshold,
         }
     }
 }

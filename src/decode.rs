@@ -52,6 +52,49 @@ pub struct TcpSegment<'a> {
     pub missing_payload: u32,
 }
 
+/// An ICMP destination-unreachable error (IPv4 type 3, ICMPv6 type 1) that quotes the start of
+/// a TCP segment: enough to name the connection it answers (RFC 792 and RFC 4443 quote the
+/// IP header and at least the first 8 bytes of its payload: ports and sequence number).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IcmpError {
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    /// The sender of the ICMP packet (the server itself, a router or a firewall).
+    pub reporter: IpAddr,
+    /// The quoted segment's sender: the client, when it quotes a connection attempt.
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// Sequence number of the quoted segment (a SYN's is the client's initial one).
+    pub seq: u32,
+}
+
+/// What a frame held that the flow table acts on.
+#[derive(Clone, Copy, Debug)]
+pub enum Decoded<'a> {
+    Tcp(TcpSegment<'a>),
+    IcmpError(IcmpError),
+}
+
+impl<'a> Decoded<'a> {
+    pub fn tcp(self) -> Option<TcpSegment<'a>> {
+        match self {
+            Decoded::Tcp(seg) => Some(seg),
+            Decoded::IcmpError(_) => None,
+        }
+    }
+}
+
+/// ICMP types of destination unreachable (RFC 792; RFC 4443 section 3.1).
+const ICMPV4_DEST_UNREACHABLE: u8 = 3;
+const ICMPV6_DEST_UNREACHABLE: u8 = 1;
+/// IPv4 "fragmentation needed and DF set" (RFC 1191): path MTU discovery on a working
+/// connection, not a refusal.
+const ICMPV4_FRAG_NEEDED: u8 = 4;
+/// ICMP header before the quoted packet: type, code, checksum, 4 unused (or MTU) bytes.
+const ICMP_HEADER_LEN: usize = 8;
+
 /// Per-capture decode counters, reported under `captures[].decode`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DecodeStats {
@@ -72,6 +115,9 @@ pub struct DecodeStats {
     pub malformed: u64,
     /// Frames of a link type smtpaudit does not decode.
     pub unsupported_link: u64,
+    /// ICMP destination-unreachable errors (also counted in `other_ip`) that quote a TCP
+    /// header; the flow table says how many it could tie to a connection attempt.
+    pub icmp_unreachable: u64,
 }
 
 /// Address families in the 4-byte header of DLT_NULL / DLT_LOOP (BSD loopback).
@@ -88,6 +134,56 @@ const SLL2_PROTOCOL_AT: usize = 0;
 
 fn be16_at(data: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes(data.get(at..at + 2)?.try_into().ok()?))
+}
+
+/// The connection an ICMP destination-unreachable error answers, from the packet it quotes.
+/// `None` for other ICMP messages, a fragmentation-needed notice, or a quote that does not
+/// reach the TCP sequence number (a quote is only ever read as far as it goes).
+fn icmp_error(reporter: IpAddr, v6: bool, icmp: &[u8]) -> Option<IcmpError> {
+    let (&icmp_type, &icmp_code) = (icmp.first()?, icmp.get(1)?);
+    let wanted = if v6 {
+        ICMPV6_DEST_UNREACHABLE
+    } else {
+        ICMPV4_DEST_UNREACHABLE
+    };
+    if icmp_type != wanted || (!v6 && icmp_code == ICMPV4_FRAG_NEEDED) {
+        return None;
+    }
+    let quoted = icmp.get(ICMP_HEADER_LEN..)?;
+    // Lax: the quote is cut short by design (the 8 bytes of RFC 792 at least, whatever fits
+    // in 576 or 1280 bytes at most), so the lengths it declares are not there.
+    let (ip, stop) = LaxIpSlice::from_slice(quoted).ok()?;
+    if stop.is_some() {
+        return None;
+    }
+    let (src, dst) = match &ip {
+        LaxIpSlice::Ipv4(q) if !v6 => (
+            IpAddr::V4(q.header().source_addr()),
+            IpAddr::V4(q.header().destination_addr()),
+        ),
+        LaxIpSlice::Ipv6(q) if v6 => (
+            IpAddr::V6(q.header().source_addr()),
+            IpAddr::V6(q.header().destination_addr()),
+        ),
+        // An IPv6 packet quoted by ICMPv4 (or the reverse) answers nothing we saw.
+        _ => return None,
+    };
+    let payload = ip.payload();
+    if payload.ip_number != IpNumber::TCP || payload.fragmented {
+        return None;
+    }
+    let tcp = payload.payload;
+    let seq = tcp.get(4..8)?;
+    Some(IcmpError {
+        icmp_type,
+        icmp_code,
+        reporter,
+        src,
+        dst,
+        src_port: be16_at(tcp, 0)?,
+        dst_port: be16_at(tcp, 2)?,
+        seq: u32::from_be_bytes(seq.try_into().ok()?),
+    })
 }
 
 /// Decodes frames into TCP segments, counting everything else.
@@ -216,14 +312,26 @@ impl Decoder {
         Self::default()
     }
 
-    /// Decodes one frame. `orig_len` is the on-wire length (to detect snap-length cuts).
-    /// Returns `None` for anything that is not a decodable TCP segment (and counts it).
+    /// Decodes one frame into a TCP segment, or `None` (counted) for anything else.
     pub fn decode<'a>(
         &mut self,
         link: LinkType,
         data: &'a [u8],
         orig_len: u32,
     ) -> Option<TcpSegment<'a>> {
+        self.decode_packet(link, data, orig_len)
+            .and_then(Decoded::tcp)
+    }
+
+    /// Decodes one frame. `orig_len` is the on-wire length (to detect snap-length cuts).
+    /// Returns `None` for anything that is neither a decodable TCP segment nor an ICMP error
+    /// quoting one (and counts it).
+    pub fn decode_packet<'a>(
+        &mut self,
+        link: LinkType,
+        data: &'a [u8],
+        orig_len: u32,
+    ) -> Option<Decoded<'a>> {
         let cut = (data.len() as u64) < u64::from(orig_len);
         if !cut {
             self.snap_cut.longest_whole = self.snap_cut.longest_whole.max(data.len());
@@ -256,7 +364,9 @@ impl Decoder {
         match peeled {
             Link::Ip(ip) => {
                 let seg = self.ip(ip, cut)?;
-                if seg.missing_payload > 0 {
+                if let Decoded::Tcp(seg) = &seg
+                    && seg.missing_payload > 0
+                {
                     let c = &mut self.snap_cut;
                     c.packets += 1;
                     c.missing_bytes += u64::from(seg.missing_payload);
@@ -277,7 +387,7 @@ impl Decoder {
         }
     }
 
-    fn ip<'a>(&mut self, bytes: &'a [u8], cut: bool) -> Option<TcpSegment<'a>> {
+    fn ip<'a>(&mut self, bytes: &'a [u8], cut: bool) -> Option<Decoded<'a>> {
         let (ip, stop) = match LaxIpSlice::from_slice(bytes) {
             Ok(found) => found,
             Err(LaxHeaderSliceError::Len(_)) => return self.short(cut),
@@ -327,16 +437,28 @@ impl Decoder {
                 self.stats.udp += 1;
                 return None;
             }
-            _ => {
+            number => {
                 self.stats.other_ip += 1;
-                return None;
+                let v6 = matches!(ip, LaxIpSlice::Ipv6(_));
+                let err = match (number, v6) {
+                    (IpNumber::ICMP, false) | (IpNumber::IPV6_ICMP, true) => {
+                        icmp_error(src, v6, payload.payload)
+                    }
+                    _ => None,
+                };
+                if err.is_some() {
+                    self.stats.icmp_unreachable += 1;
+                }
+                return err.map(Decoded::IcmpError);
             }
         }
         let tcp = match TcpSlice::from_slice(payload.payload) {
             Ok(tcp) => tcp,
             // The IP layer says bytes are missing: a header cut by the snap length.
             Err(tcp::HeaderSliceError::Len(_)) if payload.incomplete => {
-                return self.cut_tcp_header(src, dst, payload.payload, declared, cut);
+                return self
+                    .cut_tcp_header(src, dst, payload.payload, declared, cut)
+                    .map(Decoded::Tcp);
             }
             Err(_) => return self.malformed(),
         };
@@ -352,7 +474,7 @@ impl Decoder {
         if missing_payload > 0 {
             self.stats.truncated += 1;
         }
-        Some(TcpSegment {
+        Some(Decoded::Tcp(TcpSegment {
             src,
             dst,
             src_port: tcp.source_port(),
@@ -363,7 +485,7 @@ impl Decoder {
             flags: TcpFlags(header.get(13).copied().unwrap_or(0)),
             payload: data,
             missing_payload,
-        })
+        }))
     }
 
     /// A TCP header whose options were cut (a SYN captured with a 68-byte snap length, say):
@@ -775,6 +897,128 @@ mod tests {
         assert_eq!(
             (s.udp, s.other_ip, s.non_ip, s.malformed, s.tcp),
             (1, 1, 2, 1, 0)
+        );
+    }
+
+    /// An ICMP error (`icmp_type`, code, 4 zero bytes) carrying `quoted` after its header,
+    /// from `reporter` to the quoted packet's sender, in IPv4 or IPv6.
+    fn icmp_packet(v6: bool, icmp_type: u8, code: u8, quoted: &[u8]) -> Vec<u8> {
+        let mut icmp = vec![icmp_type, code, 0, 0, 0, 0, 0, 0];
+        icmp.extend_from_slice(quoted);
+        let mut v = Vec::new();
+        if v6 {
+            // IPv6 header: next header 58 (ICMPv6), hop limit 64.
+            v.extend_from_slice(&[0x60, 0, 0, 0]);
+            v.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
+            v.extend_from_slice(&[58, 64]);
+            v.extend_from_slice(&V6_DST);
+            v.extend_from_slice(&V6_SRC);
+        } else {
+            let total = (20 + icmp.len()) as u16;
+            v.extend_from_slice(&[0x45, 0]);
+            v.extend_from_slice(&total.to_be_bytes());
+            v.extend_from_slice(&[0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 2, 10, 0, 0, 1]);
+        }
+        v.extend_from_slice(&icmp);
+        v
+    }
+
+    /// A SYN as the client sent it (10.0.0.1:1025 -> 10.0.0.2:25, or the IPv6 pair).
+    fn syn(v6: bool) -> Vec<u8> {
+        let mut v = Vec::new();
+        let b = if v6 {
+            PacketBuilder::ipv6(V6_SRC, V6_DST, 64)
+        } else {
+            PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        };
+        b.tcp(1025, 25, 0xdead_beef, 512)
+            .syn()
+            .write(&mut v, b"")
+            .unwrap();
+        v
+    }
+
+    fn decode_icmp(frame: &[u8]) -> (Option<IcmpError>, DecodeStats) {
+        let mut d = Decoder::new();
+        let got = d.decode_packet(LinkType::RAW, frame, frame.len() as u32);
+        let err = match got {
+            Some(Decoded::IcmpError(e)) => Some(e),
+            Some(Decoded::Tcp(_)) => panic!("not TCP"),
+            None => None,
+        };
+        (err, d.stats().clone())
+    }
+
+    #[test]
+    fn icmp_unreachable_names_the_quoted_connection() {
+        // IPv4 admin prohibited (type 3 code 13) quoting the whole SYN.
+        let (err, stats) = decode_icmp(&icmp_packet(false, 3, 13, &syn(false)));
+        let err = err.expect("an ICMP error");
+        assert_eq!((err.icmp_type, err.icmp_code), (3, 13));
+        assert_eq!(err.reporter, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)));
+        assert_eq!(err.src, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(
+            (err.src_port, err.dst_port, err.seq),
+            (1025, 25, 0xdead_beef)
+        );
+        assert_eq!(
+            (stats.other_ip, stats.icmp_unreachable, stats.tcp),
+            (1, 1, 0)
+        );
+
+        // RFC 792's minimum: the IP header and 8 bytes of TCP, all that is needed.
+        let (err, _) = decode_icmp(&icmp_packet(false, 3, 3, &syn(false)[..28]));
+        assert_eq!(err.map(|e| (e.dst_port, e.seq)), Some((25, 0xdead_beef)));
+
+        // ICMPv6 type 1 code 4 (port unreachable).
+        let (err, stats) = decode_icmp(&icmp_packet(true, 1, 4, &syn(true)));
+        let err = err.expect("an ICMPv6 error");
+        assert_eq!(err.src, IpAddr::V6(Ipv6Addr::from(V6_SRC)));
+        assert_eq!((err.icmp_type, err.icmp_code, err.seq), (1, 4, 0xdead_beef));
+        assert_eq!((stats.ipv6, stats.icmp_unreachable), (1, 1));
+    }
+
+    #[test]
+    fn icmp_that_names_no_connection_is_only_counted() {
+        let cases: [(&str, Vec<u8>); 6] = [
+            // The quote stops inside the sequence number.
+            (
+                "truncated quote",
+                icmp_packet(false, 3, 3, &syn(false)[..27]),
+            ),
+            (
+                "quoted header cut",
+                icmp_packet(false, 3, 3, &syn(false)[..12]),
+            ),
+            // Path MTU discovery on a working connection.
+            (
+                "fragmentation needed",
+                icmp_packet(false, 3, 4, &syn(false)),
+            ),
+            ("time exceeded", icmp_packet(false, 11, 0, &syn(false))),
+            // An IPv6 packet quoted by ICMPv4.
+            ("version mismatch", icmp_packet(false, 3, 3, &syn(true))),
+            // ICMPv6 packet too big (type 2) is not unreachable.
+            ("packet too big", icmp_packet(true, 2, 0, &syn(true))),
+        ];
+        for (what, frame) in cases {
+            let (err, stats) = decode_icmp(&frame);
+            assert!(err.is_none(), "{what}");
+            assert_eq!((stats.other_ip, stats.icmp_unreachable), (1, 0), "{what}");
+        }
+        // Quoting UDP.
+        let mut udp = Vec::new();
+        PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(53, 53)
+            .write(&mut udp, b"q")
+            .unwrap();
+        assert!(decode_icmp(&icmp_packet(false, 3, 3, &udp)).0.is_none());
+        // `decode` keeps to TCP.
+        let frame = icmp_packet(false, 3, 3, &syn(false));
+        assert!(
+            Decoder::new()
+                .decode(LinkType::RAW, &frame, frame.len() as u32)
+                .is_none()
         );
     }
 

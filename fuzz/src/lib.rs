@@ -28,7 +28,7 @@ use std::rc::Rc;
 use smtpaudit::analysis::{Analyzer, FinishedFlow};
 use smtpaudit::capture::{CaptureError, CaptureReader, LinkType};
 use smtpaudit::cli::Config;
-use smtpaudit::decode::Decoder;
+use smtpaudit::decode::{Decoded, Decoder};
 use smtpaudit::findings::bruteforce::BruteForceTracker;
 use smtpaudit::flow::{
     CloseReason, DirStats, Direction, Endpoint, EventMeta, FlowHandler, FlowInfo, Interest,
@@ -231,8 +231,11 @@ pub fn decode(data: &[u8]) {
     };
     let mut d = Decoder::new();
     let orig = (frame.len() as u32).saturating_add(u32::from(sel >> 4) * 100);
-    if let Some(seg) = d.decode(link, frame, orig) {
-        assert!(seg.payload.len() <= frame.len());
+    match d.decode_packet(link, frame, orig) {
+        Some(Decoded::Tcp(seg)) => assert!(seg.payload.len() <= frame.len()),
+        // Only destination unreachable (IPv4 type 3, ICMPv6 type 1) is decoded.
+        Some(Decoded::IcmpError(e)) => assert!(matches!(e.icmp_type, 1 | 3)),
+        None => {}
     }
     let _ = d.take_warnings();
 }
@@ -443,7 +446,8 @@ pub fn flow_analysis(data: &[u8]) {
             port: 40_000 + copy as u16,
         };
         run_flow(&mut analyzer, client, server, roles, reason, script);
-        finished.extend(analyzer.take_finished());
+        // Attempts to unreported ports are only for the run's correlator.
+        finished.extend(analyzer.take_finished().into_iter().filter(|f| f.reported));
     }
     assert!(finished.len() <= copies);
     write_all_sinks(&finished);

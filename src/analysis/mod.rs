@@ -13,14 +13,17 @@ use std::net::IpAddr;
 use sha2::{Digest, Sha256};
 
 use crate::cli::Config;
+use crate::decode::IcmpError;
 use crate::findings::correlate::{FlowHints, SilentServerBasis, silent_server_mismatch};
 use crate::findings::{Finding, Kind, Severity};
 use crate::flow::{
-    CloseReason, Direction, EventMeta, FlowHandler, FlowInfo, Interest, StreamEvent,
+    CloseReason, DirStats, Direction, Endpoint, EventMeta, FlowHandler, FlowInfo, Interest,
+    RoleSource, StreamEvent,
 };
 use crate::proto::smtp::{Feed, SmtpSession};
 use crate::proto::tls::{EndKind, TlsContext, TlsSession};
 use crate::report::model::{EndpointRecord, FlowClass, FlowRecord, TcpRecord};
+use crate::time::Timestamp;
 use classify::{LineScan, MAX_PROBE_LINE, Opening, classify_line, find_smtp_line, probe_tls};
 
 /// Bytes of a direction examined for an SMTP line before it is declared opaque. Tunnels
@@ -68,6 +71,9 @@ pub struct FlowState {
     client_present: bool,
     mismatch: Option<Mismatch>,
     done: [bool; 2],
+    /// The last ICMP error quoting the client's SYN, before the server answered. Boxed: rare,
+    /// and every live flow would otherwise carry its hundred bytes.
+    icmp: Option<Box<(IcmpError, EventMeta)>>,
     /// The client's first SMTP command, when the client opened with one.
     first_command: Option<EventMeta>,
     /// How and when the server ended its side (FIN or RST), if it did.
@@ -109,6 +115,7 @@ impl FlowState {
             done: [false; 2],
             first_command: None,
             server_end: None,
+            icmp: None,
         }
     }
 
@@ -124,12 +131,17 @@ impl FlowState {
     }
 }
 
-/// A finished, reported flow with its findings, ready for the sinks.
+/// A finished flow with its findings, ready for the sinks.
+#[derive(Debug)]
 pub struct FinishedFlow {
     pub record: FlowRecord,
     pub findings: Vec<Finding>,
     /// What the cross-connection stage needs to know of this flow.
     pub hints: FlowHints,
+    /// False for a connection attempt to a port that is not reported, handed on only for the
+    /// cross-connection stage to count (a scan mostly hits such ports). Its record is lean:
+    /// no id, no capture name, no protocol records, so it costs no allocation.
+    pub reported: bool,
 }
 
 /// Drives the protocol sessions for every flow of one capture.
@@ -362,12 +374,27 @@ impl Analyzer {
                 s.smtp_specific()
             }
         });
+        // Client and server as the record will name them (the SYN proves the roles).
+        let never_opened = info.roles == RoleSource::Syn && to_server.syn && !to_client.syn;
+        let mut hints = FlowHints {
+            never_opened,
+            closed: closed_at(info, reason, self.cfg.flow.idle_timeout_secs),
+            ..FlowHints::default()
+        };
         if !smtp_spoken && !mail_port {
+            // Only the scan rule wants these.
+            if never_opened && self.cfg.scan_threshold > 0 {
+                self.finished.push(FinishedFlow {
+                    record: lean_record(info, client, server, to_server, to_client, reason),
+                    findings: Vec::new(),
+                    hints,
+                    reported: false,
+                });
+            }
             return;
         }
         self.reported_flows += 1;
 
-        let mut hints = FlowHints::default();
         let mut silent_465 = None;
         let server_end = st.server_end.map(|(how, meta)| (how.as_str(), meta));
         if let Some(meta) = silent_server(&st, &to_client) {
@@ -431,6 +458,11 @@ impl Analyzer {
                 server_end,
             ));
         }
+        if never_opened {
+            let icmp = st.icmp.as_deref().copied();
+            let failure = ConnectFailure::of(info, to_server, to_client, reason, icmp);
+            findings.extend(failure.map(|f| f.finding(info, server.port)));
+        }
         for f in &mut findings {
             f.flow.clone_from(&id);
         }
@@ -471,7 +503,185 @@ impl Analyzer {
             record,
             findings,
             hints,
+            reported: true,
         });
+    }
+}
+
+/// Capture time at which the flow table finished a flow: an idle flow is swept the idle
+/// timeout after its last packet, every other one at its last packet (or the end of input).
+fn closed_at(info: &FlowInfo, reason: CloseReason, idle_timeout_secs: u64) -> Timestamp {
+    match reason {
+        CloseReason::IdleTimeout => Timestamp::new(
+            info.last
+                .secs
+                .saturating_add(i64::try_from(idle_timeout_secs).unwrap_or(i64::MAX)),
+            info.last.nanos,
+        ),
+        _ => info.last,
+    }
+}
+
+/// The record of a flow that is not reported, for the cross-connection stage only.
+fn lean_record(
+    info: &FlowInfo,
+    client: Endpoint,
+    server: Endpoint,
+    to_server: DirStats,
+    to_client: DirStats,
+    reason: CloseReason,
+) -> FlowRecord {
+    FlowRecord {
+        id: String::new(),
+        capture: String::new(),
+        client: EndpointRecord {
+            ip: client.ip,
+            port: client.port,
+        },
+        server: EndpointRecord {
+            ip: server.ip,
+            port: server.port,
+        },
+        start: info.start,
+        end: info.last,
+        duration_secs: (info.last.as_nanos() - info.start.as_nanos()) as f64 / 1e9,
+        class: FlowClass::Unknown,
+        smtp: None,
+        tls: None,
+        tcp: TcpRecord {
+            roles: info.roles,
+            roles_corrected: false,
+            close: reason,
+            first_frame: info.first_frame,
+            last_frame: info.last_frame,
+            to_server,
+            to_client,
+        },
+    }
+}
+
+/// How a client's connection attempt (its SYN seen, no SYN-ACK) failed, when it is a failure
+/// worth a finding rather than a capture that simply ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FailReason {
+    /// The SYN was sent at least twice and nothing came back: a firewall dropping the port.
+    NoAnswer,
+    /// The server (or a firewall in its name) answered with a reset: nothing listens.
+    Reset,
+    /// An ICMP destination-unreachable quoting the SYN.
+    Icmp(IcmpError),
+}
+
+impl FailReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            FailReason::NoAnswer => "no_answer",
+            FailReason::Reset => "reset",
+            FailReason::Icmp(_) => "icmp_unreachable",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct ConnectFailure {
+    reason: FailReason,
+    /// SYNs the client sent (the first and its retransmissions).
+    attempts: u64,
+    /// The packet that proves it: the last SYN, the reset, or the ICMP error.
+    proof: EventMeta,
+}
+
+impl ConnectFailure {
+    fn of(
+        info: &FlowInfo,
+        to_server: DirStats,
+        to_client: DirStats,
+        reason: CloseReason,
+        icmp: Option<(IcmpError, EventMeta)>,
+    ) -> Option<Self> {
+        let attempts = 1 + to_server.retransmissions;
+        let last = EventMeta {
+            ts: info.last,
+            frame: info.last_frame,
+        };
+        let (reason, proof) = if let Some((err, meta)) = icmp {
+            (FailReason::Icmp(err), meta)
+        } else if to_client.rst && reason == CloseReason::Reset {
+            // The reset closed the flow: it is the flow's last packet.
+            (FailReason::Reset, last)
+        } else if to_client.packets == 0 && attempts >= 2 {
+            // Only the client's SYNs were seen: the last packet is the last SYN.
+            (FailReason::NoAnswer, last)
+        } else {
+            return None;
+        };
+        Some(ConnectFailure {
+            reason,
+            attempts,
+            proof,
+        })
+    }
+
+    fn finding(&self, info: &FlowInfo, server_port: u16) -> Finding {
+        let end = self.proof.ts.max(info.last);
+        let secs = (end.as_nanos() - info.start.as_nanos()).max(0) as f64 / 1e9;
+        // Microseconds, as timestamps are written.
+        let secs = (secs * 1e6).round() / 1e6;
+        let tries = match self.attempts {
+            1 => "1 SYN".to_string(),
+            n => format!("{n} SYNs over {secs:.1} s"),
+        };
+        let message = match self.reason {
+            FailReason::NoAnswer => format!(
+                "connection to port {server_port} never answered: {tries}, no reply (dropped on the way)"
+            ),
+            FailReason::Reset => format!(
+                "connection to port {server_port} refused: {tries} answered by a reset (nothing listens)"
+            ),
+            FailReason::Icmp(e) => format!(
+                "connection to port {server_port} rejected by ICMP{} {} from {} ({tries})",
+                if e.src.is_ipv6() { "v6" } else { "" },
+                icmp_meaning(&e),
+                e.reporter,
+            ),
+        };
+        let mut f = Finding::new(
+            Kind::ConnectionFailed,
+            Severity::Medium,
+            self.proof,
+            message,
+        )
+        .with("reason", self.reason.as_str())
+        .with("server_port", server_port)
+        .with("attempts", self.attempts)
+        .with("duration_secs", secs);
+        if let FailReason::Icmp(e) = self.reason {
+            f = f
+                .with("icmp_type", e.icmp_type)
+                .with("icmp_code", e.icmp_code)
+                .with("icmp_from", e.reporter.to_string());
+        }
+        f
+    }
+}
+
+/// The name of an ICMP destination-unreachable code (RFC 792 and RFC 1812 for IPv4 type 3,
+/// RFC 4443 for ICMPv6 type 1).
+fn icmp_meaning(e: &IcmpError) -> &'static str {
+    let v6 = e.src.is_ipv6();
+    match (v6, e.icmp_code) {
+        (false, 0) => "network unreachable",
+        (false, 1) => "host unreachable",
+        (false, 2) => "protocol unreachable",
+        (false, 3) => "port unreachable",
+        (false, 9 | 10 | 13) => "administratively prohibited",
+        (true, 0) => "no route to destination",
+        (true, 1) => "administratively prohibited",
+        (true, 3) => "address unreachable",
+        (true, 4) => "port unreachable",
+        (true, 5) => "source address failed policy",
+        (true, 6) => "reject route",
+        _ => "destination unreachable",
     }
 }
 
@@ -748,6 +958,17 @@ impl FlowHandler for Analyzer {
         } else {
             Interest::Bytes
         }
+    }
+
+    fn icmp_error(
+        &mut self,
+        st: &mut FlowState,
+        _info: &FlowInfo,
+        err: &IcmpError,
+        meta: EventMeta,
+    ) {
+        // The last one: the error after which the client gave up.
+        st.icmp = Some(Box::new((*err, meta)));
     }
 
     fn close(&mut self, st: FlowState, info: &FlowInfo, reason: CloseReason) {

@@ -6,17 +6,43 @@
 //!
 //! A flow may arrive with [`FlowHints`]: observations its own analysis could not turn into a
 //! finding alone (a plaintext client met by a silent server on a port that is not 465 needs
-//! to know whether that server spoke implicit TLS earlier in the run).
+//! to know whether that server spoke implicit TLS earlier in the run; a connection that
+//! never opened needs to know whether its source is scanning).
+//!
+//! Scans. A source that tried [`SCAN_THRESHOLD`] or more distinct server address and port
+//! pairs within [`SCAN_WINDOW_SECS`] (by the start of each attempt), none of them
+//! established, is scanning: its failed attempts are not mail problems and get no
+//! `connection_failed`. A scan mostly hits ports that are not reported, so the analysis hands
+//! those attempts on too (unreported [`FinishedFlow`]s, counted here and dropped). Since the
+//! attempts that prove a scan may come after the first failure, a flow with a
+//! `connection_failed` waits here until the capture clock (the close time of the flows
+//! passing through) is the window past its own close; it goes earlier, without the finding,
+//! once its source turns out to be scanning, and at the end of the capture at the latest.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::net::IpAddr;
 
 use crate::findings::downgrade::StarttlsMemory;
 use crate::findings::fallback::FallbackTracker;
 use crate::findings::spraying::SprayTracker;
+use rustc_hash::FxHashMap;
+
+use crate::analysis::FinishedFlow;
 use crate::findings::{Finding, Kind, Severity};
 use crate::flow::EventMeta;
 use crate::report::model::{FlowClass, FlowRecord};
+use crate::time::Timestamp;
+
+/// Distinct servers (address and port) a source must try without success within the window
+/// to be taken for a scanner (`--scan-threshold`; 0 turns the rule off).
+pub const SCAN_THRESHOLD: usize = 10;
+/// The scan window, and how long a `connection_failed` waits for its source to turn out to
+/// be scanning, in seconds of capture time.
+pub const SCAN_WINDOW_SECS: i64 = 60;
+/// Sources watched for scans at most; beyond, a new source's findings are written at once.
+const MAX_SCAN_SOURCES: usize = 65_536;
+/// Flows waiting at most; beyond, the oldest goes early, with its finding.
+const MAX_HELD_FLOWS: usize = 65_536;
 
 /// Servers (address and port) remembered as speaking TLS from the first byte.
 const MAX_IMPLICIT_TLS_SERVERS: usize = 65_536;
@@ -30,6 +56,10 @@ pub struct FlowHints {
     pub silent_server: Option<EventMeta>,
     /// How (`fin` or `reset`) and when the silent server ended the connection.
     pub server_end: Option<(&'static str, EventMeta)>,
+    /// The client's SYN was seen and the server never answered it with a SYN-ACK.
+    pub never_opened: bool,
+    /// Capture time at which the flow table finished the flow.
+    pub closed: Timestamp,
 }
 
 /// Why a silent server is taken for an implicit-TLS one (`evidence.basis`).
@@ -87,19 +117,46 @@ pub struct CorrelatorStats {
     pub implicit_tls_servers_dropped: u64,
 }
 
+/// What the scan rule counted during one capture (reported in its `flow_table`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScanCounts {
+    /// Sources taken for scanners (each scan once, however long it lasts).
+    pub scanners: u64,
+    /// Failed attempts not watched because the table of sources was full.
+    pub sources_untracked: u64,
+    /// Flows written before their wait was over because too many waited.
+    pub holds_overflow: u64,
+}
+
 /// Cross-connection state of one run.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Correlator {
     implicit_tls_servers: HashSet<(IpAddr, u16)>,
     starttls: StarttlsMemory,
     fallback: FallbackTracker,
     spray: SprayTracker,
+    scans: ScanWatch,
     stats: CorrelatorStats,
 }
 
+impl Default for Correlator {
+    fn default() -> Self {
+        Self::new(SCAN_THRESHOLD)
+    }
+}
+
 impl Correlator {
-    pub fn new() -> Self {
-        Self::default()
+    /// `scan_threshold`: distinct failed servers within the window that make a source a
+    /// scanner (0: never).
+    pub fn new(scan_threshold: usize) -> Self {
+        Correlator {
+            implicit_tls_servers: HashSet::new(),
+            starttls: StarttlsMemory::default(),
+            fallback: FallbackTracker::default(),
+            spray: SprayTracker::default(),
+            scans: ScanWatch::new(scan_threshold),
+            stats: CorrelatorStats::default(),
+        }
     }
 
     pub fn stats(&self) -> &CorrelatorStats {
@@ -115,14 +172,25 @@ impl Correlator {
         late
     }
 
-    /// A finished flow, in report order: amends its class and findings with what earlier
-    /// flows show, then remembers what later flows may need from it.
-    pub fn flow(
-        &mut self,
-        record: &mut FlowRecord,
-        findings: &mut Vec<Finding>,
-        hints: &FlowHints,
-    ) {
+    /// A finished flow (reported or not), in report order. What may be written now is
+    /// appended to `ready`, in order: earlier flows whose wait is over, then this one unless
+    /// it waits.
+    pub fn flow(&mut self, mut f: FinishedFlow, ready: &mut Vec<FinishedFlow>) {
+        if f.reported {
+            self.amend(&mut f.record, &mut f.findings, &f.hints);
+        }
+        self.scans.flow(f, ready);
+    }
+
+    /// The end of a capture: every waiting flow is released with its findings, and the
+    /// capture's scan counts are handed over.
+    pub fn end_capture(&mut self, ready: &mut Vec<FinishedFlow>) -> ScanCounts {
+        self.scans.end_capture(ready)
+    }
+
+    /// Amends a flow's class and findings with what earlier flows show, then remembers what
+    /// later flows may need from it.
+    fn amend(&mut self, record: &mut FlowRecord, findings: &mut Vec<Finding>, hints: &FlowHints) {
         if let Some(meta) = hints.silent_server {
             let server = (record.server.ip, record.server.port);
             let already = findings.iter().any(|f| f.kind == Kind::TlsModeMismatch);
@@ -154,5 +222,358 @@ impl Correlator {
                 self.stats.implicit_tls_servers_dropped += 1;
             }
         }
+    }
+}
+
+/// One source's recent failed attempts.
+#[derive(Debug, Default)]
+struct Source {
+    /// Distinct servers (address, port) tried and never established, each with the start of
+    /// its latest attempt; none older than the window before `latest`, fewer than the
+    /// threshold (reaching it ends the list).
+    pairs: Vec<(IpAddr, u16, Timestamp)>,
+    /// Start of the latest attempt seen.
+    latest: Timestamp,
+    /// While scanning: the start of the scan's latest attempt. Attempts up to a window after
+    /// it belong to the same scan.
+    scanning_until: Option<Timestamp>,
+    /// Capture clock when the source was last seen, to forget it once idle.
+    touched: Timestamp,
+    /// Flows of this source waiting in the queue.
+    held: usize,
+}
+
+/// A flow whose `connection_failed` waits for its source's verdict.
+#[derive(Debug)]
+struct Held {
+    due: Timestamp,
+    source: IpAddr,
+    flow: FinishedFlow,
+}
+
+/// The scan rule: failed attempts per source in a sliding window, and the flows waiting.
+#[derive(Debug)]
+struct ScanWatch {
+    threshold: usize,
+    sources: FxHashMap<IpAddr, Source>,
+    held: VecDeque<Held>,
+    /// The capture clock: the latest close time of the flows seen.
+    clock: Timestamp,
+    /// Capture second of the last sweep of idle sources.
+    last_prune: i64,
+    counts: ScanCounts,
+}
+
+/// Before the first flow of a capture (timestamps may precede 1970).
+const NO_CLOCK: Timestamp = Timestamp::new(i64::MIN, 0);
+
+fn plus_window(t: Timestamp) -> Timestamp {
+    Timestamp::new(t.secs.saturating_add(SCAN_WINDOW_SECS), t.nanos)
+}
+
+fn strip_connection_failed(f: &mut FinishedFlow) {
+    f.findings.retain(|x| x.kind != Kind::ConnectionFailed);
+}
+
+impl ScanWatch {
+    fn new(threshold: usize) -> Self {
+        ScanWatch {
+            threshold,
+            sources: FxHashMap::default(),
+            held: VecDeque::new(),
+            clock: NO_CLOCK,
+            last_prune: i64::MIN,
+            counts: ScanCounts::default(),
+        }
+    }
+
+    fn flow(&mut self, mut f: FinishedFlow, ready: &mut Vec<FinishedFlow>) {
+        self.clock = self.clock.max(f.hints.closed);
+        self.release_due(ready);
+        let hold = self.threshold > 0 && f.hints.never_opened && self.attempt(&mut f, ready);
+        if hold {
+            if self.held.len() >= MAX_HELD_FLOWS {
+                self.counts.holds_overflow += 1;
+                self.release_front(ready);
+            }
+            let source = f.record.client.ip;
+            if let Some(s) = self.sources.get_mut(&source) {
+                s.held += 1;
+            }
+            self.held.push_back(Held {
+                due: plus_window(f.hints.closed),
+                source,
+                flow: f,
+            });
+        } else if f.reported {
+            ready.push(f);
+        }
+    }
+
+    /// Counts a failed attempt; returns whether its flow must wait (it has a finding and its
+    /// source is not known to be scanning yet). A finding of a scanning source is removed.
+    fn attempt(&mut self, f: &mut FinishedFlow, ready: &mut Vec<FinishedFlow>) -> bool {
+        let has_finding = f.findings.iter().any(|x| x.kind == Kind::ConnectionFailed);
+        let ip = f.record.client.ip;
+        let t = f.record.start;
+        let pair = (f.record.server.ip, f.record.server.port);
+        let clock = self.clock;
+        let threshold = self.threshold;
+        if !self.sources.contains_key(&ip) && !self.make_room() {
+            self.counts.sources_untracked += 1;
+            return false;
+        }
+        let source = self.sources.entry(ip).or_default();
+        source.touched = clock;
+        if let Some(until) = source.scanning_until {
+            if t <= plus_window(until) {
+                source.scanning_until = Some(until.max(t));
+                strip_connection_failed(f);
+                return false;
+            }
+            source.scanning_until = None;
+        }
+        source.latest = source.latest.max(t);
+        let floor = Timestamp::new(
+            source.latest.secs.saturating_sub(SCAN_WINDOW_SECS),
+            source.latest.nanos,
+        );
+        source.pairs.retain(|p| p.2 >= floor);
+        if t >= floor {
+            match source.pairs.iter_mut().find(|p| (p.0, p.1) == pair) {
+                Some(p) => p.2 = p.2.max(t),
+                None => source.pairs.push((pair.0, pair.1, t)),
+            }
+        }
+        if source.pairs.len() < threshold {
+            return has_finding;
+        }
+        // A scan: this attempt and every one of the source's waiting flows lose their finding.
+        self.counts.scanners += 1;
+        source.scanning_until = Some(source.latest);
+        source.pairs = Vec::new();
+        strip_connection_failed(f);
+        if source.held > 0 {
+            source.held = 0;
+            let (mine, rest): (VecDeque<Held>, VecDeque<Held>) = std::mem::take(&mut self.held)
+                .into_iter()
+                .partition(|h| h.source == ip);
+            self.held = rest;
+            for mut h in mine {
+                strip_connection_failed(&mut h.flow);
+                ready.push(h.flow);
+            }
+        }
+        false
+    }
+
+    /// Whether a new source fits, after forgetting idle ones (at most once per capture second:
+    /// a full table of busy sources is not rescanned on every attempt).
+    fn make_room(&mut self) -> bool {
+        if self.sources.len() < MAX_SCAN_SOURCES {
+            return true;
+        }
+        if self.clock.secs == self.last_prune {
+            return false;
+        }
+        self.last_prune = self.clock.secs;
+        let clock = self.clock;
+        // A source seen within the window may still be mid-scan; one with waiting flows must
+        // stay to have them dropped if it turns out to be scanning.
+        self.sources
+            .retain(|_, s| s.held > 0 || plus_window(s.touched) >= clock);
+        self.sources.len() < MAX_SCAN_SOURCES
+    }
+
+    /// Flows whose wait is over, in the order they came.
+    fn release_due(&mut self, ready: &mut Vec<FinishedFlow>) {
+        while self.held.front().is_some_and(|h| h.due <= self.clock) {
+            self.release_front(ready);
+        }
+    }
+
+    fn release_front(&mut self, ready: &mut Vec<FinishedFlow>) {
+        if let Some(h) = self.held.pop_front() {
+            if let Some(s) = self.sources.get_mut(&h.source) {
+                s.held = s.held.saturating_sub(1);
+            }
+            ready.push(h.flow);
+        }
+    }
+
+    fn end_capture(&mut self, ready: &mut Vec<FinishedFlow>) -> ScanCounts {
+        ready.extend(self.held.drain(..).map(|h| h.flow));
+        // The next capture has its own clock and its own sources.
+        self.sources.clear();
+        self.clock = NO_CLOCK;
+        self.last_prune = i64::MIN;
+        std::mem::take(&mut self.counts)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::flow::{CloseReason, DirStats, RoleSource};
+    use crate::report::model::{EndpointRecord, TcpRecord};
+
+    const T0: i64 = 1_700_000_000;
+
+    /// A connection attempt from 192.0.2.`src` to 198.51.100.7:`port` that started at
+    /// `T0 + start` and was closed at `T0 + closed`; a reported one carries a
+    /// `connection_failed`.
+    fn attempt(src: u8, port: u16, start: i64, closed: i64, reported: bool) -> FinishedFlow {
+        let ts = |s: i64| Timestamp::new(T0 + s, 0);
+        let mut findings = Vec::new();
+        if reported {
+            let meta = EventMeta {
+                ts: ts(start),
+                frame: 1,
+            };
+            findings.push(Finding::new(
+                Kind::ConnectionFailed,
+                Severity::Medium,
+                meta,
+                "x",
+            ));
+        }
+        FinishedFlow {
+            record: FlowRecord {
+                id: format!("{src}-{port}-{start}"),
+                capture: String::new(),
+                client: EndpointRecord {
+                    ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, src)),
+                    port: 40000,
+                },
+                server: EndpointRecord {
+                    ip: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)),
+                    port,
+                },
+                start: ts(start),
+                end: ts(start),
+                duration_secs: 0.0,
+                class: FlowClass::Unknown,
+                smtp: None,
+                tls: None,
+                tcp: TcpRecord {
+                    roles: RoleSource::Syn,
+                    roles_corrected: false,
+                    close: CloseReason::Reset,
+                    first_frame: 1,
+                    last_frame: 2,
+                    to_server: DirStats::default(),
+                    to_client: DirStats::default(),
+                },
+            },
+            findings,
+            hints: FlowHints {
+                never_opened: true,
+                closed: ts(closed),
+                ..FlowHints::default()
+            },
+            reported,
+        }
+    }
+
+    /// A flow that opened, only to move the clock.
+    fn tick(at: i64) -> FinishedFlow {
+        let mut f = attempt(99, 25, at, at, true);
+        f.findings.clear();
+        f.hints.never_opened = false;
+        f
+    }
+
+    fn ids(ready: &[FinishedFlow]) -> Vec<(&str, usize)> {
+        ready
+            .iter()
+            .map(|f| (f.record.id.as_str(), f.findings.len()))
+            .collect()
+    }
+
+    #[test]
+    fn a_lone_failure_waits_the_window_then_goes_with_its_finding() {
+        let mut c = Correlator::new(SCAN_THRESHOLD);
+        let mut ready = Vec::new();
+        c.flow(attempt(1, 465, 0, 10, true), &mut ready);
+        assert!(ready.is_empty(), "waits for a scan verdict");
+        c.flow(tick(69), &mut ready);
+        assert_eq!(ids(&ready), [("99-25-69", 0)]);
+        ready.clear();
+        c.flow(tick(70), &mut ready);
+        assert_eq!(ids(&ready), [("1-465-0", 1), ("99-25-70", 0)]);
+    }
+
+    #[test]
+    fn a_scan_drops_the_findings_of_its_waiting_and_later_attempts() {
+        let mut c = Correlator::new(SCAN_THRESHOLD);
+        let mut ready = Vec::new();
+        c.flow(attempt(1, 2525, 0, 0, true), &mut ready);
+        // Nine more ports within the minute, none of them reported.
+        for (i, port) in (20u16..29).enumerate() {
+            c.flow(
+                attempt(1, port, 1 + i as i64, 1 + i as i64, false),
+                &mut ready,
+            );
+        }
+        assert_eq!(
+            ids(&ready),
+            [("1-2525-0", 0)],
+            "released at once, no finding"
+        );
+        ready.clear();
+        // The scan goes on: a mail port hit later gets nothing either, and goes at once.
+        c.flow(attempt(1, 465, 50, 50, true), &mut ready);
+        assert_eq!(ids(&ready), [("1-465-50", 0)]);
+        ready.clear();
+        // Another source meanwhile keeps its finding (after its wait).
+        c.flow(attempt(2, 587, 51, 51, true), &mut ready);
+        let counts = c.end_capture(&mut ready);
+        assert_eq!(ids(&ready), [("2-587-51", 1)]);
+        assert_eq!(counts.scanners, 1);
+        assert_eq!(c.end_capture(&mut ready).scanners, 0, "handed over once");
+    }
+
+    #[test]
+    fn retrying_one_server_or_a_slow_sweep_is_no_scan() {
+        let mut c = Correlator::new(SCAN_THRESHOLD);
+        let mut ready = Vec::new();
+        for i in 0..20 {
+            c.flow(attempt(1, 465, i, i, true), &mut ready);
+        }
+        // Ten ports, each more than a minute after the one before.
+        for i in 0..10 {
+            c.flow(
+                attempt(3, 20 + i as u16, 100 + 61 * i, 100 + 61 * i, true),
+                &mut ready,
+            );
+        }
+        let counts = c.end_capture(&mut ready);
+        assert_eq!(counts.scanners, 0);
+        assert_eq!(ready.len(), 30);
+        assert!(ready.iter().all(|f| f.findings.len() == 1));
+    }
+
+    #[test]
+    fn threshold_zero_holds_nothing_back() {
+        let mut c = Correlator::new(0);
+        let mut ready = Vec::new();
+        for port in 20..40 {
+            c.flow(attempt(1, port, 0, 0, true), &mut ready);
+        }
+        assert_eq!(ready.len(), 20);
+        assert!(ready.iter().all(|f| f.findings.len() == 1));
+        assert_eq!(c.end_capture(&mut ready), ScanCounts::default());
+    }
+
+    #[test]
+    fn unreported_attempts_are_never_written() {
+        let mut c = Correlator::new(SCAN_THRESHOLD);
+        let mut ready = Vec::new();
+        c.flow(attempt(1, 80, 0, 0, false), &mut ready);
+        c.end_capture(&mut ready);
+        assert!(ready.is_empty());
     }
 }

@@ -13,6 +13,7 @@ pub use table::{FlowKey, FlowTable};
 
 use std::net::IpAddr;
 
+use crate::decode::IcmpError;
 use crate::time::Timestamp;
 
 /// One end of a TCP connection.
@@ -181,6 +182,16 @@ pub trait FlowHandler {
         ev: StreamEvent<'_>,
         meta: EventMeta,
     ) -> Interest;
+    /// An ICMP destination-unreachable error quoting the client's SYN of this flow, before
+    /// the server answered (see [`FlowTable::icmp_error`]).
+    fn icmp_error(
+        &mut self,
+        _state: &mut Self::State,
+        _info: &FlowInfo,
+        _err: &IcmpError,
+        _meta: EventMeta,
+    ) {
+    }
     /// The flow is finished; the table releases its memory right after.
     fn close(&mut self, state: Self::State, info: &FlowInfo, reason: CloseReason);
     /// Asked when the flow has been idle past the idle timeout: true keeps it open up to the
@@ -264,4 +275,18 @@ pub struct FlowTableStats {
     /// Finished connections forgotten early to keep that memory under `max_flows` entries;
     /// a later packet of one of them opens a new flow.
     pub closed_tracking_evicted: u64,
+    /// ICMP destination-unreachable errors tied to a connection attempt (they quote its SYN).
+    pub icmp_matched: u64,
+    /// ICMP destination-unreachable errors quoting a segment of no live, unanswered attempt.
+    pub icmp_unmatched: u64,
+    /// Sources taken for scanners: many distinct servers or ports tried and never
+    /// established within a short time, whose attempts get no `connection_failed` (counted by
+    /// the run's correlator, not the table).
+    pub scanners: u64,
+    /// Failed attempts that could not be watched for a scan because the correlator's table
+    /// of sources was full (their findings are written without waiting).
+    pub scan_sources_untracked: u64,
+    /// Flows with a `connection_failed` written before their wait for a scan verdict was
+    /// over, because too many were waiting.
+    pub scan_holds_overflow: u64,
 }

@@ -26,7 +26,7 @@ use super::{
     CloseReason, DirStats, Direction, Endpoint, EventMeta, FlowConfig, FlowHandler, FlowInfo,
     FlowTableStats, Interest, RoleSource, StreamAssembler, StreamEvent, StreamSink, SynOutcome,
 };
-use crate::decode::TcpSegment;
+use crate::decode::{IcmpError, TcpSegment};
 use crate::time::Timestamp;
 
 /// Ports whose side is taken as the server when no handshake was seen (SMTP 25, submissions
@@ -403,6 +403,37 @@ impl<H: FlowHandler> FlowTable<H> {
         }
     }
 
+    /// An ICMP destination-unreachable error. The live flow whose client's SYN it quotes (the
+    /// same initial sequence number) and whose server has sent nothing takes it; any other
+    /// quote (a data segment, an answered connection, a flow not seen) is only counted. The
+    /// capture clock does not move: ICMP is not part of any flow.
+    pub fn icmp_error(&mut self, err: &IcmpError, meta: EventMeta) {
+        let (key, src_is_lo) = FlowKey::packed(
+            PackedEndpoint::new(err.src, err.src_port),
+            PackedEndpoint::new(err.dst, err.dst_port),
+        );
+        let taken = match self.flows.get_mut(&key) {
+            Some(flow) => {
+                let unanswered = flow.info.dirs[Direction::ToClient.index()].packets == 0;
+                let quotes_syn = flow.asm[Direction::ToServer.index()].isn() == Some(err.seq);
+                let from_client = flow.direction(src_is_lo) == Direction::ToServer;
+                if from_client && quotes_syn && unanswered {
+                    self.handler
+                        .icmp_error(&mut flow.state, &flow.info, err, meta);
+                    true
+                } else {
+                    false
+                }
+            }
+            None => false,
+        };
+        if taken {
+            self.stats.icmp_matched += 1;
+        } else {
+            self.stats.icmp_unmatched += 1;
+        }
+    }
+
     /// End of input: every live flow is finished with [`CloseReason::EndOfInput`], in the
     /// order the flows were opened. The table is empty afterwards and may be fed another
     /// capture (whose clock may start earlier); counters keep adding up.
@@ -699,7 +730,12 @@ fn drive<H: FlowHandler>(
                     info.roles = RoleSource::Syn;
                 }
             }
-            SynOutcome::Retransmission => {}
+            // A SYN sent again for want of an answer: what a dropped port looks like.
+            SynOutcome::Retransmission => {
+                if let Some(s) = info.dirs.get_mut(d) {
+                    s.retransmissions += 1;
+                }
+            }
             // A SYN that does not belong to this sequence space carries nothing we can place.
             SynOutcome::Mismatch => {
                 if let Some(s) = info.dirs.get_mut(d) {
@@ -916,6 +952,45 @@ mod tests {
         f.send(seg(C, S, CI, 0, SYN, b""))
             .send(seg(S, C, SI, CI + 1, SYN | ACK, b""))
             .send(seg(C, S, CI + 1, SI + 1, ACK, b""));
+    }
+
+    #[test]
+    fn syn_retransmissions_count_and_icmp_errors_tie_to_the_unanswered_syn() {
+        let mut f = Feed::new(FlowConfig::default());
+        f.send(seg(C, S, CI, 0, SYN, b""))
+            .send(seg(C, S, CI, 0, SYN, b""))
+            .send(seg(C, S, CI, 0, SYN, b""));
+        let err = |from: (&str, u16), to: (&str, u16), seq| IcmpError {
+            icmp_type: 3,
+            icmp_code: 13,
+            reporter: ip(S.0),
+            src: ip(from.0),
+            dst: ip(to.0),
+            src_port: from.1,
+            dst_port: to.1,
+            seq,
+        };
+        let meta = EventMeta {
+            ts: Timestamp::new(f.secs, 0),
+            frame: 99,
+        };
+        // Another sequence number, the other direction, a connection not in the table.
+        f.table.icmp_error(&err(C, S, CI + 1), meta);
+        f.table.icmp_error(&err(S, C, CI), meta);
+        f.table.icmp_error(&err(C, ("198.51.100.8", 25), CI), meta);
+        f.table.icmp_error(&err(C, S, CI), meta);
+        assert_eq!(
+            (f.table.stats().icmp_matched, f.table.stats().icmp_unmatched),
+            (1, 3)
+        );
+        // Once the server answered, an error quoting the SYN no longer says it never opened.
+        f.send(seg(S, C, SI, CI + 1, SYN | ACK, b""));
+        f.table.icmp_error(&err(C, S, CI), meta);
+        assert_eq!(f.table.stats().icmp_unmatched, 4);
+        f.table.finish_all();
+        let (_, _, info) = &f.rec().closed[0];
+        assert_eq!(info.dirs[0].retransmissions, 2);
+        assert_eq!(info.dirs[0].packets, 3);
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub(super) fn run_files(
     obs: &mut dyn Observer,
 ) -> io::Result<super::RunOutcome> {
     let at_once = cfg.threads.max(1);
-    let mut tally = Tally::default();
+    let mut tally = Tally::new(cfg);
     thread::scope(|scope| -> io::Result<()> {
         let mut pending = inputs.iter();
         let mut running: VecDeque<(&String, Receiver<Event>, thread::ScopedJoinHandle<'_, ()>)> =

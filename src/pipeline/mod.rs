@@ -14,7 +14,7 @@ use std::io;
 use crate::analysis::{Analyzer, FinishedFlow};
 use crate::capture::{CaptureError, CaptureReader, Frame, LinkType, ReadMode};
 use crate::cli::Config;
-use crate::decode::{Decoder, TcpSegment};
+use crate::decode::{Decoded, Decoder};
 use crate::findings::bruteforce::BruteForceTracker;
 use crate::findings::correlate::Correlator;
 use crate::flow::{EventMeta, FlowTable, FlowTableStats};
@@ -87,23 +87,49 @@ pub fn run_bytes(
 
 /// What the run adds up across captures: the outcome, cross-connection findings, and brute
 /// force over all flows.
-#[derive(Default)]
 struct Tally {
     outcome: RunOutcome,
     bruteforce: BruteForceTracker,
     correlator: Correlator,
+    /// Flows the correlator let go, waiting to be written (reused, so it never allocates
+    /// once grown).
+    ready: Vec<FinishedFlow>,
 }
 
 impl Tally {
-    fn flow(&mut self, sink: &mut dyn ReportSink, mut f: FinishedFlow) -> io::Result<()> {
-        self.correlator
-            .flow(&mut f.record, &mut f.findings, &f.hints);
-        self.bruteforce.observe(&f.record);
-        self.outcome.summary.add_flow(&f.record);
-        for finding in &f.findings {
-            self.outcome.summary.add_finding(finding);
+    fn new(cfg: &Config) -> Self {
+        Tally {
+            outcome: RunOutcome::default(),
+            bruteforce: BruteForceTracker::default(),
+            correlator: Correlator::new(cfg.scan_threshold),
+            ready: Vec::new(),
         }
-        sink.flow(&f.record, &f.findings)
+    }
+
+    /// Every finished flow, reported or not, in report order: the correlator sees them all
+    /// and says which reported ones may be written now.
+    fn flow(&mut self, sink: &mut dyn ReportSink, f: FinishedFlow) -> io::Result<()> {
+        let mut ready = std::mem::take(&mut self.ready);
+        self.correlator.flow(f, &mut ready);
+        let written = self.write(sink, &mut ready);
+        self.ready = ready;
+        written
+    }
+
+    fn write(
+        &mut self,
+        sink: &mut dyn ReportSink,
+        ready: &mut Vec<FinishedFlow>,
+    ) -> io::Result<()> {
+        for f in ready.drain(..) {
+            self.bruteforce.observe(&f.record);
+            self.outcome.summary.add_flow(&f.record);
+            for finding in &f.findings {
+                self.outcome.summary.add_finding(finding);
+            }
+            sink.flow(&f.record, &f.findings)?;
+        }
+        Ok(())
     }
 
     /// A capture is done (its flows all emitted): its entry goes to the sink.
@@ -114,9 +140,18 @@ impl Tally {
         path: &str,
         analysed: Result<CaptureRecord, CaptureFailure>,
     ) -> io::Result<()> {
+        // Flows still waiting on the correlator belong to this capture: they go before its entry.
+        let mut ready = std::mem::take(&mut self.ready);
+        let scans = self.correlator.end_capture(&mut ready);
+        let written = self.write(sink, &mut ready);
+        self.ready = ready;
+        written?;
         match analysed {
-            Ok(record) => {
+            Ok(mut record) => {
                 self.outcome.inputs_read += 1;
+                record.flow_table.scanners += scans.scanners;
+                record.flow_table.scan_sources_untracked += scans.sources_untracked;
+                record.flow_table.scan_holds_overflow += scans.holds_overflow;
                 sink.capture(&record)
             }
             Err(CaptureFailure::Unreadable(e)) => {
@@ -145,7 +180,7 @@ fn run_readers(
     sink: &mut dyn ReportSink,
     obs: &mut dyn Observer,
 ) -> io::Result<RunOutcome> {
-    let mut tally = Tally::default();
+    let mut tally = Tally::new(cfg);
     for (path, reader) in readers {
         let analysed = reader
             .map_err(CaptureFailure::Unreadable)
@@ -223,8 +258,9 @@ impl InputFacts {
         }
     }
 
-    /// Counts a frame and decodes it; `Some` when it holds a TCP segment.
-    fn frame<'a>(&mut self, frame: &Frame<'a>) -> Option<(TcpSegment<'a>, EventMeta)> {
+    /// Counts a frame and decodes it; `Some` when it holds a TCP segment or an ICMP error
+    /// quoting one.
+    fn frame<'a>(&mut self, frame: &Frame<'a>) -> Option<(Decoded<'a>, EventMeta)> {
         self.packets += 1;
         self.link_types.insert(frame.link_type);
         self.first_packet.get_or_insert(frame.ts);
@@ -233,10 +269,10 @@ impl InputFacts {
             ts: frame.ts,
             frame: frame.number,
         };
-        let seg = self
+        let decoded = self
             .decoder
-            .decode(frame.link_type, frame.data, frame.orig_len)?;
-        Some((seg, meta))
+            .decode_packet(frame.link_type, frame.data, frame.orig_len)?;
+        Some((decoded, meta))
     }
 
     /// A read error: fatal when nothing could be read, else the capture ends here.
@@ -310,8 +346,10 @@ fn analyse_capture(
     loop {
         match reader.next_frame() {
             Ok(Some(frame)) => {
-                if let Some((seg, meta)) = facts.frame(&frame) {
-                    table.process(&seg, meta);
+                match facts.frame(&frame) {
+                    Some((Decoded::Tcp(seg), meta)) => table.process(&seg, meta),
+                    Some((Decoded::IcmpError(err), meta)) => table.icmp_error(&err, meta),
+                    None => {}
                 }
                 if table.handler().has_finished() {
                     emit_all(table.handler_mut().take_finished(), emit)?;

@@ -43,9 +43,10 @@ use super::{CaptureFailure, Emit, InputFacts, Observer, PROGRESS_EVERY};
 use crate::analysis::{Analyzer, FinishedFlow, FlowState};
 use crate::capture::{CaptureError, CaptureReader, ReadMode};
 use crate::cli::Config;
+use crate::decode::{Decoded, IcmpError};
 use crate::flow::{
-    CloseReason, Direction, EventMeta, FlowConfig, FlowHandler, FlowInfo, FlowKey, FlowTable,
-    FlowTableStats, Interest, StreamEvent,
+    CloseReason, Direction, Endpoint, EventMeta, FlowConfig, FlowHandler, FlowInfo, FlowKey,
+    FlowTable, FlowTableStats, Interest, StreamEvent,
 };
 use crate::report::model::CaptureRecord;
 
@@ -149,6 +150,16 @@ impl FlowHandler for Recorder {
 
     fn waiting(&self, state: &FlowState, info: &FlowInfo) -> bool {
         self.inner.waiting(state, info)
+    }
+
+    fn icmp_error(
+        &mut self,
+        state: &mut FlowState,
+        info: &FlowInfo,
+        err: &IcmpError,
+        meta: EventMeta,
+    ) {
+        self.inner.icmp_error(state, info, err, meta);
     }
 
     fn close(&mut self, state: FlowState, info: &FlowInfo, reason: CloseReason) {
@@ -282,15 +293,35 @@ impl Worker<'_> {
         loop {
             match reader.next_frame() {
                 Ok(Some(frame)) => {
-                    if let Some((seg, meta)) = facts.frame(&frame) {
-                        shard.tick(meta);
-                        if FlowKey::of(&seg).shard_hash() % self.shards == self.shard {
-                            shard.table.handler_mut().pos = Pos {
-                                frame: meta.frame,
-                                phase: Phase::Frame,
-                            };
-                            shard.table.process(&seg, meta);
+                    match facts.frame(&frame) {
+                        Some((Decoded::Tcp(seg), meta)) => {
+                            shard.tick(meta);
+                            if FlowKey::of(&seg).shard_hash() % self.shards == self.shard {
+                                shard.table.handler_mut().pos = Pos {
+                                    frame: meta.frame,
+                                    phase: Phase::Frame,
+                                };
+                                shard.table.process(&seg, meta);
+                            }
                         }
+                        // The error goes to the shard that owns the connection it quotes. It
+                        // moves no clock and closes nothing, in any shard.
+                        Some((Decoded::IcmpError(err), meta)) => {
+                            let key = FlowKey::new(
+                                Endpoint {
+                                    ip: err.src,
+                                    port: err.src_port,
+                                },
+                                Endpoint {
+                                    ip: err.dst,
+                                    port: err.dst_port,
+                                },
+                            );
+                            if key.shard_hash() % self.shards == self.shard {
+                                shard.table.icmp_error(&err, meta);
+                            }
+                        }
+                        None => {}
                     }
                     if let Some(p) = self.progress
                         && facts.packets % PROGRESS_EVERY == 0
@@ -548,6 +579,11 @@ fn add_stats(sum: &mut FlowTableStats, s: &FlowTableStats) {
         closed_end_of_input,
         packets_after_close,
         closed_tracking_evicted,
+        icmp_matched,
+        icmp_unmatched,
+        scanners,
+        scan_sources_untracked,
+        scan_holds_overflow,
     } = s;
     sum.flows += flows;
     sum.closed_fin += closed_fin;
@@ -567,4 +603,9 @@ fn add_stats(sum: &mut FlowTableStats, s: &FlowTableStats) {
     sum.closed_end_of_input += closed_end_of_input;
     sum.packets_after_close += packets_after_close;
     sum.closed_tracking_evicted += closed_tracking_evicted;
+    sum.icmp_matched += icmp_matched;
+    sum.icmp_unmatched += icmp_unmatched;
+    sum.scanners += scanners;
+    sum.scan_sources_untracked += scan_sources_untracked;
+    sum.scan_holds_overflow += scan_holds_overflow;
 }

@@ -157,15 +157,35 @@ pub fn remedy(f: &Finding) -> &'static str {
 
 /// What to do about a connection that never opened, from how it failed.
 fn connection_failed_remedy(f: &Finding) -> &'static str {
-    let port = f.evidence.get("server_port").and_then(Value::as_u64);
+    let ev = |k: &str| f.evidence.get(k).and_then(Value::as_u64);
+    let port = ev("server_port");
+    // ICMP codes that say a filter refused the packet: IPv4 9, 10, 13 (RFC 1812), ICMPv6 1
+    // (RFC 4443); and those that say nothing listens: IPv4 3, ICMPv6 4.
+    let icmp = match (ev("icmp_type"), ev("icmp_code")) {
+        (Some(3), Some(9 | 10 | 13)) | (Some(1), Some(1)) => Some("prohibited"),
+        (Some(3), Some(3)) | (Some(1), Some(4)) => Some("port"),
+        _ => None,
+    };
     match (f.evidence.get("reason").and_then(Value::as_str), port) {
         (Some("reset"), Some(465)) => {
-            "nothing listens on 465: enable implicit TLS (TLS-on-connect) on the server, or use \
-             STARTTLS on 587 (RFC 8314)"
+            "nothing listens on 465: enable implicit TLS (TLS on connect) there, which RFC 8314 \
+             prefers for submission, or submit with STARTTLS on 587"
+        }
+        (Some("reset"), Some(25)) => {
+            "nothing listens on 25: check that the MTA runs and listens on this address (relay \
+             between servers is port 25, with STARTTLS)"
         }
         (Some("reset"), _) => {
             "nothing listens on that port: check that the mail server runs and listens on this \
              address and port, or that a firewall rule does not reject it"
+        }
+        (Some("icmp_unreachable"), _) if icmp == Some("prohibited") => {
+            "a firewall rejects the port (ICMP administratively prohibited): allow it in the \
+             rules of the server or of the path, or use the port the server offers"
+        }
+        (Some("icmp_unreachable"), _) if icmp == Some("port") => {
+            "the server's host says nothing listens on that port (ICMP port unreachable), or a \
+             firewall rejects it so: check the service and the firewall rules"
         }
         (Some("icmp_unreachable"), _) => {
             "a router or firewall rejected the connection (ICMP unreachable): check the firewall \
@@ -173,11 +193,15 @@ fn connection_failed_remedy(f: &Finding) -> &'static str {
         }
         (_, Some(465)) => {
             "SYNs to 465 went unanswered: a firewall drops the port; open 465 for implicit TLS \
-             (RFC 8314) or use STARTTLS on 587"
+             (RFC 8314 prefers it for submission) or submit with STARTTLS on 587"
+        }
+        (_, Some(587)) => {
+            "SYNs to 587 went unanswered: a firewall drops submission; open 587 (STARTTLS) or \
+             use implicit TLS on 465 (RFC 8314)"
         }
         (_, Some(25)) => {
-            "SYNs to 25 went unanswered: a firewall (or the ISP) drops outbound port 25; relay \
-             through a submission server (587/465) or open 25 between the mail servers"
+            "SYNs to 25 went unanswered: a firewall (or the ISP) drops port 25; relay through a \
+             submission server (587/465) or open 25 between the mail servers"
         }
         _ => {
             "SYNs went unanswered: a firewall on the path drops the port, or the server is down; \
@@ -383,6 +407,14 @@ impl TextSink {
             );
             for w in &c.warnings {
                 let _ = writeln!(s, "    warning: {}", clean(w));
+            }
+            let scanners = c.flow_table.scanners;
+            if scanners > 0 {
+                let _ = writeln!(
+                    s,
+                    "    {} (failed connections of a scan get no connection_failed)",
+                    plural(scanners, "scanning source", "scanning sources")
+                );
             }
         }
         let cl = &summary.classes;
