@@ -565,6 +565,7 @@ mod tests {
                 close: CloseReason::Fin,
                 first_frame,
                 last_frame: first_frame + 9,
+                last_frame_capture: None,
                 to_server: DirStats::default(),
                 to_client: DirStats::default(),
             },

@@ -147,11 +147,17 @@ fn report_order(findings: &[Finding]) -> Vec<&Finding> {
 }
 
 /// A finding as written: the flow's findings carry the flow id even if the analysis left it
-/// empty (the contract says every flow finding names its flow).
+/// empty (the contract says every flow finding names its flow), and a capture (the flow's
+/// unless the pipeline named the file holding the frame).
 fn finding_for_flow<'a>(f: &'a Finding, flow: &FlowRecord) -> Cow<'a, Finding> {
-    if f.flow.is_empty() {
+    if f.flow.is_empty() || f.capture.is_empty() {
         let mut owned = f.clone();
-        owned.flow.clone_from(&flow.id);
+        if owned.flow.is_empty() {
+            owned.flow.clone_from(&flow.id);
+        }
+        if owned.capture.is_empty() {
+            owned.capture.clone_from(&flow.capture);
+        }
         Cow::Owned(owned)
     } else {
         Cow::Borrowed(f)

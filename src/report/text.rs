@@ -296,8 +296,14 @@ impl TextSink {
 
     fn add_finding(&mut self, f: &Finding, flow: Option<(&FlowRecord, usize)>) {
         let key = (Reverse(f.severity), f.kind.as_str(), remedy(f));
+        // The file holding the frame, which in a chained capture may follow the flow's.
+        let capture = if f.capture.is_empty() {
+            flow.map_or(usize::MAX, |(_, c)| c)
+        } else {
+            self.order.index(&f.capture)
+        };
         self.groups.entry(key).or_default().add(Sample {
-            capture: flow.map_or(usize::MAX, |(_, c)| c),
+            capture,
             frame: f.frame,
             endpoints: flow.map(|(fl, _)| (fl.client, fl.server)),
             message: clean(&f.message),
