@@ -334,9 +334,14 @@ impl TextSink {
                     .unwrap_or_else(|| "?".into()),
                 None => "unrecognised".into(),
             };
+            let chained = c
+                .chained_to
+                .as_ref()
+                .map(|p| format!(", continues {}", clean(p)))
+                .unwrap_or_default();
             let _ = writeln!(
                 s,
-                "  {}: {}, {}, {} bytes, {} reported of {} TCP flows",
+                "  {}: {}, {}, {} bytes, {} reported of {} TCP flows{chained}",
                 clean(&c.path),
                 fmt,
                 plural(c.packets, "packet", "packets"),
