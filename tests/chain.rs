@@ -75,7 +75,11 @@ fn rng(state: &mut u64) -> u64 {
 
 /// Whole-capture number of a frame `n` of capture `cap`.
 fn whole(offsets: &BTreeMap<String, u64>, cap: &str, n: u64) -> u64 {
-    offsets.get(cap).copied().unwrap_or_else(|| panic!("unknown capture {cap}")) + n
+    offsets
+        .get(cap)
+        .copied()
+        .unwrap_or_else(|| panic!("unknown capture {cap}"))
+        + n
 }
 
 /// Every frame number in `v` (`frame`, `*_frame`, and "at frame N[ of FILE]" in notes) as a
@@ -146,7 +150,10 @@ fn analysis(doc: &Value, offsets: &BTreeMap<String, u64>) -> Value {
             Value::from(key_of.get(id).cloned().unwrap_or_default()),
         );
         // Related flows are named by id: compare what they point at.
-        if let Some(Value::String(r)) = m.get_mut("evidence").and_then(|e| e.get_mut("related_flow")) {
+        if let Some(Value::String(r)) = m
+            .get_mut("evidence")
+            .and_then(|e| e.get_mut("related_flow"))
+        {
             *r = key_of.get(r.as_str()).cloned().unwrap_or_default();
         }
         findings.push(x);
@@ -161,7 +168,10 @@ fn analysis(doc: &Value, offsets: &BTreeMap<String, u64>) -> Value {
 
 fn run(paths: &[PathBuf]) -> Value {
     let (first, rest) = paths.split_first().unwrap();
-    let rest: Vec<String> = rest.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let rest: Vec<String> = rest
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
     let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
     let (doc, out) = common::run_json(first, &rest);
     assert!(
@@ -209,7 +219,10 @@ fn check_split(
             c["path"]
         );
     }
-    let packets: u64 = captures.iter().map(|c| c["packets"].as_u64().unwrap()).sum();
+    let packets: u64 = captures
+        .iter()
+        .map(|c| c["packets"].as_u64().unwrap())
+        .sum();
     assert_eq!(packets, pkts.len() as u64);
     let got = analysis(&doc, &offsets);
     if got != *want {

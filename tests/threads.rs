@@ -84,7 +84,10 @@ fn every_fixture_gives_the_same_report_with_any_thread_count() {
     assert_same_for_all_threads(&rotated, &[]);
     // Chains and independent captures in one run: each unit on a thread of its own.
     let mut mixed = rotated.clone();
-    mixed.extend(["fixtures/smtp-plain-auth-bruteforce.pcap", "fixtures/no-such-capture.pcap"]);
+    mixed.extend([
+        "fixtures/smtp-plain-auth-bruteforce.pcap",
+        "fixtures/no-such-capture.pcap",
+    ]);
     mixed.extend(all.iter().take(4));
     assert_same_for_all_threads(&mixed, &[]);
 }

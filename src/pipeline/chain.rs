@@ -28,8 +28,8 @@ use crate::analysis::{Analyzer, FinishedFlow, FlowState, flow_id};
 use crate::capture::CaptureReader;
 use crate::cli::Config;
 use crate::flow::{
-    CloseReason, Direction, EventMeta, FlowHandler, FlowInfo, FlowTable, FlowTableStats,
-    Interest, StreamEvent,
+    CloseReason, Direction, EventMeta, FlowHandler, FlowInfo, FlowTable, FlowTableStats, Interest,
+    StreamEvent,
 };
 use crate::report::model::CaptureRecord;
 use crate::time::Timestamp;
@@ -290,9 +290,9 @@ impl Files {
             return;
         };
         let digits_from = pos + AT.len();
-        let digits = note
-            .get(digits_from..)
-            .map_or(0, |rest| rest.bytes().take_while(u8::is_ascii_digit).count());
+        let digits = note.get(digits_from..).map_or(0, |rest| {
+            rest.bytes().take_while(u8::is_ascii_digit).count()
+        });
         let Some(frame) = note
             .get(digits_from..digits_from + digits)
             .and_then(|d| d.parse::<u64>().ok())
@@ -475,14 +475,21 @@ fn finish(
     let mut previous: Option<String> = None;
     done.into_iter()
         .map(|(path, r)| {
-            let r = r.map(|Read { slot, mut record, before, after }| {
-                let (tcp, reported) = handler.counts.get(slot).copied().unwrap_or_default();
-                record.tcp_flows = tcp;
-                record.reported_flows = reported;
-                record.flow_table = stats_between(&before, &after);
-                record.chained_to = previous.replace(record.path.clone());
-                record
-            });
+            let r = r.map(
+                |Read {
+                     slot,
+                     mut record,
+                     before,
+                     after,
+                 }| {
+                    let (tcp, reported) = handler.counts.get(slot).copied().unwrap_or_default();
+                    record.tcp_flows = tcp;
+                    record.reported_flows = reported;
+                    record.flow_table = stats_between(&before, &after);
+                    record.chained_to = previous.replace(record.path.clone());
+                    record
+                },
+            );
             (path, r)
         })
         .collect()
@@ -530,8 +537,7 @@ fn stats_between(b: &FlowTableStats, a: &FlowTableStats) -> FlowTableStats {
         data_after_fin: data_after_fin.saturating_sub(b.data_after_fin),
         closed_end_of_input: closed_end_of_input.saturating_sub(b.closed_end_of_input),
         packets_after_close: packets_after_close.saturating_sub(b.packets_after_close),
-        closed_tracking_evicted: closed_tracking_evicted
-            .saturating_sub(b.closed_tracking_evicted),
+        closed_tracking_evicted: closed_tracking_evicted.saturating_sub(b.closed_tracking_evicted),
     }
 }
 

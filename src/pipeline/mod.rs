@@ -76,9 +76,8 @@ pub fn run(
                 tally.input(cfg, sink, obs, path, reader)?;
             }
             chain::Unit::Chain(paths) => {
-                let mut emit = |f: FinishedFlow, files: &chain::Files| {
-                    tally.flow(sink, f, Some(files))
-                };
+                let mut emit =
+                    |f: FinishedFlow, files: &chain::Files| tally.flow(sink, f, Some(files));
                 let done = chain::analyse_chain(cfg, &paths, obs, &mut emit);
                 for (path, analysed) in done {
                     tally.capture(sink, obs, &path, analysed)?;

@@ -165,11 +165,7 @@ fn sort_findings<F: std::ops::Deref<Target = Finding>>(v: &mut [F]) {
         }
     }
     let rank = |f: &Finding| files.iter().position(|c| *c == f.capture);
-    v.sort_by(|a, b| {
-        rank(a)
-            .cmp(&rank(b))
-            .then_with(|| finding_order(a, b))
-    });
+    v.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| finding_order(a, b)));
 }
 
 /// A finding as written: the flow's findings carry the flow id even if the analysis left it

@@ -601,7 +601,7 @@ impl TlsSession {
                 confidence,
                 meta,
             } => Some(OutcomeEvidence {
-            frame_capture: None,
+                frame_capture: None,
                 rule: rule.to_string(),
                 confidence: *confidence,
                 frame: meta.frame,
