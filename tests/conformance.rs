@@ -57,7 +57,18 @@ fn check_labels(labels_path: &Path) -> (usize, Vec<String>) {
                     .collect()
             })
             .unwrap_or_default();
-        let argrefs: Vec<&str> = args.iter().map(String::as_str).collect();
+        // One capture written as several files (a rotation): every file in one run, where they
+        // chain into one capture.
+        let more: Vec<String> = cap["files"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|f| base.join(f))
+            .filter(|f| *f != file)
+            .map(|f| f.to_string_lossy().into_owned())
+            .collect();
+        let argrefs: Vec<&str> = args.iter().chain(&more).map(String::as_str).collect();
         let (doc, out) = common::run_json(&file, &argrefs);
         let code = out.status.code().unwrap_or(-1);
         miss(

@@ -1,5 +1,7 @@
 //! Golden outputs: every format of every fixture, compared byte for byte with
-//! `tests/golden/<fixture>.<format>`. Timestamps are the capture's, so goldens are stable.
+//! `tests/golden/<fixture>.<format>`; a capture written as several files (`fixtures/rotated/`)
+//! is analysed in one run of all its files, `tests/golden/rotated.<format>`. Timestamps are the
+//! capture's, so goldens are stable.
 //! After a deliberate change, refresh them with
 //!
 //!     UPDATE_GOLDEN=1 cargo test --release --test golden
@@ -25,11 +27,30 @@ fn every_format_of_every_fixture_matches_its_golden_file() {
     let captures = common::fixture_captures();
     assert!(!captures.is_empty(), "no fixtures");
     let mut mismatched = Vec::new();
-    for path in &captures {
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let rel = format!("fixtures/{name}");
+    let mut runs: Vec<(String, Vec<String>)> = captures
+        .iter()
+        .map(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let rel = format!("fixtures/{name}");
+            (name, vec![rel])
+        })
+        .collect();
+    let mut rotated: Vec<String> = std::fs::read_dir(common::fixtures().join("rotated"))
+        .unwrap()
+        .map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            format!("fixtures/rotated/{name}")
+        })
+        .collect();
+    // Name order on purpose (not the capture's): the chain orders the files by time.
+    rotated.sort();
+    runs.push(("rotated".into(), rotated));
+    for (name, inputs) in &runs {
+        let rel = inputs.join(" ");
         for (format, ext) in FORMATS {
-            let out = common::run(&["--format", format, "--color", "never", &rel]);
+            let mut args = vec!["--format", format, "--color", "never"];
+            args.extend(inputs.iter().map(String::as_str));
+            let out = common::run(&args);
             assert!(
                 out.status.code() == Some(0),
                 "{rel} --format {format}: {}",

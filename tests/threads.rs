@@ -1,6 +1,7 @@
 //! `--threads N` changes how fast a report is made, never the report: every format, byte for
 //! byte, for N = 1 (one straight line), 2 and 3 (one capture: flows sharded over workers and
-//! merged back; several captures: one thread each, reported in input order).
+//! merged back; several captures: one thread per independent capture or chain of files,
+//! reported in the order of their first packets).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -73,6 +74,22 @@ fn every_fixture_gives_the_same_report_with_any_thread_count() {
         .collect();
     let all: Vec<&str> = all.iter().map(String::as_str).collect();
     assert_same_for_all_threads(&all, &[]);
+    // A capture written as several files: one chain (one flow table), on one thread.
+    let mut rotated: Vec<String> = std::fs::read_dir(common::fixtures().join("rotated"))
+        .unwrap()
+        .map(|e| e.unwrap().path().to_string_lossy().into_owned())
+        .collect();
+    rotated.sort();
+    let rotated: Vec<&str> = rotated.iter().map(String::as_str).collect();
+    assert_same_for_all_threads(&rotated, &[]);
+    // Chains and independent captures in one run: each unit on a thread of its own.
+    let mut mixed = rotated.clone();
+    mixed.extend([
+        "fixtures/smtp-plain-auth-bruteforce.pcap",
+        "fixtures/no-such-capture.pcap",
+    ]);
+    mixed.extend(all.iter().take(4));
+    assert_same_for_all_threads(&mixed, &[]);
 }
 
 fn generate(dir: &Path, name: &str, o: gencorpus::Options) -> String {

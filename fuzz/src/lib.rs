@@ -550,6 +550,7 @@ fn write_all_sinks(flows: &[FinishedFlow]) {
         reported_flows: flows.len() as u64,
         decode: Default::default(),
         flow_table: Default::default(),
+        chained_to: None,
     };
     for format in [Format::Json, Format::Ndjson, Format::Ecs, Format::Text] {
         let out = Shared::default();

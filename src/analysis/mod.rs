@@ -497,6 +497,7 @@ impl Analyzer {
                 last_frame: info.last_frame,
                 to_server,
                 to_client,
+                last_frame_capture: None,
             },
         };
         self.finished.push(FinishedFlow {
@@ -556,6 +557,7 @@ fn lean_record(
             last_frame: info.last_frame,
             to_server,
             to_client,
+            last_frame_capture: None,
         },
     }
 }
@@ -840,7 +842,7 @@ fn mismatch_finding(m: Mismatch, server_port: u16) -> Finding {
 
 /// A flow id unique within a report and across runs: derived from the capture name and the
 /// flow's key, start time and first frame.
-fn flow_id(
+pub(crate) fn flow_id(
     capture: &str,
     cip: IpAddr,
     cport: u16,

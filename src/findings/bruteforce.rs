@@ -22,6 +22,8 @@ struct Failures {
     flows: u64,
     last_flow: String,
     last_frame: u64,
+    /// The capture holding `last_frame`.
+    last_capture: String,
     servers: Vec<String>,
     usernames: Vec<String>,
     /// Tags of the secrets tried (see `Secret::tag`), up to `MAX_TAGS`.
@@ -81,6 +83,7 @@ impl BruteForceTracker {
                 flows: 0,
                 last_flow: String::new(),
                 last_frame: 0,
+                last_capture: String::new(),
                 servers: Vec::new(),
                 usernames: Vec::new(),
                 secrets: Vec::new(),
@@ -93,6 +96,10 @@ impl BruteForceTracker {
             e.last = last.ts;
             e.last_flow.clone_from(&flow.id);
             e.last_frame = last.frame;
+            e.last_capture = last
+                .frame_capture
+                .clone()
+                .unwrap_or_else(|| flow.capture.clone());
         }
         let server = format!("{}:{}", flow.server.ip, flow.server.port);
         if !e.servers.contains(&server) && e.servers.len() < 16 {
@@ -153,6 +160,7 @@ impl BruteForceTracker {
                 .with("servers", f.servers.clone())
                 .with("usernames", f.usernames.clone());
                 finding.flow.clone_from(&f.last_flow);
+                finding.capture.clone_from(&f.last_capture);
                 finding
             })
             .collect()

@@ -176,9 +176,21 @@ impl Correlator {
     /// appended to `ready`, in order: earlier flows whose wait is over, then this one unless
     /// it waits.
     pub fn flow(&mut self, mut f: FinishedFlow, ready: &mut Vec<FinishedFlow>) {
+        self.amend_flow(&mut f);
+        self.release(f, ready);
+    }
+
+    /// The first half of [`flow`](Self::flow): the flow's class and findings amended with
+    /// what earlier flows show (for a caller that maps frame numbers in between).
+    pub fn amend_flow(&mut self, f: &mut FinishedFlow) {
         if f.reported {
             self.amend(&mut f.record, &mut f.findings, &f.hints);
         }
+    }
+
+    /// The second half of [`flow`](Self::flow): an amended flow goes to the scan rule, which
+    /// says what may be written now.
+    pub fn release(&mut self, f: FinishedFlow, ready: &mut Vec<FinishedFlow>) {
         self.scans.flow(f, ready);
     }
 
@@ -466,6 +478,7 @@ mod tests {
                     last_frame: 2,
                     to_server: DirStats::default(),
                     to_client: DirStats::default(),
+                    last_frame_capture: None,
                 },
             },
             findings,

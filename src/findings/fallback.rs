@@ -247,6 +247,7 @@ mod tests {
                 last_frame: 2,
                 to_server: DirStats::default(),
                 to_client: DirStats::default(),
+                last_frame_capture: None,
             },
         }
     }
@@ -270,6 +271,8 @@ mod tests {
             cut: false,
             username_partial: None,
             inferred: false,
+            frame_capture: None,
+            secret_frame_capture: None,
         };
         f.smtp = Some(SmtpRecord {
             auth: vec![auth],

@@ -119,12 +119,15 @@ impl Severity {
     }
 }
 
-/// One finding. `flow` is empty until the analysis attaches the flow id at close.
+/// One finding. `flow` is empty until the analysis attaches the flow id at close, `capture`
+/// until the pipeline names the file that holds `frame`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Finding {
     pub kind: Kind,
     pub severity: Severity,
     pub flow: String,
+    /// The capture file holding `frame` (in a chained capture, not always the flow's).
+    pub capture: String,
     pub ts: Timestamp,
     pub frame: u64,
     pub message: String,
@@ -142,6 +145,7 @@ impl Finding {
             kind,
             severity,
             flow: String::new(),
+            capture: String::new(),
             ts: meta.ts,
             frame: meta.frame,
             message: message.into(),

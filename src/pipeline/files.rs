@@ -1,8 +1,9 @@
-//! Several inputs at once: each capture on a thread of its own (the one-thread path), up to
-//! `cfg.threads` at a time, reported strictly in input order.
+//! Several inputs at once: each independent capture, and each chain of files that are one
+//! capture, on a thread of its own (the one-thread path), up to `cfg.threads` at a time,
+//! reported strictly in the order of the run's plan ([`super::chain::plan`]).
 //!
-//! The calling thread owns the sink and the observer. It takes the inputs' events in input
-//! order: the first input's flows are written as they finish, the others wait in a bounded
+//! The calling thread owns the sink and the observer. It takes the units' events in that
+//! order: the first unit's flows are written as they finish, the others wait in a bounded
 //! channel (so an input far ahead of the one being written stops until its turn, and memory
 //! stays bounded). Everything an input's thread would have told the observer is replayed in
 //! order too, so stderr reads as it would with one thread.
@@ -12,6 +13,7 @@ use std::io;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread;
 
+use super::chain::{self, Files, Unit};
 use super::{CaptureFailure, Observer, Tally, analyse_capture};
 use crate::analysis::FinishedFlow;
 use crate::capture::CaptureReader;
@@ -28,7 +30,11 @@ enum Event {
     Finish,
     Warning(String),
     Flow(Box<FinishedFlow>),
-    Done(Box<Result<CaptureRecord, CaptureFailure>>),
+    /// The files of a chain read so far (before the first flow that may point into the last).
+    Files(Files),
+    Done(String, Box<Result<CaptureRecord, CaptureFailure>>),
+    /// Every capture of the unit is done.
+    End,
 }
 
 /// The observer of an input's thread: queues everything for the calling thread.
@@ -58,37 +64,61 @@ impl Observer for Queue {
     }
 }
 
-/// Analyses one input on the current thread, queueing its events.
-fn analyse_input(cfg: &Config, path: &str, tx: SyncSender<Event>) {
+/// Analyses one unit on the current thread, queueing its events.
+fn analyse_unit(cfg: &Config, unit: &Unit, tx: SyncSender<Event>) {
     let mut obs = Queue(tx.clone());
-    // One reader per capture here: nothing to share.
-    let analysed = CaptureReader::open(path)
-        .map_err(CaptureFailure::Unreadable)
-        .and_then(|reader| {
-            let mut emit =
-                |f: FinishedFlow| tx.send(Event::Flow(Box::new(f))).map_err(|_| hung_up());
-            analyse_capture(cfg, reader, &mut obs, &mut emit)
-        });
-    let _ = tx.send(Event::Done(Box::new(analysed)));
+    match unit {
+        Unit::One(path) => {
+            // One reader per capture here: nothing to share.
+            let analysed = CaptureReader::open(path)
+                .map_err(CaptureFailure::Unreadable)
+                .and_then(|reader| {
+                    let mut emit =
+                        |f: FinishedFlow| tx.send(Event::Flow(Box::new(f))).map_err(|_| hung_up());
+                    analyse_capture(cfg, reader, &mut obs, &mut emit)
+                });
+            let _ = tx.send(Event::Done(path.clone(), Box::new(analysed)));
+        }
+        Unit::Chain(paths) => {
+            let mut sent = 0;
+            let mut emit = |f: FinishedFlow, files: &Files| {
+                // The calling thread maps frames back with the files as they were then.
+                if files.len() > sent {
+                    sent = files.len();
+                    tx.send(Event::Files(files.clone()))
+                        .map_err(|_| hung_up())?;
+                }
+                tx.send(Event::Flow(Box::new(f))).map_err(|_| hung_up())
+            };
+            for (path, analysed) in chain::analyse_chain(cfg, paths, &mut obs, &mut emit) {
+                let _ = tx.send(Event::Done(path, Box::new(analysed)));
+            }
+        }
+    }
+    let _ = tx.send(Event::End);
 }
 
-pub(super) fn run_files(
+pub(super) fn run_units(
     cfg: &Config,
-    inputs: &[String],
+    units: &[Unit],
     sink: &mut dyn ReportSink,
     obs: &mut dyn Observer,
 ) -> io::Result<super::RunOutcome> {
     let at_once = cfg.threads.max(1);
     let mut tally = Tally::new(cfg);
     thread::scope(|scope| -> io::Result<()> {
-        let mut pending = inputs.iter();
-        let mut running: VecDeque<(&String, Receiver<Event>, thread::ScopedJoinHandle<'_, ()>)> =
+        let mut pending = units.iter();
+        let mut running: VecDeque<(&str, Receiver<Event>, thread::ScopedJoinHandle<'_, ()>)> =
             VecDeque::new();
         let mut start = |running: &mut VecDeque<_>| {
-            if let Some(path) = pending.next() {
+            if let Some(unit) = pending.next() {
                 let (tx, rx) = mpsc::sync_channel(QUEUED_EVENTS);
-                let handle = scope.spawn(move || analyse_input(cfg, path, tx));
-                running.push_back((path, rx, handle));
+                let handle = scope.spawn(move || analyse_unit(cfg, unit, tx));
+                let name = match unit {
+                    Unit::One(path) => path.as_str(),
+                    Unit::Chain(paths) => paths.first().map_or("", String::as_str),
+                };
+                running.push_back((name, rx, handle));
             }
         };
         for _ in 0..at_once {
@@ -117,7 +147,7 @@ pub(super) fn run_files(
     tally.finish(sink)
 }
 
-/// Writes one input's events, in the order its thread produced them, until it is done.
+/// Writes one unit's events, in the order its thread produced them, until it is done.
 fn replay(
     tally: &mut Tally,
     sink: &mut dyn ReportSink,
@@ -125,14 +155,17 @@ fn replay(
     path: &str,
     rx: &Receiver<Event>,
 ) -> io::Result<()> {
+    let mut files: Option<Files> = None;
     for event in rx.iter() {
         match event {
             Event::Start(p, total) => obs.start_capture(&p, total),
             Event::Progress(bytes, packets) => obs.progress(bytes, packets),
             Event::Finish => obs.finish_capture(),
             Event::Warning(w) => obs.warning(&w),
-            Event::Flow(f) => tally.flow(sink, *f)?,
-            Event::Done(analysed) => return tally.capture(sink, obs, path, *analysed),
+            Event::Flow(f) => tally.flow(sink, *f, files.as_ref())?,
+            Event::Files(f) => files = Some(f),
+            Event::Done(p, analysed) => tally.capture(sink, obs, &p, *analysed)?,
+            Event::End => return Ok(()),
         }
     }
     Err(io::Error::other(format!("{path}: analysis thread stopped")))

@@ -5,6 +5,7 @@
 //! finish back into the order one thread would have produced, so the report is the same byte
 //! for byte. Standard input and other pipes stay on one thread (see [`run`]).
 
+mod chain;
 mod files;
 mod sharded;
 
@@ -49,24 +50,42 @@ pub trait Observer {
 const PROGRESS_EVERY: u64 = 1 << 14;
 
 /// Analyses every capture in `inputs` (paths; `-` is standard input), writing to `sink` as
-/// flows finish. With `cfg.threads` above one, several inputs run at once (one thread each,
-/// up to `cfg.threads`), and a single capture file spreads its flows over `cfg.threads`
-/// workers; standard input alone is analysed on the calling thread, so that a live capture's
-/// flows appear as they close. The report is the same whatever the number of threads.
+/// flows finish. Several files that follow each other in time are one capture and share one
+/// flow table ([`chain`]); inputs are analysed in the order of their first packets, whatever
+/// their order on the command line. With `cfg.threads` above one, several independent
+/// inputs or chains run at once (one thread each, up to `cfg.threads`), and a single capture
+/// file spreads its flows over `cfg.threads` workers; standard input alone is analysed on the
+/// calling thread, so that a live capture's flows appear as they close. The report is the
+/// same whatever the number of threads.
 pub fn run(
     cfg: &Config,
     inputs: &[String],
     sink: &mut dyn ReportSink,
     obs: &mut dyn Observer,
 ) -> io::Result<RunOutcome> {
-    if cfg.threads > 1 && inputs.len() > 1 {
-        return files::run_files(cfg, inputs, sink, obs);
+    let units = chain::plan(inputs, cfg.threads);
+    if cfg.threads > 1 && units.len() > 1 {
+        return files::run_units(cfg, &units, sink, obs);
     }
     let mode = ReadMode::for_readers(cfg.threads);
-    let opened = inputs
-        .iter()
-        .map(|path| (path.clone(), CaptureReader::open_with(path, mode)));
-    run_readers(cfg, opened, sink, obs)
+    let mut tally = Tally::new(cfg);
+    for unit in units {
+        match unit {
+            chain::Unit::One(path) => {
+                let reader = CaptureReader::open_with(&path, mode);
+                tally.input(cfg, sink, obs, path, reader)?;
+            }
+            chain::Unit::Chain(paths) => {
+                let mut emit =
+                    |f: FinishedFlow, files: &chain::Files| tally.flow(sink, f, Some(files));
+                let done = chain::analyse_chain(cfg, &paths, obs, &mut emit);
+                for (path, analysed) in done {
+                    tally.capture(sink, obs, &path, analysed)?;
+                }
+            }
+        }
+    }
+    tally.finish(sink)
 }
 
 /// Analyses a capture held in memory (tests and fuzzing) along the same path as a file.
@@ -107,10 +126,26 @@ impl Tally {
     }
 
     /// Every finished flow, reported or not, in report order: the correlator sees them all
-    /// and says which reported ones may be written now.
-    fn flow(&mut self, sink: &mut dyn ReportSink, f: FinishedFlow) -> io::Result<()> {
+    /// and says which reported ones may be written now. `files` when the flow comes from
+    /// chained files, whose frame numbers run on from file to file: they are mapped back to
+    /// each file here, after the correlator amended the flow and before it may hold it past
+    /// the end of its chain.
+    fn flow(
+        &mut self,
+        sink: &mut dyn ReportSink,
+        mut f: FinishedFlow,
+        files: Option<&chain::Files>,
+    ) -> io::Result<()> {
+        if let Some(files) = files {
+            files.name(&mut f);
+        }
+        // Cross-connection facts compare frames of one numbering: before they are mapped.
+        self.correlator.amend_flow(&mut f);
+        if let Some(files) = files {
+            files.localize(&mut f);
+        }
         let mut ready = std::mem::take(&mut self.ready);
-        self.correlator.flow(f, &mut ready);
+        self.correlator.release(f, &mut ready);
         let written = self.write(sink, &mut ready);
         self.ready = ready;
         written
@@ -121,7 +156,13 @@ impl Tally {
         sink: &mut dyn ReportSink,
         ready: &mut Vec<FinishedFlow>,
     ) -> io::Result<()> {
-        for f in ready.drain(..) {
+        for mut f in ready.drain(..) {
+            // Findings of one file (or added across connections) name the flow's capture.
+            for finding in &mut f.findings {
+                if finding.capture.is_empty() {
+                    finding.capture.clone_from(&f.record.capture);
+                }
+            }
             self.bruteforce.observe(&f.record);
             self.outcome.summary.add_flow(&f.record);
             for finding in &f.findings {
@@ -172,20 +213,21 @@ impl Tally {
         sink.finish(&run_findings, &self.outcome.summary)?;
         Ok(self.outcome)
     }
-}
 
-fn run_readers(
-    cfg: &Config,
-    readers: impl IntoIterator<Item = (String, Result<CaptureReader, CaptureError>)>,
-    sink: &mut dyn ReportSink,
-    obs: &mut dyn Observer,
-) -> io::Result<RunOutcome> {
-    let mut tally = Tally::new(cfg);
-    for (path, reader) in readers {
+    /// One input analysed on its own, on the calling thread (its flows sharded over workers
+    /// when that pays).
+    fn input(
+        &mut self,
+        cfg: &Config,
+        sink: &mut dyn ReportSink,
+        obs: &mut dyn Observer,
+        path: String,
+        reader: Result<CaptureReader, CaptureError>,
+    ) -> io::Result<()> {
         let analysed = reader
             .map_err(CaptureFailure::Unreadable)
             .and_then(|reader| {
-                let mut emit = |f: FinishedFlow| tally.flow(sink, f);
+                let mut emit = |f: FinishedFlow| self.flow(sink, f, None);
                 // Workers each read the file, so only a regular file can be shared out; a pipe
                 // (a live capture) runs on one thread and its flows are reported the moment
                 // they close. Decompression would be repeated by every worker, and it is most
@@ -196,7 +238,19 @@ fn run_readers(
                     analyse_capture(cfg, reader, obs, &mut emit)
                 }
             });
-        tally.capture(sink, obs, &path, analysed)?;
+        self.capture(sink, obs, &path, analysed)
+    }
+}
+
+fn run_readers(
+    cfg: &Config,
+    readers: impl IntoIterator<Item = (String, Result<CaptureReader, CaptureError>)>,
+    sink: &mut dyn ReportSink,
+    obs: &mut dyn Observer,
+) -> io::Result<RunOutcome> {
+    let mut tally = Tally::new(cfg);
+    for (path, reader) in readers {
+        tally.input(cfg, sink, obs, path, reader)?;
     }
     tally.finish(sink)
 }
@@ -216,6 +270,7 @@ fn unreadable_record(path: &str, e: &CaptureError) -> CaptureRecord {
         reported_flows: 0,
         decode: Default::default(),
         flow_table: Default::default(),
+        chained_to: None,
     }
 }
 
@@ -244,6 +299,9 @@ struct InputFacts {
     warnings: Vec<String>,
     first_packet: Option<Timestamp>,
     last_packet: Option<Timestamp>,
+    /// Frames of the files before this one in its chain (0 for a capture on its own): the
+    /// flow table numbers a chain's frames on from file to file.
+    frame_base: u64,
 }
 
 impl InputFacts {
@@ -255,6 +313,7 @@ impl InputFacts {
             warnings: Vec::new(),
             first_packet: None,
             last_packet: None,
+            frame_base: 0,
         }
     }
 
@@ -267,7 +326,7 @@ impl InputFacts {
         self.last_packet = Some(frame.ts);
         let meta = EventMeta {
             ts: frame.ts,
-            frame: frame.number,
+            frame: self.frame_base + frame.number,
         };
         let decoded = self
             .decoder
@@ -326,6 +385,7 @@ impl InputFacts {
             reported_flows,
             decode: self.decoder.stats().clone(),
             flow_table,
+            chained_to: None,
         }
     }
 }

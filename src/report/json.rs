@@ -15,7 +15,7 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use serde::Serialize;
 
 use super::model::{CaptureRecord, FlowRecord, SCHEMA_VERSION, Summary, ToolInfo};
-use super::{CaptureOrder, ReportSink, finding_for_flow, finding_order};
+use super::{CaptureOrder, ReportSink, finding_for_flow, sort_findings};
 use crate::findings::Finding;
 
 /// Where a flow's record is and where it goes in the document: 40 bytes.
@@ -375,7 +375,7 @@ impl ReportSink for JsonSink {
             .map_err(|_| io::Error::other("over 4 billion captures"))?;
         let mut findings: Vec<Cow<'_, Finding>> =
             findings.iter().map(|f| finding_for_flow(f, flow)).collect();
-        findings.sort_by(|a, b| finding_order(a, b));
+        sort_findings(&mut findings);
 
         let rec = &mut self.scratch;
         rec.clear();
@@ -565,6 +565,7 @@ mod tests {
                 close: CloseReason::Fin,
                 first_frame,
                 last_frame: first_frame + 9,
+                last_frame_capture: None,
                 to_server: DirStats::default(),
                 to_client: DirStats::default(),
             },

@@ -142,16 +142,44 @@ fn finding_order(a: &Finding, b: &Finding) -> std::cmp::Ordering {
 /// One flow's findings in report order, borrowed.
 fn report_order(findings: &[Finding]) -> Vec<&Finding> {
     let mut v: Vec<&Finding> = findings.iter().collect();
-    v.sort_by(|a, b| finding_order(a, b));
+    sort_findings(&mut v);
     v
 }
 
+/// Sorts one flow's findings into report order. A flow that continued into later files of a
+/// chained capture has findings in several files, each numbered within its own: those go file
+/// by file, in the order the findings arrive (the pipeline hands them over in capture order),
+/// then by frame and kind.
+fn sort_findings<F: std::ops::Deref<Target = Finding>>(v: &mut [F]) {
+    let one_file = v
+        .first()
+        .is_none_or(|first| v.iter().all(|f| f.capture == first.capture));
+    if one_file {
+        v.sort_by(|a, b| finding_order(a, b));
+        return;
+    }
+    let mut files: Vec<String> = Vec::new();
+    for f in v.iter() {
+        if !files.contains(&f.capture) {
+            files.push(f.capture.clone());
+        }
+    }
+    let rank = |f: &Finding| files.iter().position(|c| *c == f.capture);
+    v.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| finding_order(a, b)));
+}
+
 /// A finding as written: the flow's findings carry the flow id even if the analysis left it
-/// empty (the contract says every flow finding names its flow).
+/// empty (the contract says every flow finding names its flow), and a capture (the flow's
+/// unless the pipeline named the file holding the frame).
 fn finding_for_flow<'a>(f: &'a Finding, flow: &FlowRecord) -> Cow<'a, Finding> {
-    if f.flow.is_empty() {
+    if f.flow.is_empty() || f.capture.is_empty() {
         let mut owned = f.clone();
-        owned.flow.clone_from(&flow.id);
+        if owned.flow.is_empty() {
+            owned.flow.clone_from(&flow.id);
+        }
+        if owned.capture.is_empty() {
+            owned.capture.clone_from(&flow.capture);
+        }
         Cow::Owned(owned)
     } else {
         Cow::Borrowed(f)

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::model::{CaptureRecord, FlowRecord, SCHEMA_VERSION, Summary, ToolInfo};
+use super::model::{CaptureRecord, EndpointRecord, FlowRecord, SCHEMA_VERSION, Summary, ToolInfo};
 use super::{LineWriter, ReportSink, SinkOptions, finding_for_flow, report_order};
 use crate::findings::Finding;
 
@@ -18,6 +18,17 @@ struct Event<'a, T: Serialize> {
     event_type: &'static str,
     #[serde(flatten)]
     body: &'a T,
+}
+
+/// A flow's finding line: the finding and, so that it stands on its own in a SIEM, the
+/// flow's endpoints (its `capture` is the file holding its `frame`).
+#[derive(Serialize)]
+struct FindingLine<'a> {
+    event_type: &'static str,
+    #[serde(flatten)]
+    body: &'a Finding,
+    client: &'a EndpointRecord,
+    server: &'a EndpointRecord,
 }
 
 #[derive(Serialize)]
@@ -48,9 +59,11 @@ impl ReportSink for NdjsonSink {
             body: flow,
         })?;
         for f in report_order(findings) {
-            self.out.line(&Event {
+            self.out.line(&FindingLine {
                 event_type: "finding",
                 body: finding_for_flow(f, flow).as_ref(),
+                client: &flow.client,
+                server: &flow.server,
             })?;
         }
         Ok(())

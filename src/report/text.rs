@@ -363,8 +363,14 @@ impl TextSink {
 
     fn add_finding(&mut self, f: &Finding, flow: Option<(&FlowRecord, usize)>) {
         let key = (Reverse(f.severity), f.kind.as_str(), remedy(f));
+        // The file holding the frame, which in a chained capture may follow the flow's.
+        let capture = if f.capture.is_empty() {
+            flow.map_or(usize::MAX, |(_, c)| c)
+        } else {
+            self.order.index(&f.capture)
+        };
         self.groups.entry(key).or_default().add(Sample {
-            capture: flow.map_or(usize::MAX, |(_, c)| c),
+            capture,
             frame: f.frame,
             endpoints: flow.map(|(fl, _)| (fl.client, fl.server)),
             message: clean(&f.message),
@@ -395,9 +401,14 @@ impl TextSink {
                     .unwrap_or_else(|| "?".into()),
                 None => "unrecognised".into(),
             };
+            let chained = c
+                .chained_to
+                .as_ref()
+                .map(|p| format!(", continues {}", clean(p)))
+                .unwrap_or_default();
             let _ = writeln!(
                 s,
-                "  {}: {}, {}, {} bytes, {} reported of {} TCP flows",
+                "  {}: {}, {}, {} bytes, {} reported of {} TCP flows{chained}",
                 clean(&c.path),
                 fmt,
                 plural(c.packets, "packet", "packets"),

@@ -39,6 +39,7 @@ fn tcp(first: u64, last: u64, close: CloseReason) -> TcpRecord {
         close,
         first_frame: first,
         last_frame: last,
+        last_frame_capture: None,
         to_server: DirStats {
             packets: 7,
             payload_bytes: 300,
@@ -112,6 +113,7 @@ fn auth_record(
         outcome,
         reply: Some(reply),
         frame,
+        frame_capture: None,
         ts: ts(at_ms),
         authzid: None,
         secret: Some(SecretRecord::Redacted {
@@ -121,6 +123,7 @@ fn auth_record(
         hashcat: None,
         secret_frame: Some(frame),
         secret_tag: Some(frame),
+        secret_frame_capture: None,
         cancelled: false,
         undecodable: 0,
         cut: false,
@@ -311,6 +314,7 @@ pub fn implicit_failed() -> (FlowRecord, Vec<Finding>) {
             level: AlertLevel::Fatal,
             description: Some("protocol_version".into()),
             frame: 53,
+            frame_capture: None,
         }],
         Some("6734f37431670b3ab4292b8f60f29984"),
         None,
@@ -441,6 +445,7 @@ pub fn capture(path: &str, packets: u64, first_ms: i64, last_ms: i64) -> Capture
         reported_flows: 4,
         decode: DecodeStats::default(),
         flow_table: FlowTableStats::default(),
+        chained_to: None,
     }
 }
 

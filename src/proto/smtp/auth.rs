@@ -513,6 +513,7 @@ impl AuthExchange {
             outcome: self.outcome,
             reply: self.reply.map(|c| c.0),
             frame: self.meta.frame,
+            frame_capture: None,
             ts: self.meta.ts,
             authzid: self.authzid.clone(),
             secret: self.secret.as_ref().map(|s| s.record(reveal)),
@@ -523,6 +524,7 @@ impl AuthExchange {
                 None
             },
             secret_frame: self.secret_meta.map(|m| m.frame),
+            secret_frame_capture: None,
             cancelled: self.cancelled,
             undecodable: self.undecodable,
             cut: self.cut,

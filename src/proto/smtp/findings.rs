@@ -24,6 +24,7 @@ pub(super) fn record(f: &Facts, reveal: bool) -> SmtpRecord {
             server_tls: f.server_tls,
             client_injected_bytes: f.client_injected,
             server_injected_bytes: f.server_injected,
+            frame_capture: None,
         },
         auth: f.auths.iter().map(|a| a.record(reveal)).collect(),
         transactions: f.transactions,

@@ -526,6 +526,7 @@ impl TlsSession {
                 level: ReportAlertLevel::Encrypted,
                 description: None,
                 frame: am.frame,
+                frame_capture: None,
             });
             self.outcome = Outcome::Failed(Failure {
                 rule: "tls13_client_rejected_server_flight",
@@ -650,6 +651,7 @@ impl TlsSession {
                 .undecided
                 .or_else(|| self.undecidable(self.began()).map(|r| (r, self.last_meta)))
                 .map(|(rule, meta)| OutcomeEvidence {
+                    frame_capture: None,
                     rule: rule.to_string(),
                     confidence: Confidence::Likely,
                     frame: meta.frame,
@@ -659,6 +661,7 @@ impl TlsSession {
                 confidence,
                 meta,
             } => Some(OutcomeEvidence {
+                frame_capture: None,
                 rule: rule.to_string(),
                 confidence: *confidence,
                 frame: meta.frame,
@@ -667,6 +670,7 @@ impl TlsSession {
                 rule: f.rule.to_string(),
                 confidence: f.confidence,
                 frame: f.meta.frame,
+                frame_capture: None,
             }),
         };
         let cipher = match (&self.server_hello, self.sslv2_cipher) {
@@ -696,6 +700,7 @@ impl TlsSession {
             pre_shared_key: ch.pre_shared_key,
             early_data: ch.early_data,
             frame: m.frame,
+            frame_capture: None,
         });
         let server = self.server_hello.as_ref().map(|(sh, m)| ServerHelloRecord {
             legacy_version: sh.version.name(),
@@ -703,6 +708,7 @@ impl TlsSession {
             alpn: sh.alpn.clone(),
             resumed: self.resumed(),
             frame: m.frame,
+            frame_capture: None,
         });
         let [to_server, to_client] = [&self.dirs[0], &self.dirs[1]].map(|s| {
             let mut st = s.stats;
@@ -903,6 +909,7 @@ impl TlsSession {
                         level: ReportAlertLevel::Encrypted,
                         description: None,
                         frame: meta.frame,
+                        frame_capture: None,
                     });
                 }
             }
@@ -994,6 +1001,7 @@ impl TlsSession {
             level: report_level,
             description: Some(desc.name()),
             frame: meta.frame,
+            frame_capture: None,
         });
         // TLS 1.3 treats every alert but close_notify and user_canceled as fatal whatever
         // its level (RFC 8446 section 6.2).

@@ -55,6 +55,9 @@ pub struct CaptureRecord {
     pub reported_flows: u64,
     pub decode: DecodeStats,
     pub flow_table: FlowTableStats,
+    /// The file this one continues (several files that are one capture, chained by time);
+    /// null for a file analysed on its own or the first of a chain.
+    pub chained_to: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -92,6 +95,10 @@ pub struct TcpRecord {
     pub close: CloseReason,
     pub first_frame: u64,
     pub last_frame: u64,
+    /// The capture holding that frame, when it is not the flow's (a connection that continued
+    /// into the next file of a chained capture); omitted otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_frame_capture: Option<String>,
     pub to_server: DirStats,
     pub to_client: DirStats,
 }

@@ -16,6 +16,10 @@ pub struct StartTlsRecord {
     pub reply_text: Option<String>,
     /// Frame of the STARTTLS command.
     pub frame: Option<u64>,
+    /// The capture holding that frame, when it is not the flow's (a connection that continued
+    /// into the next file of a chained capture); omitted otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_capture: Option<String>,
     /// The client's bytes after STARTTLS began with a TLS record.
     pub client_tls: bool,
     /// The server's bytes after its 2xx reply began with a TLS record.
@@ -53,6 +57,10 @@ pub struct AuthRecord {
     pub reply: Option<u16>,
     /// Frame of the AUTH command.
     pub frame: u64,
+    /// The capture holding that frame, when it is not the flow's (a connection that continued
+    /// into the next file of a chained capture); omitted otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_capture: Option<String>,
     pub ts: Timestamp,
     /// SASL authorization identity when it differs from the user (PLAIN).
     pub authzid: Option<String>,
@@ -68,6 +76,10 @@ pub struct AuthRecord {
     /// without keeping them; never written out.
     #[serde(skip)]
     pub secret_tag: Option<u64>,
+    /// The capture holding that frame, when it is not the flow's (a connection that continued
+    /// into the next file of a chained capture); omitted otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_frame_capture: Option<String>,
     /// The client cancelled the exchange with `*`.
     pub cancelled: bool,
     /// Messages of the exchange that could not be decoded (bad base64 or structure).
@@ -98,6 +110,10 @@ fn is_false(b: &bool) -> bool {
 pub struct TransactionRecord {
     /// Frame of the MAIL command.
     pub frame: u64,
+    /// The capture holding that frame, when it is not the flow's (a connection that continued
+    /// into the next file of a chained capture); omitted otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_capture: Option<String>,
     pub mail_reply: Option<u16>,
     /// RCPT commands, and those answered 2xx.
     pub recipients: u32,

@@ -32,6 +32,10 @@ pub struct AlertRecord {
     /// RFC 8446 name (`protocol_version`), `unknown_0xNN` for unknown codes, null when encrypted.
     pub description: Option<String>,
     pub frame: u64,
+    /// The capture holding that frame, when it is not the flow's (a connection that continued
+    /// into the next file of a chained capture); omitted otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_capture: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -90,6 +94,10 @@ pub struct OutcomeEvidence {
     pub confidence: Confidence,
     /// Frame that decided it.
     pub frame: u64,
+    /// The capture holding that frame, when it is not the flow's (a connection that continued
+    /// into the next file of a chained capture); omitted otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_capture: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -113,6 +121,10 @@ pub struct ClientHelloRecord {
     pub pre_shared_key: bool,
     pub early_data: bool,
     pub frame: u64,
+    /// The capture holding that frame, when it is not the flow's (a connection that continued
+    /// into the next file of a chained capture); omitted otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_capture: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -125,6 +137,10 @@ pub struct ServerHelloRecord {
     /// or accepted a pre-shared key (TLS 1.3).
     pub resumed: bool,
     pub frame: u64,
+    /// The capture holding that frame, when it is not the flow's (a connection that continued
+    /// into the next file of a chained capture); omitted otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_capture: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
