@@ -6,6 +6,7 @@ use clap::Parser;
 
 use crate::findings::Severity;
 use crate::findings::correlate::SCAN_THRESHOLD;
+use crate::findings::spraying::SprayThresholds;
 use crate::flow::FlowConfig;
 use crate::report::Format;
 
@@ -78,6 +79,21 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = SCAN_THRESHOLD)]
     pub scan_threshold: usize,
 
+    /// Distinct usernames failing AUTH from one client within --auth-window that make
+    /// `auth_password_spraying`.
+    #[arg(long, value_name = "N", default_value_t = SprayThresholds::default().usernames_per_client, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub spray_usernames: usize,
+
+    /// Distinct clients failing AUTH for one username within --auth-window that make
+    /// `auth_distributed_brute_force`.
+    #[arg(long, value_name = "N", default_value_t = SprayThresholds::default().clients_per_username, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub spray_clients: usize,
+
+    /// Window in seconds (capture time) over which failed AUTH attempts are counted for
+    /// password spraying and distributed brute force.
+    #[arg(long, value_name = "SECS", default_value_t = SprayThresholds::default().window_secs)]
+    pub auth_window: u64,
+
     /// No progress bar and no warnings on standard error (errors are still printed).
     #[arg(short, long)]
     pub quiet: bool,
@@ -112,6 +128,8 @@ pub struct Config {
     /// Distinct servers a source must fail to reach within a minute to be taken for a
     /// scanner, whose failed connections then get no `connection_failed` (0: never).
     pub scan_threshold: usize,
+    /// Thresholds of `auth_password_spraying` and `auth_distributed_brute_force`.
+    pub spray: SprayThresholds,
 }
 
 impl Config {
@@ -129,6 +147,7 @@ impl Default for Config {
             flow: FlowConfig::default(),
             threads: 1,
             scan_threshold: SCAN_THRESHOLD,
+            spray: SprayThresholds::default(),
         }
     }
 }
@@ -157,6 +176,11 @@ impl Cli {
             },
             threads: threads.max(1),
             scan_threshold: self.scan_threshold,
+            spray: SprayThresholds {
+                usernames_per_client: self.spray_usernames,
+                clients_per_username: self.spray_clients,
+                window_secs: self.auth_window,
+            },
         }
     }
 }

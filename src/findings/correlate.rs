@@ -24,7 +24,7 @@ use std::net::IpAddr;
 
 use crate::findings::downgrade::StarttlsMemory;
 use crate::findings::fallback::FallbackTracker;
-use crate::findings::spraying::SprayTracker;
+use crate::findings::spraying::{SprayThresholds, SprayTracker};
 use rustc_hash::FxHashMap;
 
 use crate::analysis::FinishedFlow;
@@ -149,11 +149,16 @@ impl Correlator {
     /// `scan_threshold`: distinct failed servers within the window that make a source a
     /// scanner (0: never).
     pub fn new(scan_threshold: usize) -> Self {
+        Self::with_spray(scan_threshold, SprayThresholds::default())
+    }
+
+    /// [`new`](Self::new) with the thresholds of password spraying and distributed brute force.
+    pub fn with_spray(scan_threshold: usize, spray: SprayThresholds) -> Self {
         Correlator {
             implicit_tls_servers: HashSet::new(),
             starttls: StarttlsMemory::default(),
             fallback: FallbackTracker::default(),
-            spray: SprayTracker::default(),
+            spray: SprayTracker::new(spray),
             scans: ScanWatch::new(scan_threshold),
             stats: CorrelatorStats::default(),
         }

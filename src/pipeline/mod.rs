@@ -120,7 +120,7 @@ impl Tally {
         Tally {
             outcome: RunOutcome::default(),
             bruteforce: BruteForceTracker::default(),
-            correlator: Correlator::new(cfg.scan_threshold),
+            correlator: Correlator::with_spray(cfg.scan_threshold, cfg.spray),
             ready: Vec::new(),
         }
     }
