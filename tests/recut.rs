@@ -185,6 +185,13 @@ fn recutting_fixture_streams_does_not_change_the_analysis() {
     let mut compared = 0;
     for path in common::fixture_captures() {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.contains("snaplen") || name.contains("midstream") {
+            // Payloads cut by a snap length: re-cut segments move the gaps (and the frames the
+            // TLS anomalies name). Begun mid-session: without a SYN the stream starts at the
+            // first segment seen, so reordered pieces change where it starts. Both are what
+            // such captures are about.
+            continue;
+        }
         let pkts = read_packets(&path);
         // Re-encoding alone (Ethernet, same segments) is the baseline: link type and
         // addresses of the original capture do not matter to the analysis.
