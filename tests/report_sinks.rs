@@ -524,11 +524,11 @@ fn text_summarises_for_people() {
     // not complete a handshake.
     assert_eq!(
         row("198.51.100.7:25 "),
-        "198.51.100.7:25 2 plaintext 1, unknown 1 no - - yes 1"
+        "198.51.100.7:25 2 plaintext 1, unknown 1 never - - yes 1"
     );
     assert_eq!(
         row("198.51.100.7:587"),
-        "198.51.100.7:587 1 starttls 1 yes TLSv1.2 TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 no 0"
+        "198.51.100.7:587 1 starttls 1 always TLSv1.2 TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 no 0"
     );
     assert_eq!(
         row("[2001:db8::25]:465"),

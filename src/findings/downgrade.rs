@@ -36,6 +36,7 @@ struct Offer {
 struct Missing {
     start: Timestamp,
     flow: String,
+    capture: String,
     meta: EventMeta,
     mangled: bool,
 }
@@ -97,6 +98,7 @@ impl StarttlsMemory {
         let missing = Missing {
             start: flow.start,
             flow: flow.id.clone(),
+            capture: flow.capture.clone(),
             meta,
             mangled: mangled.is_some(),
         };
@@ -125,6 +127,7 @@ impl StarttlsMemory {
             for m in &later {
                 let mut f = downgrade(server, m, &offer);
                 f.flow.clone_from(&m.flow);
+                f.capture.clone_from(&m.capture);
                 self.late.push(f);
             }
             *waiting = earlier;

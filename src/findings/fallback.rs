@@ -37,6 +37,7 @@ struct Plaintext {
     server: IpAddr,
     ts: Timestamp,
     flow: String,
+    capture: String,
     meta: EventMeta,
     what: &'static str,
     port: u16,
@@ -114,6 +115,7 @@ impl FallbackTracker {
             for p in hit {
                 let mut f = finding(&p, &fail);
                 f.flow.clone_from(&p.flow);
+                f.capture.clone_from(&p.capture);
                 self.late.push(f);
             }
         }
@@ -178,6 +180,7 @@ fn plaintext_use(flow: &FlowRecord) -> Option<Plaintext> {
         server: flow.server.ip,
         ts: meta.ts,
         flow: flow.id.clone(),
+        capture: flow.capture.clone(),
         meta,
         what,
         port: flow.server.port,
