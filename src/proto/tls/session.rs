@@ -343,7 +343,11 @@ impl TlsSession {
     /// Bytes of one direction, in order, from the first byte of TLS.
     pub fn feed(&mut self, dir: Direction, data: &[u8], meta: EventMeta) -> Interest {
         let d = dir.index();
-        self.last_meta = meta;
+        // An empty chunk is no event: the frame named for an undecided outcome must not
+        // depend on how the bytes were cut.
+        if !data.is_empty() {
+            self.last_meta = meta;
+        }
         let mut data = data;
         while !data.is_empty() {
             let framing = match self.dirs.get(d) {
