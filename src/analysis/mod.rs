@@ -468,38 +468,18 @@ impl Analyzer {
         }
         findings.sort_by_key(|f| (f.frame, f.kind));
 
-        let record = FlowRecord {
-            id,
-            capture: self.capture.clone(),
-            client: EndpointRecord {
-                ip: client.ip,
-                port: client.port,
-            },
-            server: EndpointRecord {
-                ip: server.ip,
-                port: server.port,
-            },
-            start: info.start,
-            end: info.last,
-            duration_secs: (info.last.as_nanos() - info.start.as_nanos()) as f64 / 1e9,
-            class,
-            smtp: st
-                .smtp
-                .as_ref()
-                .filter(|_| smtp_spoken)
-                .map(|s| s.record(reveal)),
-            tls: st.tls.as_mut().map(|t| t.record()),
-            tcp: TcpRecord {
-                roles: info.roles,
-                roles_corrected: st.swapped,
-                close: reason,
-                first_frame: info.first_frame,
-                last_frame: info.last_frame,
-                to_server,
-                to_client,
-                last_frame_capture: None,
-            },
-        };
+        // The reported record is the lean one with what the analysis found.
+        let mut record = lean_record(info, client, server, to_server, to_client, reason);
+        record.id = id;
+        record.capture.clone_from(&self.capture);
+        record.class = class;
+        record.smtp = st
+            .smtp
+            .as_ref()
+            .filter(|_| smtp_spoken)
+            .map(|s| s.record(reveal));
+        record.tls = st.tls.as_mut().map(|t| t.record());
+        record.tcp.roles_corrected = st.swapped;
         self.finished.push(FinishedFlow {
             record,
             findings,
