@@ -488,30 +488,40 @@ fn text_summarises_for_people() {
     );
     assert!(t.contains("warning: truncated packet record at byte 4242"));
     assert!(t.contains("Flows: 2 plaintext, 1 starttls, 1 implicit_tls, 1 unknown"));
-    assert!(t.contains("Findings: 1 critical, 2 high, 3 medium, 3 low, 0 info"));
+    // Nine findings, eight problems: the AUTH offered in clear explains the leak.
+    assert!(
+        t.contains("Problems: 8 (1 critical, 2 high, 3 medium, 2 low, 0 info) from 9 findings")
+    );
 
     // Severity groups, most severe first.
     let pos = |needle: &str| {
         t.find(needle)
             .unwrap_or_else(|| panic!("missing {needle:?}"))
     };
-    assert!(pos("\nCRITICAL (1)") < pos("\nHIGH (2)"));
-    assert!(pos("\nHIGH (2)") < pos("\nMEDIUM (3)"));
-    assert!(pos("\nMEDIUM (3)") < pos("\nLOW (3)"));
+    assert!(pos("\nCRITICAL (1 problem)") < pos("\nHIGH (2 problems)"));
+    assert!(pos("\nHIGH (2 problems)") < pos("\nMEDIUM (3 problems)"));
+    assert!(pos("\nMEDIUM (3 problems)") < pos("\nLOW (2 problems)"));
     assert!(!t.contains("\nINFO"));
 
-    // Endpoints and frames of a finding, and its remedy.
-    assert!(t.contains("192.0.2.10:50123 -> 198.51.100.7:25  a.pcap  frame 9  AUTH PLAIN"));
-    assert!(t.contains("[2001:db8::10]:40000 -> [2001:db8::25]:465"));
+    // The cause first, its symptom under it with its frame.
+    assert!(t.contains("  cleartext_auth_offered -> cleartext_credentials (1)"));
     assert!(t.contains(
-        "remedy: the client is set for implicit TLS where the server expects \
-         plaintext/STARTTLS: point the client at 465 or switch it to STARTTLS"
+        "192.0.2.10:50123 -> 198.51.100.7:25  a.pcap  frame 5  AUTH PLAIN LOGIN offered"
+    ));
+    assert!(t.contains("      -> cleartext_credentials  frame 9  AUTH PLAIN"));
+    assert!(t.contains("[2001:db8::10]:40000 -> [2001:db8::25]:465"));
+    // Port 25 relay is STARTTLS only (RFC 8314): the remedy does not send it to 465.
+    assert!(t.contains(
+        "remedy: port 25 carries relay with STARTTLS only (RFC 3207, RFC 8314): set the client \
+         to plaintext SMTP with STARTTLS for port 25, not TLS-on-connect"
     ));
     assert!(t.contains("(run-wide)"));
 
-    // Posture table.
+    // Posture table, within 120 columns.
     assert!(t.contains("SERVER"));
-    assert!(t.contains("AUTH BEFORE TLS"));
+    assert!(t.contains("AUTH OFFERED  AUTH IN CLEAR"));
+    let table = &t[pos("\nServers")..];
+    assert!(table.lines().all(|l| l.chars().count() <= 120), "{table}");
     let row = |server: &str| {
         t.lines()
             .find(|l| l.trim_start().starts_with(server))
@@ -524,15 +534,15 @@ fn text_summarises_for_people() {
     // not complete a handshake.
     assert_eq!(
         row("198.51.100.7:25 "),
-        "198.51.100.7:25 2 plaintext 1, unknown 1 never - - yes 1"
+        "198.51.100.7:25 2 plain 1, unknown 1 never - 1 of 1 1 of 2 1 (mode 1)"
     );
     assert_eq!(
         row("198.51.100.7:587"),
-        "198.51.100.7:587 1 starttls 1 always TLSv1.2 TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 no 0"
+        "198.51.100.7:587 1 starttls 1 always 1.2 no no 0"
     );
     assert_eq!(
         row("[2001:db8::25]:465"),
-        "[2001:db8::25]:465 1 implicit_tls 1 - - - - 1"
+        "[2001:db8::25]:465 1 tls 1 - - - - 1 (tls 1)"
     );
 }
 
@@ -545,14 +555,17 @@ fn text_mode_mismatch_remedy_follows_the_tls_side() {
     sink.flow(&f, &fs).unwrap();
     sink.finish(&[], &summary_of(&[(f, fs)], &[])).unwrap();
     let t = out.text();
-    assert!(t.contains("the server speaks implicit TLS"), "{t}");
-    assert!(!t.contains("the client is set for implicit TLS"));
+    assert!(t.contains("speaks TLS from the first byte"), "{t}");
+    assert!(
+        !t.contains("set the client to plaintext SMTP with STARTTLS"),
+        "{t}"
+    );
 }
 
 #[test]
 fn text_colours_only_when_asked() {
     let t = text_report(true);
-    assert!(t.contains("\x1b[1;31mCRITICAL (1)\x1b[0m"));
+    assert!(t.contains("\x1b[1;31mCRITICAL (1 problem)\x1b[0m"));
     assert_eq!(
         strip_ansi(&t),
         text_report(false),

@@ -15,6 +15,7 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use serde::Serialize;
 
 use super::model::{CaptureRecord, FlowRecord, SCHEMA_VERSION, Summary, ToolInfo};
+use super::posture::Postures;
 use super::{CaptureOrder, ReportSink, finding_for_flow, sort_findings};
 use crate::findings::Finding;
 
@@ -196,6 +197,8 @@ pub struct JsonSink {
     written: u64,
     /// One record as it is built; run-wide findings' JSON at the end.
     scratch: Vec<u8>,
+    /// The per-server posture (the document's `servers` array).
+    servers: Postures,
 }
 
 impl JsonSink {
@@ -218,6 +221,7 @@ impl JsonSink {
             store: Some(store),
             written: 0,
             scratch: Vec::new(),
+            servers: Postures::default(),
         }
     }
 }
@@ -373,6 +377,10 @@ impl ReportSink for JsonSink {
     fn flow(&mut self, flow: &FlowRecord, findings: &[Finding]) -> io::Result<()> {
         let capture = u32::try_from(self.order.index(&flow.capture))
             .map_err(|_| io::Error::other("over 4 billion captures"))?;
+        self.servers.add_flow(flow, findings);
+        for f in findings {
+            self.servers.add_finding(f);
+        }
         let mut findings: Vec<Cow<'_, Finding>> =
             findings.iter().map(|f| finding_for_flow(f, flow)).collect();
         sort_findings(&mut findings);
@@ -477,8 +485,23 @@ impl ReportSink for JsonSink {
             self.scratch.clear();
             serde_json::to_writer(&mut self.scratch, f)?;
             all.value(&self.scratch)?;
+            self.servers.add_finding(f);
         }
         all.end()?;
+
+        let mut servers = ArrayWriter::begin(&mut w, &mut text, "servers")?;
+        for server in self.servers.to_json() {
+            self.scratch.clear();
+            serde_json::to_writer(&mut self.scratch, &server)?;
+            servers.value(&self.scratch)?;
+        }
+        servers.end()?;
+        write!(
+            w,
+            ",\n  \"servers_not_tabulated\": {{\"flows\": {}, \"max_servers\": {}}}",
+            self.servers.flows_not_tabulated(),
+            super::posture::MAX_SERVERS
+        )?;
         w.write_all(b"\n}\n")?;
         w.flush()?;
         drop(w);

@@ -15,6 +15,9 @@ pub mod ecs;
 mod json;
 pub mod model;
 mod ndjson;
+pub mod posture;
+pub mod remedy;
+pub mod story;
 mod text;
 
 use std::borrow::Cow;

@@ -1,214 +1,27 @@
 //! `--format text` (the default): what a person takes in at a glance. A header with the
-//! inputs, flow counts per class, findings grouped by severity (most severe first) with their
-//! endpoints, frame numbers and a one-line remedy, and a posture table per server.
+//! inputs, flow counts per class, problems (a cause with the symptoms it explains, see
+//! [`super::story`]) by severity, each with endpoints, frame numbers and a remedy written from
+//! its evidence, and a posture table per server that fits 120 columns.
 //!
-//! Memory stays bounded: flows are folded into per-server aggregates as they arrive (at most
-//! [`MAX_SERVERS`] rows, each with capped sets), and each finding group keeps at most
-//! [`SAMPLES_PER_GROUP`] examples next to its exact count.
+//! Memory stays bounded: flows are folded into per-server aggregates as they arrive
+//! ([`super::posture`]), and each problem group keeps a few examples next to its exact count.
 //!
 //! Strings that came off the wire (messages quoting a banner, certificate names, paths) are
 //! printed with control characters escaped, so a hostile capture cannot drive the terminal.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::net::IpAddr;
 
-use serde_json::Value;
+use super::model::{CaptureRecord, EndpointRecord, FlowClass, FlowRecord, Summary, ToolInfo};
+use super::posture::{MAX_SERVERS, Postures, ServerPosture, StarttlsPosture};
+use super::story::{Book, Step};
+use super::{CaptureOrder, ReportSink, SinkOptions, finding_for_flow, report_order};
+use crate::findings::{Finding, Severity};
 
-use super::model::{
-    CaptureRecord, ClassCounts, EndpointRecord, FlowClass, FlowRecord, HandshakeOutcome, Summary,
-    ToolInfo,
-};
-use super::{CaptureOrder, ReportSink, SinkOptions, finding_for_flow};
-use crate::findings::{Finding, Kind, Severity};
-
-/// Rows of the server table; servers beyond it are counted, not shown.
-pub const MAX_SERVERS: usize = 10_000;
-/// Example findings shown per (severity, kind, remedy) group.
-pub const SAMPLES_PER_GROUP: usize = 20;
-/// Distinct TLS versions or ciphers remembered per server.
-const MAX_SET: usize = 8;
-
-/// The one-line remedy printed under a group of findings. For `tls_mode_mismatch` the side
-/// that must change depends on which side spoke TLS (evidence `tls_side`).
-pub fn remedy(f: &Finding) -> &'static str {
-    match f.kind {
-        Kind::CleartextCredentials => {
-            "refuse AUTH before TLS on the server, make the client use STARTTLS or implicit TLS \
-             (465), and change the exposed credentials"
-        }
-        Kind::TlsHandshakeFailure
-            if f.evidence.get("rule").and_then(Value::as_str)
-                == Some("client_hello_after_starttls_refused") =>
-        {
-            "the client began TLS although the server refused STARTTLS: fix the server's TLS \
-             setup so it accepts STARTTLS, and make the client stop after a refusal"
-        }
-        Kind::TlsHandshakeFailure => {
-            let alert = f.evidence.get("description").is_some_and(|d| d.is_string());
-            match f.evidence.get("silence").and_then(Value::as_str) {
-                Some("no_server_hello") => {
-                    "the server took the connection and the ClientHello but never answered: \
-                     check that a TLS server (not a plaintext or hung process) listens there, \
-                     and that no middlebox on the path holds the handshake"
-                }
-                Some("server_flight_unacknowledged") => {
-                    "the server's first flight never reached the client whole: a path-MTU black \
-                     hole (large packets dropped, ICMP \"fragmentation needed\" / ICMPv6 \
-                     \"packet too big\" filtered): allow those ICMP messages or clamp the TCP \
-                     MSS on the path; TLS settings are not the cause"
-                }
-                _ if alert => {
-                    "compare what each side supports (TLS versions, cipher suites, certificate \
-                     and SNI); the alert description names the side that gave up and why"
-                }
-                _ => {
-                    "one side closed during the handshake without a readable alert: compare \
-                     what each side supports (TLS versions, cipher suites, certificate and \
-                     SNI) and read that side's log for the reason"
-                }
-            }
-        }
-        Kind::TlsModeMismatch => {
-            let port = f.evidence.get("server_port").and_then(Value::as_u64);
-            match (f.evidence.get("tls_side").and_then(Value::as_str), port) {
-                (Some("server"), Some(465)) => {
-                    "port 465 is implicit TLS (RFC 8314): set the client to TLS-on-connect \
-                     (SMTPS) for 465, or to STARTTLS on 587"
-                }
-                (Some("server"), _) if f.evidence.contains_key("basis") => {
-                    "this server port spoke TLS from the first byte earlier in the capture: set \
-                     the client to TLS-on-connect for it, or point it at the server's STARTTLS \
-                     port (587 for submission, 25 for relay)"
-                }
-                (Some("server"), _) => {
-                    "the server speaks implicit TLS where the client expects plaintext/STARTTLS: \
-                     point the client at the STARTTLS port (587 or 25) or switch it to implicit TLS"
-                }
-                (_, Some(465)) => {
-                    "the server on 465 speaks plaintext SMTP where clients expect implicit TLS \
-                     (RFC 8314): enable TLS-on-connect on 465, or move the client to STARTTLS on 587"
-                }
-                _ => {
-                    "the client is set for implicit TLS where the server expects plaintext/STARTTLS: \
-                     point the client at 465 or switch it to STARTTLS"
-                }
-            }
-        }
-        Kind::StarttlsNotUsed => {
-            "make the client require STARTTLS when it is offered (or use implicit TLS on 465)"
-        }
-        Kind::StarttlsRefused => {
-            "fix the server's TLS setup (certificate, key, TLS enabled) so it accepts STARTTLS"
-        }
-        Kind::StarttlsStripped => {
-            "find the device on the path that rewrites EHLO (firewall SMTP inspection, proxy) and \
-             stop it; make clients require TLS (MTA-STS or DANE between servers)"
-        }
-        Kind::StarttlsInjection => {
-            "update the MTA: it must discard plaintext buffered across STARTTLS (CVE-2011-0411 \
-             class)"
-        }
-        Kind::WeakTlsVersion => "disable SSLv2, SSLv3, TLS 1.0 and TLS 1.1; allow TLS 1.2 and 1.3",
-        Kind::WeakCipher => {
-            "remove NULL, EXPORT, anonymous, RC4, DES, 3DES and MD5 suites; prefer AES-GCM or \
-             ChaCha20-Poly1305"
-        }
-        Kind::CertificateProblem => {
-            "install a valid certificate from a trusted CA that matches the server name, with a \
-             strong key (RSA 2048 bits or more, or ECDSA)"
-        }
-        Kind::CleartextAuthOffered => {
-            "advertise AUTH only after STARTTLS (do not offer AUTH on plaintext connections)"
-        }
-        Kind::CleartextMail => "send mail over TLS: STARTTLS on both sides, or implicit TLS",
-        Kind::AuthBruteForce => {
-            "rate-limit or block the client and check the targeted accounts for compromise"
-        }
-        Kind::ConnectionFailed => connection_failed_remedy(f),
-        Kind::SmtpSmuggling => {
-            "update the receiving MTA (Postfix smtpd_forbid_bare_newline, Exim 4.97.1+, \
-             Sendmail 8.18+, aiosmtpd 1.4.5+) so it accepts only <CRLF>.<CRLF> as end of data"
-        }
-        Kind::StarttlsIgnored => {
-            "STARTTLS was accepted but the session went on in plaintext: if the capture was \
-             taken behind a TLS-intercepting device this is expected, otherwise fix the client \
-             or server so the handshake follows the 220"
-        }
-        Kind::StarttlsDowngrade => {
-            "the server offered STARTTLS before: find what removes it on the path (firewall SMTP \
-             inspection, proxy) and make clients require TLS (MTA-STS or DANE between servers)"
-        }
-        Kind::PlaintextFallback => {
-            "configure the client to require TLS and never retry in plaintext; fix the TLS \
-             failure that caused the fallback"
-        }
-        Kind::AuthPasswordSpraying => {
-            "block the client, and check the targeted accounts for compromise"
-        }
-        Kind::AuthDistributedBruteForce => {
-            "the account is attacked from many addresses: protect it (lockout, MFA, app \
-             passwords) and check it for compromise"
-        }
-    }
-}
-
-/// What to do about a connection that never opened, from how it failed.
-fn connection_failed_remedy(f: &Finding) -> &'static str {
-    let ev = |k: &str| f.evidence.get(k).and_then(Value::as_u64);
-    let port = ev("server_port");
-    // ICMP codes that say a filter refused the packet: IPv4 9, 10, 13 (RFC 1812), ICMPv6 1
-    // (RFC 4443); and those that say nothing listens: IPv4 3, ICMPv6 4.
-    let icmp = match (ev("icmp_type"), ev("icmp_code")) {
-        (Some(3), Some(9 | 10 | 13)) | (Some(1), Some(1)) => Some("prohibited"),
-        (Some(3), Some(3)) | (Some(1), Some(4)) => Some("port"),
-        _ => None,
-    };
-    match (f.evidence.get("reason").and_then(Value::as_str), port) {
-        (Some("reset"), Some(465)) => {
-            "nothing listens on 465: enable implicit TLS (TLS on connect) there, which RFC 8314 \
-             prefers for submission, or submit with STARTTLS on 587"
-        }
-        (Some("reset"), Some(25)) => {
-            "nothing listens on 25: check that the MTA runs and listens on this address (relay \
-             between servers is port 25, with STARTTLS)"
-        }
-        (Some("reset"), _) => {
-            "nothing listens on that port: check that the mail server runs and listens on this \
-             address and port, or that a firewall rule does not reject it"
-        }
-        (Some("icmp_unreachable"), _) if icmp == Some("prohibited") => {
-            "a firewall rejects the port (ICMP administratively prohibited): allow it in the \
-             rules of the server or of the path, or use the port the server offers"
-        }
-        (Some("icmp_unreachable"), _) if icmp == Some("port") => {
-            "the server's host says nothing listens on that port (ICMP port unreachable), or a \
-             firewall rejects it so: check the service and the firewall rules"
-        }
-        (Some("icmp_unreachable"), _) => {
-            "a router or firewall rejected the connection (ICMP unreachable): check the firewall \
-             rules and routes on the path to the server"
-        }
-        (_, Some(465)) => {
-            "SYNs to 465 went unanswered: a firewall drops the port; open 465 for implicit TLS \
-             (RFC 8314 prefers it for submission) or submit with STARTTLS on 587"
-        }
-        (_, Some(587)) => {
-            "SYNs to 587 went unanswered: a firewall drops submission; open 587 (STARTTLS) or \
-             use implicit TLS on 465 (RFC 8314)"
-        }
-        (_, Some(25)) => {
-            "SYNs to 25 went unanswered: a firewall (or the ISP) drops port 25; relay through a \
-             submission server (587/465) or open 25 between the mail servers"
-        }
-        _ => {
-            "SYNs went unanswered: a firewall on the path drops the port, or the server is down; \
-             check the firewall rules and that the server listens"
-        }
-    }
-}
+/// The widest the servers table may be; narrower when `COLUMNS` says the terminal is.
+pub const MAX_WIDTH: usize = 120;
 
 #[derive(Clone, Copy, Default)]
 struct Palette {
@@ -239,142 +52,32 @@ impl Palette {
     }
 }
 
-struct Sample {
-    capture: usize,
-    frame: u64,
-    endpoints: Option<(EndpointRecord, EndpointRecord)>,
-    message: String,
-}
-
-#[derive(Default)]
-struct Group {
-    count: u64,
-    /// The smallest (capture, frame) examples, sorted, so the sample does not depend on the
-    /// order flows finished in.
-    samples: Vec<Sample>,
-}
-
-impl Group {
-    fn add(&mut self, s: Sample) {
-        self.count += 1;
-        let key = (s.capture, s.frame);
-        let pos = self
-            .samples
-            .partition_point(|x| (x.capture, x.frame) <= key);
-        if pos < SAMPLES_PER_GROUP {
-            self.samples.insert(pos, s);
-            self.samples.truncate(SAMPLES_PER_GROUP);
-        }
-    }
-}
-
-#[derive(Default)]
-struct ServerPosture {
-    flows: u64,
-    classes: ClassCounts,
-    /// Flows where the EHLO capabilities were seen, and how many of them offered STARTTLS.
-    ehlo_seen: u64,
-    starttls_offered: u64,
-    auth_before_tls: bool,
-    versions: BTreeSet<String>,
-    ciphers: BTreeSet<String>,
-    /// TLS handshakes that did not complete, plus refused STARTTLS.
-    failures: u64,
-    /// Clients that fell back to plaintext with this server (`plaintext_fallback`).
-    fell_back: BTreeSet<String>,
-}
-
-impl ServerPosture {
-    fn add(&mut self, flow: &FlowRecord) {
-        self.flows += 1;
-        self.classes.add(flow.class);
-        if let Some(smtp) = &flow.smtp {
-            if !smtp.capabilities.is_empty() {
-                self.ehlo_seen += 1;
-            }
-            if smtp.starttls.offered {
-                self.starttls_offered += 1;
-            }
-            // Capabilities are those offered before TLS; "AUTH PLAIN LOGIN" or the
-            // pre-RFC 4954 "AUTH=LOGIN" both count.
-            if smtp.capabilities.iter().any(|c| is_auth_capability(c)) {
-                self.auth_before_tls = true;
-            }
-            if matches!(smtp.starttls.reply, Some(r) if r >= 400) {
-                self.failures += 1;
-            }
-        }
-        if let Some(tls) = &flow.tls {
-            // An incomplete handshake with evidence is one the capture cannot decide (cut by
-            // a snap length, begun mid-session, one side only): not a failure.
-            let undecided =
-                tls.handshake == HandshakeOutcome::Incomplete && tls.outcome_evidence.is_some();
-            if tls.handshake != HandshakeOutcome::Complete && !undecided {
-                self.failures += 1;
-            }
-            insert_capped(&mut self.versions, tls.version.as_deref());
-            insert_capped(&mut self.ciphers, tls.cipher.as_deref());
-        }
-    }
-}
-
-fn is_auth_capability(c: &str) -> bool {
-    let c = c.trim_start();
-    c.get(..4).is_some_and(|h| h.eq_ignore_ascii_case("AUTH"))
-        && matches!(c.as_bytes().get(4), None | Some(b' ') | Some(b'='))
-}
-
-fn insert_capped(set: &mut BTreeSet<String>, v: Option<&str>) {
-    if let Some(v) = v
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .filter(|v| !set.contains(*v))
-    {
-        if set.len() < MAX_SET {
-            set.insert(v.to_string());
-        }
-    }
-}
-
-type GroupKey = (Reverse<Severity>, &'static str, &'static str);
-
 pub struct TextSink {
     out: Box<dyn Write>,
     pal: Palette,
     order: CaptureOrder,
     captures: Vec<CaptureRecord>,
-    servers: BTreeMap<(IpAddr, u16), ServerPosture>,
-    servers_not_shown: u64,
-    groups: BTreeMap<GroupKey, Group>,
+    servers: Postures,
+    book: Book,
+    width: usize,
 }
 
 impl TextSink {
     pub fn new(out: Box<dyn Write>, opts: SinkOptions) -> Self {
+        let width = std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.trim().parse::<usize>().ok())
+            .filter(|&c| c >= 40)
+            .map_or(MAX_WIDTH, |c| c.min(MAX_WIDTH));
         TextSink {
             out,
             pal: Palette { on: opts.color },
             order: CaptureOrder::default(),
             captures: Vec::new(),
-            servers: BTreeMap::new(),
-            servers_not_shown: 0,
-            groups: BTreeMap::new(),
+            servers: Postures::default(),
+            book: Book::default(),
+            width,
         }
-    }
-
-    fn add_finding(&mut self, f: &Finding, flow: Option<(&FlowRecord, usize)>) {
-        let key = (Reverse(f.severity), f.kind.as_str(), remedy(f));
-        // The file holding the frame, which in a chained capture may follow the flow's.
-        let capture = if f.capture.is_empty() {
-            flow.map_or(usize::MAX, |(_, c)| c)
-        } else {
-            self.order.index(&f.capture)
-        };
-        self.groups.entry(key).or_default().add(Sample {
-            capture,
-            frame: f.frame,
-            endpoints: flow.map(|(fl, _)| (fl.client, fl.server)),
-            message: clean(&f.message),
-        });
     }
 
     fn render(&self, summary: &Summary) -> String {
@@ -434,32 +137,57 @@ impl TextSink {
             "\nFlows: {} plaintext, {} starttls, {} implicit_tls, {} unknown",
             cl.plaintext, cl.starttls, cl.implicit_tls, cl.unknown
         );
-        let fc = &summary.findings;
+        let pc = self.book.problem_counts();
+        let total = pc.critical + pc.high + pc.medium + pc.low + pc.info;
         let _ = writeln!(
             s,
-            "Findings: {} critical, {} high, {} medium, {} low, {} info",
-            fc.critical, fc.high, fc.medium, fc.low, fc.info
+            "Problems: {} ({} critical, {} high, {} medium, {} low, {} info) from {}",
+            total,
+            pc.critical,
+            pc.high,
+            pc.medium,
+            pc.low,
+            pc.info,
+            plural(self.book.finding_count(), "finding", "findings"),
         );
 
-        self.render_findings(&mut s);
+        self.render_problems(&mut s);
         self.render_servers(&mut s);
         s
     }
 
-    fn render_findings(&self, s: &mut String) {
+    /// Where a step happened: endpoints (or the run-wide label), file when several, frame.
+    fn step_place(&self, x: &Step) -> String {
+        let mut line = String::new();
+        match (&x.endpoints, &x.label) {
+            (Some((c, sv)), _) => {
+                let _ = write!(line, "{} -> {}", sock(*c), sock(*sv));
+            }
+            (None, Some(l)) => line.push_str(&clean(l)),
+            (None, None) => line.push_str("(run-wide)"),
+        }
+        if self.order.len() > 1
+            && let Some(path) = self.order.paths.get(x.capture)
+        {
+            let _ = write!(line, "  {}", clean(path));
+        }
+        let _ = write!(line, "  frame {}", x.frame);
+        line
+    }
+
+    fn render_problems(&self, s: &mut String) {
         let p = self.pal;
-        if self.groups.is_empty() {
+        if self.book.is_empty() {
             let _ = writeln!(s, "\nNo findings.");
             return;
         }
-        let many_captures = self.order.len() > 1;
         let mut current: Option<Severity> = None;
-        for ((Reverse(sev), kind, rem), g) in &self.groups {
+        for ((Reverse(sev), signature, rem), g) in self.book.groups() {
             if current != Some(*sev) {
                 current = Some(*sev);
                 let n: u64 = self
-                    .groups
-                    .iter()
+                    .book
+                    .groups()
                     .filter(|((Reverse(x), _, _), _)| x == sev)
                     .map(|(_, g)| g.count)
                     .sum();
@@ -468,31 +196,55 @@ impl TextSink {
                     "\n{}{} ({}){}",
                     p.severity(*sev),
                     sev.as_str().to_ascii_uppercase(),
-                    n,
+                    plural(n, "problem", "problems"),
                     p.reset()
                 );
             }
-            let _ = writeln!(s, "  {kind} ({})", g.count);
-            for x in &g.samples {
-                let mut line = String::from("    ");
-                match x.endpoints {
-                    Some((c, sv)) => {
-                        let _ = write!(line, "{} -> {}", sock(c), sock(sv));
-                    }
-                    None => line.push_str("(run-wide)"),
+            let _ = writeln!(s, "  {signature} ({})", g.count);
+            for problem in &g.samples {
+                let cause = problem.cause();
+                let _ = writeln!(
+                    s,
+                    "    {}  {}",
+                    self.step_place(cause),
+                    clean(&cause.message)
+                );
+                self.render_secret(s, cause, "      ");
+                for x in problem.steps.iter().skip(1) {
+                    // A symptom in the cause's flow needs no endpoints again.
+                    let place = if x.endpoints.is_some() && x.endpoints == cause.endpoints {
+                        format!("frame {}", x.frame)
+                    } else {
+                        self.step_place(x)
+                    };
+                    let _ = writeln!(
+                        s,
+                        "      -> {}  {place}  {}",
+                        x.kind.as_str(),
+                        clean(&x.message)
+                    );
+                    self.render_secret(s, x, "         ");
                 }
-                if many_captures {
-                    if let Some(path) = self.order.paths.get(x.capture) {
-                        let _ = write!(line, "  {}", clean(path));
-                    }
+                if problem.more_steps > 0 {
+                    let _ = writeln!(s, "      ... and {} more findings", problem.more_steps);
                 }
-                let _ = write!(line, "  frame {}  {}", x.frame, x.message);
-                let _ = writeln!(s, "{line}");
             }
             if g.count > g.samples.len() as u64 {
                 let _ = writeln!(s, "    ... and {} more", g.count - g.samples.len() as u64);
             }
-            let _ = writeln!(s, "    {}remedy:{} {rem}", p.dim(), p.reset());
+            if !rem.is_empty() {
+                let _ = writeln!(s, "    {}remedy:{} {}", p.dim(), p.reset(), clean(rem));
+            }
+        }
+    }
+
+    /// The secret a finding exposed, present only when the run reveals secrets.
+    fn render_secret(&self, s: &mut String, x: &Step, indent: &str) {
+        if let Some(secret) = &x.secret {
+            let _ = writeln!(s, "{indent}secret: {}", clean(secret));
+        }
+        if let Some(h) = &x.hashcat {
+            let _ = writeln!(s, "{indent}hashcat: {}", clean(h));
         }
     }
 
@@ -506,65 +258,16 @@ impl TextSink {
             "FLOWS",
             "MODES",
             "STARTTLS",
-            "TLS VERSIONS",
-            "CIPHERS",
-            "AUTH BEFORE TLS",
-            "FAILURES",
+            "TLS",
+            "AUTH OFFERED",
+            "AUTH IN CLEAR",
+            "FAILED",
         ];
-        let mut rows: Vec<[String; 8]> = Vec::with_capacity(self.servers.len());
-        for ((ip, port), sp) in &self.servers {
-            let modes = [
-                (FlowClass::Plaintext, sp.classes.plaintext),
-                (FlowClass::Starttls, sp.classes.starttls),
-                (FlowClass::ImplicitTls, sp.classes.implicit_tls),
-                (FlowClass::Unknown, sp.classes.unknown),
-            ]
+        let rows: Vec<[String; 8]> = self
+            .servers
             .iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(c, n)| format!("{} {n}", c.as_str()))
-            .collect::<Vec<_>>()
-            .join(", ");
-            let starttls = if sp.ehlo_seen == 0 && sp.starttls_offered == 0 {
-                "-".to_string()
-            } else if sp.starttls_offered == 0 {
-                "never".to_string()
-            } else if sp.starttls_offered >= sp.ehlo_seen {
-                "always".to_string()
-            } else {
-                format!(
-                    "missing {} of {}",
-                    sp.ehlo_seen - sp.starttls_offered,
-                    sp.ehlo_seen
-                )
-            };
-            let auth = if sp.auth_before_tls {
-                "yes"
-            } else if sp.ehlo_seen > 0 {
-                "no"
-            } else {
-                "-"
-            };
-            let set = |v: &BTreeSet<String>| {
-                if v.is_empty() {
-                    "-".to_string()
-                } else {
-                    clean(&v.iter().cloned().collect::<Vec<_>>().join(", "))
-                }
-            };
-            rows.push([
-                sock(EndpointRecord {
-                    ip: *ip,
-                    port: *port,
-                }),
-                sp.flows.to_string(),
-                modes,
-                starttls,
-                set(&sp.versions),
-                set(&sp.ciphers),
-                auth.to_string(),
-                sp.failures.to_string(),
-            ]);
-        }
+            .map(|(e, sp)| server_row(e, sp))
+            .collect();
         let mut widths = header.map(str::len);
         for r in &rows {
             for (w, cell) in widths.iter_mut().zip(r.iter()) {
@@ -572,76 +275,179 @@ impl TextSink {
             }
         }
         let _ = writeln!(s, "\n{}Servers{}", p.bold(), p.reset());
-        let fmt_row = |cells: &[&str]| {
-            let mut line = String::from(" ");
-            for (i, (c, w)) in cells.iter().zip(widths.iter()).enumerate() {
-                line.push(' ');
-                line.push_str(c);
-                if i + 1 < cells.len() {
-                    let pad = w.saturating_sub(c.chars().count()) + 1;
-                    line.extend(std::iter::repeat_n(' ', pad));
+        let table_width = 2 + widths.iter().map(|w| w + 2).sum::<usize>();
+        if table_width <= self.width {
+            let fmt_row = |cells: &[&str]| {
+                let mut line = String::from(" ");
+                for (i, (c, w)) in cells.iter().zip(widths.iter()).enumerate() {
+                    line.push(' ');
+                    line.push_str(c);
+                    if i + 1 < cells.len() {
+                        let pad = w.saturating_sub(c.chars().count()) + 1;
+                        line.extend(std::iter::repeat_n(' ', pad));
+                    }
+                }
+                line
+            };
+            let _ = writeln!(s, "{}", fmt_row(&header));
+            for r in &rows {
+                let cells: Vec<&str> = r.iter().map(String::as_str).collect();
+                let _ = writeln!(s, "{}", fmt_row(&cells));
+            }
+        } else {
+            // Too wide for the terminal: one block per server, one fact per line.
+            for r in &rows {
+                let _ = writeln!(s, "  {}", r[0]);
+                for (h, c) in header.iter().zip(r.iter()).skip(1) {
+                    let line = format!("    {}: {c}", h.to_ascii_lowercase());
+                    let _ = writeln!(s, "{}", wrap(&line, self.width, 6));
                 }
             }
-            line
-        };
-        let _ = writeln!(s, "{}", fmt_row(&header));
-        for r in &rows {
-            let cells: Vec<&str> = r.iter().map(String::as_str).collect();
-            let _ = writeln!(s, "{}", fmt_row(&cells));
         }
-        if self.servers_not_shown > 0 {
+        if self.servers.flows_not_tabulated() > 0 {
             let _ = writeln!(
                 s,
                 "  ... {} more flows to servers beyond the first {MAX_SERVERS} not tabulated",
-                self.servers_not_shown
+                self.servers.flows_not_tabulated()
             );
         }
-        for ((ip, port), sp) in &self.servers {
-            if !sp.fell_back.is_empty() {
-                let clients = sp.fell_back.iter().cloned().collect::<Vec<_>>().join(", ");
-                let server = sock(EndpointRecord {
-                    ip: *ip,
-                    port: *port,
-                });
-                let _ = writeln!(s, "  {server}: fell back to plaintext: {}", clean(&clients));
+        for (server, sp) in self.servers.iter() {
+            if !sp.fell_back_clients.is_empty() {
+                let clients = sp
+                    .fell_back_clients
+                    .iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let _ = writeln!(
+                    s,
+                    "  {}: fell back to plaintext: {}",
+                    sock(server),
+                    clean(&clients)
+                );
             }
-        }
-    }
-
-    /// Notes a `plaintext_fallback` under the server the plaintext went to.
-    fn note_fallback(&mut self, f: &Finding) {
-        let get = |k: &str| f.evidence.get(k).and_then(Value::as_str);
-        let port = f.evidence.get("plaintext_port").and_then(Value::as_u64);
-        let (Some(client), Some(server), Some(port)) = (get("client_ip"), get("server_ip"), port)
-        else {
-            return;
-        };
-        let (Ok(ip), Ok(port)) = (server.parse::<IpAddr>(), u16::try_from(port)) else {
-            return;
-        };
-        if let Some(sp) = self.servers.get_mut(&(ip, port)) {
-            insert_capped(&mut sp.fell_back, Some(client));
+            if sp.bare_line_endings_accepted > 0 {
+                let _ = writeln!(
+                    s,
+                    "  {}: accepted a bare line ending as end of data in {} (SMTP smuggling)",
+                    sock(server),
+                    plural(sp.bare_line_endings_accepted, "flow", "flows")
+                );
+            }
         }
     }
 }
 
+/// The cells of one server's row, abbreviated to fit.
+fn server_row(server: EndpointRecord, sp: &ServerPosture) -> [String; 8] {
+    let modes = [
+        (FlowClass::Plaintext, "plain", sp.classes.plaintext),
+        (FlowClass::Starttls, "starttls", sp.classes.starttls),
+        (FlowClass::ImplicitTls, "tls", sp.classes.implicit_tls),
+        (FlowClass::Unknown, "unknown", sp.classes.unknown),
+    ]
+    .iter()
+    .filter(|(_, _, n)| *n > 0)
+    .map(|(_, name, n)| format!("{name} {n}"))
+    .collect::<Vec<_>>()
+    .join(", ");
+    let starttls = match sp.starttls() {
+        StarttlsPosture::Unknown => "-".to_string(),
+        StarttlsPosture::Never => "never".to_string(),
+        StarttlsPosture::Always => "always".to_string(),
+        StarttlsPosture::Sometimes => format!(
+            "missing {} of {}",
+            sp.ehlo_seen - sp.starttls_offered,
+            sp.ehlo_seen
+        ),
+    };
+    // AUTH offered is out of the sessions whose EHLO reply was seen; AUTH in clear out of
+    // all sessions.
+    let of = |n: u64, of: u64| {
+        if sp.ehlo_seen == 0 && n == 0 {
+            "-".to_string()
+        } else if n == 0 {
+            "no".to_string()
+        } else {
+            format!("{n} of {of}")
+        }
+    };
+    let versions = if sp.tls_versions.is_empty() {
+        "-".to_string()
+    } else {
+        clean(
+            &sp.tls_versions
+                .iter()
+                .map(|v| v.strip_prefix("TLSv").unwrap_or(v))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+    };
+    let failed = if sp.failed_flows == 0 {
+        "0".to_string()
+    } else {
+        let f = &sp.failures;
+        let parts: Vec<String> = [
+            (f.connection_failed, "conn"),
+            (f.tls_mode_mismatch, "mode"),
+            (f.starttls_refused, "refused"),
+            (f.tls_handshake_failure, "tls"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, w)| format!("{w} {n}"))
+        .collect();
+        format!("{} ({})", sp.failed_flows, parts.join(", "))
+    };
+    [
+        sock(server),
+        sp.flows.to_string(),
+        modes,
+        starttls,
+        versions,
+        of(sp.auth_offered_before_tls, sp.ehlo_seen),
+        of(sp.auth_used_in_clear, sp.flows),
+        failed,
+    ]
+}
+
+/// Breaks a long line at spaces to `width`, continuing with `indent` spaces.
+fn wrap(line: &str, width: usize, indent: usize) -> String {
+    let mut out = String::new();
+    let mut col = 0;
+    for word in line.split(' ') {
+        let w = word.chars().count();
+        if col > indent && col + 1 + w > width {
+            out.push('\n');
+            out.extend(std::iter::repeat_n(' ', indent));
+            col = indent;
+        } else if !out.is_empty() {
+            out.push(' ');
+            col += 1;
+        }
+        out.push_str(word);
+        col += w;
+    }
+    out
+}
+
 impl ReportSink for TextSink {
     fn flow(&mut self, flow: &FlowRecord, findings: &[Finding]) -> io::Result<()> {
-        let capture = self.order.index(&flow.capture);
-        let key = (flow.server.ip, flow.server.port);
-        if let Some(sp) = self.servers.get_mut(&key) {
-            sp.add(flow);
-        } else if self.servers.len() < MAX_SERVERS {
-            self.servers.entry(key).or_default().add(flow);
-        } else {
-            self.servers_not_shown += 1;
+        let flow_capture = self.order.index(&flow.capture);
+        self.servers.add_flow(flow, findings);
+        let owned: Vec<_> = findings.iter().map(|f| finding_for_flow(f, flow)).collect();
+        let refs: Vec<&Finding> = report_order_owned(&owned);
+        for f in &refs {
+            self.servers.add_finding(f);
         }
-        for f in findings {
-            if f.kind == Kind::PlaintextFallback {
-                self.note_fallback(f);
+        let order = &mut self.order;
+        self.book.add(&refs, Some(flow), &mut |f: &Finding| {
+            if f.capture.is_empty() {
+                flow_capture
+            } else {
+                order.index(&f.capture)
             }
-            self.add_finding(&finding_for_flow(f, flow), Some((flow, capture)));
-        }
+        });
         Ok(())
     }
 
@@ -652,16 +458,29 @@ impl ReportSink for TextSink {
     }
 
     fn finish(&mut self, findings: &[Finding], summary: &Summary) -> io::Result<()> {
-        for f in findings {
-            if f.kind == Kind::PlaintextFallback {
-                self.note_fallback(f);
-            }
-            self.add_finding(f, None);
+        for f in report_order(findings) {
+            self.servers.add_finding(f);
+            let order = &mut self.order;
+            self.book.add(&[f], None, &mut |f: &Finding| {
+                if f.capture.is_empty() {
+                    usize::MAX
+                } else {
+                    order.index(&f.capture)
+                }
+            });
         }
+        self.book.settle();
         let text = self.render(summary);
         self.out.write_all(text.as_bytes())?;
         self.out.flush()
     }
+}
+
+/// Report order of findings held as `Cow`s.
+fn report_order_owned<'a>(v: &'a [std::borrow::Cow<'_, Finding>]) -> Vec<&'a Finding> {
+    let mut refs: Vec<&Finding> = v.iter().map(|c| c.as_ref()).collect();
+    super::sort_findings(&mut refs);
+    refs
 }
 
 fn sock(e: EndpointRecord) -> String {
@@ -699,14 +518,5 @@ mod tests {
     fn clean_escapes_terminal_controls() {
         assert_eq!(clean("220 ok"), "220 ok");
         assert_eq!(clean("a\x1b[31mb\r\n"), "a\\u{1b}[31mb\\r\\n");
-    }
-
-    #[test]
-    fn auth_capability_forms() {
-        assert!(is_auth_capability("AUTH PLAIN LOGIN"));
-        assert!(is_auth_capability("auth=LOGIN"));
-        assert!(is_auth_capability("AUTH"));
-        assert!(!is_auth_capability("AUTHX"));
-        assert!(!is_auth_capability("STARTTLS"));
     }
 }
