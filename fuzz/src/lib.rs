@@ -244,7 +244,13 @@ pub fn decode(data: &[u8]) {
 /// into every report format.
 pub fn pipeline(data: &[u8]) {
     let cfg = Config::default();
-    for format in [Format::Json, Format::Ndjson, Format::Ecs, Format::Text] {
+    for format in [
+        Format::Json,
+        Format::Ndjson,
+        Format::Ecs,
+        Format::Text,
+        Format::Html,
+    ] {
         let mut sink = make_sink(format, Box::new(io::sink()), SinkOptions::default());
         if let Err(e) = pipeline::run_bytes(&cfg, "fuzz", data.to_vec(), sink.as_mut()) {
             panic!("writing to io::sink failed: {e}");
@@ -552,7 +558,13 @@ fn write_all_sinks(flows: &[FinishedFlow]) {
         flow_table: Default::default(),
         chained_to: None,
     };
-    for format in [Format::Json, Format::Ndjson, Format::Ecs, Format::Text] {
+    for format in [
+        Format::Json,
+        Format::Ndjson,
+        Format::Ecs,
+        Format::Text,
+        Format::Html,
+    ] {
         let out = Shared::default();
         let opts = SinkOptions {
             color: format == Format::Text,
@@ -584,6 +596,14 @@ fn write_all_sinks(flows: &[FinishedFlow]) {
                 }
             }
             Format::Text => {}
+            // Whatever the strings, the page keeps its own two scripts and gains no element
+            // from them.
+            Format::Html => {
+                let scripts = text.matches("<script").count();
+                if scripts != 2 {
+                    panic!("HTML page has {scripts} script elements");
+                }
+            }
         }
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod community_id;
 pub mod ecs;
+mod html;
 mod json;
 pub mod model;
 mod ndjson;
@@ -29,6 +30,7 @@ use crate::findings::Finding;
 use model::{CaptureRecord, FlowRecord, Summary};
 
 pub use ecs::EcsSink;
+pub use html::HtmlSink;
 pub use json::JsonSink;
 pub use ndjson::NdjsonSink;
 pub use text::TextSink;
@@ -40,6 +42,7 @@ pub enum Format {
     Json,
     Ndjson,
     Ecs,
+    Html,
 }
 
 /// Options every sink may honour.
@@ -69,6 +72,7 @@ pub fn make_sink(format: Format, out: Box<dyn Write>, opts: SinkOptions) -> Box<
         Format::Json => Box::new(JsonSink::new(out)),
         Format::Ndjson => Box::new(NdjsonSink::new(out, opts)),
         Format::Ecs => Box::new(EcsSink::new(out, opts)),
+        Format::Html => Box::new(HtmlSink::new(out)),
     }
 }
 
