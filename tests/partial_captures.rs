@@ -184,3 +184,38 @@ fn client_hello_after_refused_starttls_is_a_failed_tls_attempt() {
         );
     }
 }
+
+#[test]
+fn servers_table_fits_the_terminal() {
+    // The widest rows of the fixtures (IPv6 servers, several failure kinds) within 120
+    // columns by default, and as one block per server, wrapped, on a narrow terminal.
+    let fixtures = [
+        "fixtures/smtp-ipv6-auth-plain-starttls-not-used.pcap",
+        "fixtures/smtp-587-tls-fails-then-plaintext-auth.pcap",
+        "fixtures/smtp-conn-465-blocked-587-works.pcap",
+    ];
+    for (columns, limit) in [(None, 120), (Some("60"), 60)] {
+        let mut cmd = std::process::Command::new(common::bin());
+        cmd.current_dir(common::repo())
+            .args(["--color", "never"])
+            .args(fixtures)
+            .env_remove("COLUMNS");
+        if let Some(c) = columns {
+            cmd.env("COLUMNS", c);
+        }
+        let out = cmd.output().expect("run smtpaudit");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let table = &text[text.find("\nServers").expect("servers table")..];
+        for line in table.lines() {
+            assert!(
+                line.chars().count() <= limit,
+                "{columns:?}: {} columns: {line}",
+                line.chars().count()
+            );
+        }
+        assert!(table.contains("[2001:db8:25::25]:587"), "{table}");
+        if columns.is_some() {
+            assert!(table.contains("    failed: 1 (mode 1, tls 1)"), "{table}");
+        }
+    }
+}

@@ -299,8 +299,8 @@ impl TextSink {
             for r in &rows {
                 let _ = writeln!(s, "  {}", r[0]);
                 for (h, c) in header.iter().zip(r.iter()).skip(1) {
-                    let line = format!("    {}: {c}", h.to_ascii_lowercase());
-                    let _ = writeln!(s, "{}", wrap(&line, self.width, 6));
+                    let line = format!("{}: {c}", h.to_ascii_lowercase());
+                    let _ = writeln!(s, "{}", wrap(4, &line, self.width, 6));
                 }
             }
         }
@@ -319,20 +319,20 @@ impl TextSink {
                     .cloned()
                     .collect::<Vec<_>>()
                     .join(", ");
-                let _ = writeln!(
-                    s,
-                    "  {}: fell back to plaintext: {}",
+                let line = format!(
+                    "{}: fell back to plaintext: {}",
                     sock(server),
                     clean(&clients)
                 );
+                let _ = writeln!(s, "{}", wrap(2, &line, self.width, 4));
             }
             if sp.bare_line_endings_accepted > 0 {
-                let _ = writeln!(
-                    s,
-                    "  {}: accepted a bare line ending as end of data in {} (SMTP smuggling)",
+                let line = format!(
+                    "{}: accepted a bare line ending as end of data in {} (SMTP smuggling)",
                     sock(server),
                     plural(sp.bare_line_endings_accepted, "flow", "flows")
                 );
+                let _ = writeln!(s, "{}", wrap(2, &line, self.width, 4));
             }
         }
     }
@@ -411,22 +411,27 @@ fn server_row(server: EndpointRecord, sp: &ServerPosture) -> [String; 8] {
     ]
 }
 
-/// Breaks a long line at spaces to `width`, continuing with `indent` spaces.
-fn wrap(line: &str, width: usize, indent: usize) -> String {
-    let mut out = String::new();
-    let mut col = 0;
-    for word in line.split(' ') {
+/// `text` after `first` leading spaces, broken at spaces to `width` columns, continued
+/// lines indented by `indent` spaces.
+fn wrap(first: usize, text: &str, width: usize, indent: usize) -> String {
+    let mut out: String = " ".repeat(first);
+    let mut col = first;
+    let mut line_start = true;
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
         let w = word.chars().count();
-        if col > indent && col + 1 + w > width {
+        if !line_start && col + 1 + w > width {
             out.push('\n');
-            out.extend(std::iter::repeat_n(' ', indent));
+            out.push_str(&" ".repeat(indent));
             col = indent;
-        } else if !out.is_empty() {
+            line_start = true;
+        }
+        if !line_start {
             out.push(' ');
             col += 1;
         }
         out.push_str(word);
         col += w;
+        line_start = false;
     }
     out
 }
