@@ -27,8 +27,9 @@ struct FindingLine<'a> {
     event_type: &'static str,
     #[serde(flatten)]
     body: &'a Finding,
-    client: &'a EndpointRecord,
-    server: &'a EndpointRecord,
+    /// Null only for a run-wide finding whose tracker kept no flow (none does today).
+    client: Option<&'a EndpointRecord>,
+    server: Option<&'a EndpointRecord>,
 }
 
 #[derive(Serialize)]
@@ -62,8 +63,8 @@ impl ReportSink for NdjsonSink {
             self.out.line(&FindingLine {
                 event_type: "finding",
                 body: finding_for_flow(f, flow).as_ref(),
-                client: &flow.client,
-                server: &flow.server,
+                client: Some(&flow.client),
+                server: Some(&flow.server),
             })?;
         }
         Ok(())
@@ -78,9 +79,12 @@ impl ReportSink for NdjsonSink {
 
     fn finish(&mut self, findings: &[Finding], summary: &Summary) -> io::Result<()> {
         for f in findings {
-            self.out.line(&Event {
+            let ends = f.endpoints.as_ref();
+            self.out.line(&FindingLine {
                 event_type: "finding",
                 body: f,
+                client: ends.map(|e| &e.client),
+                server: ends.map(|e| &e.server),
             })?;
         }
         self.out.line(&SummaryLine {
