@@ -261,7 +261,7 @@ fn lines(text: &str) -> Vec<Value> {
 fn ndjson_streams_one_object_per_line() {
     let out = Shared::default();
     let opts = SinkOptions {
-        line_flush: true,
+        flush_each_flow: true,
         ..Default::default()
     };
     let mut sink = make_sink(Format::Ndjson, Box::new(out.clone()), opts);
@@ -286,8 +286,8 @@ fn ndjson_streams_one_object_per_line() {
     assert_eq!(frames, vec![5, 9, 14]);
     assert_eq!(
         *out.flushes.borrow(),
-        4,
-        "one flush per line with line_flush"
+        1,
+        "one flush per flow with flush_each_flow"
     );
 
     let cap = capture("a.pcap", 60, 0, 5_000);

@@ -56,7 +56,7 @@ pub struct EcsSink {
 impl EcsSink {
     pub fn new(out: Box<dyn Write>, opts: SinkOptions) -> Self {
         EcsSink {
-            out: LineWriter::new(out, opts.line_flush),
+            out: LineWriter::new(out, opts.flush_each_flow),
             latest: None,
         }
     }
@@ -76,13 +76,14 @@ impl ReportSink for EcsSink {
             let f = finding_for_flow(f, flow);
             self.out.line(&finding_doc(&f, Some(flow))?)?;
         }
-        Ok(())
+        self.out.end_of_flow()
     }
 
     fn capture(&mut self, capture: &CaptureRecord) -> io::Result<()> {
         self.saw(capture.last_packet);
         let doc = capture_doc(capture, self.latest)?;
-        self.out.line(&doc)
+        self.out.line(&doc)?;
+        self.out.end_of_flow()
     }
 
     fn finish(&mut self, findings: &[Finding], summary: &Summary) -> io::Result<()> {
@@ -601,19 +602,23 @@ pub fn capture_doc(
     put(&mut d, "file.path", c.path.as_str());
     put_opt(&mut d, "event.start", c.first_packet.map(|t| t.to_string()));
     put_opt(&mut d, "event.end", c.last_packet.map(|t| t.to_string()));
-    put(
-        &mut d,
-        "message",
-        format!(
+    let message = match &c.error {
+        // An input that could not be read at all (others could): ECS's `error.message`.
+        Some(e) => {
+            put(&mut d, "error.message", e.as_str());
+            format!("capture {} could not be read: {e}", c.path)
+        }
+        None => format!(
             "capture {}: {} packets, {} reported flows, {} warnings",
             c.path,
             c.packets,
             c.reported_flows,
             c.warnings.len()
         ),
-    );
+    };
+    put(&mut d, "message", message);
     let mut raw = to_map(c)?;
-    for k in ["path", "first_packet", "last_packet"] {
+    for k in ["path", "first_packet", "last_packet", "error"] {
         raw.remove(k);
     }
     put(&mut d, "smtpaudit.capture", raw);

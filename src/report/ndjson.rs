@@ -48,7 +48,7 @@ pub struct NdjsonSink {
 impl NdjsonSink {
     pub fn new(out: Box<dyn Write>, opts: SinkOptions) -> Self {
         NdjsonSink {
-            out: LineWriter::new(out, opts.line_flush),
+            out: LineWriter::new(out, opts.flush_each_flow),
         }
     }
 }
@@ -67,14 +67,15 @@ impl ReportSink for NdjsonSink {
                 server: Some(&flow.server),
             })?;
         }
-        Ok(())
+        self.out.end_of_flow()
     }
 
     fn capture(&mut self, capture: &CaptureRecord) -> io::Result<()> {
         self.out.line(&Event {
             event_type: "capture",
             body: capture,
-        })
+        })?;
+        self.out.end_of_flow()
     }
 
     fn finish(&mut self, findings: &[Finding], summary: &Summary) -> io::Result<()> {
