@@ -8,7 +8,7 @@
 //! signal-hook installs its handlers with `SA_RESTART`, so the kernel restarts the read, and in
 //! a process with several threads the signal may be delivered to another thread than the
 //! reader anyway. So standard input, when it is not a regular file, is read by a thread of its
-//! own ([`LiveStdin`]): the analysis waits on that thread's chunks with a timeout and looks at
+//! own ([`LiveStream`]): the analysis waits on that thread's chunks with a timeout and looks at
 //! the flag between waits. The reading thread stays blocked in `read(2)` until the process
 //! exits, which is harmless: nothing waits for it.
 
@@ -46,9 +46,9 @@ const CHUNK: usize = 64 * 1024;
 /// Chunks waiting for the analysis, at most (so at most 1 MiB ahead of it).
 const QUEUED: usize = 16;
 
-/// Standard input read on a thread of its own, ending (as an end of input) when `stop` is
-/// requested even while no data comes.
-pub struct LiveStdin {
+/// A stream (standard input, a named pipe) read on a thread of its own, ending (as an end of
+/// input) when `stop` is requested even while no data comes.
+pub struct LiveStream {
     rx: Receiver<io::Result<Vec<u8>>>,
     chunk: Vec<u8>,
     at: usize,
@@ -56,19 +56,23 @@ pub struct LiveStdin {
     ended: bool,
 }
 
-impl LiveStdin {
+impl LiveStream {
     pub fn new(stop: Stop) -> io::Result<Self> {
+        Self::from_stream(Box::new(io::stdin()), stop)
+    }
+
+    /// Reads `src` on a thread of its own.
+    pub fn from_stream(mut src: Box<dyn Read + Send>, stop: Stop) -> io::Result<Self> {
         let (tx, rx) = mpsc::sync_channel(QUEUED);
         std::thread::Builder::new()
-            .name("stdin".into())
+            .name("live input".into())
             .spawn(move || {
-                let mut stdin = io::stdin().lock();
                 // One buffer for every read; each chunk sent is a copy of what was read, so a
                 // live capture that writes a packet at a time costs a small allocation per
                 // packet, not a 64 KiB one.
                 let mut buf = vec![0u8; CHUNK];
                 loop {
-                    let sent = match stdin.read(&mut buf) {
+                    let sent = match src.read(&mut buf) {
                         Ok(0) => {
                             let _ = tx.send(Ok(Vec::new()));
                             return;
@@ -85,7 +89,7 @@ impl LiveStdin {
                     }
                 }
             })?;
-        Ok(LiveStdin {
+        Ok(LiveStream {
             rx,
             chunk: Vec::new(),
             at: 0,
@@ -95,7 +99,7 @@ impl LiveStdin {
     }
 }
 
-impl Read for LiveStdin {
+impl Read for LiveStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             if let Some(rest) = self.chunk.get(self.at..).filter(|r| !r.is_empty()) {
@@ -130,12 +134,12 @@ impl Read for LiveStdin {
 
 /// Standard input as the capture source: a regular file (`smtpaudit - < a.pcap`) is read
 /// directly, since a read of it never blocks for long and the reading loop sees the flag
-/// between frames; anything else (a pipe, a terminal, a socket) through [`LiveStdin`].
+/// between frames; anything else (a pipe, a terminal, a socket) through [`LiveStream`].
 pub fn stdin_source(stop: &Stop) -> io::Result<Box<dyn Read + Send>> {
     if stdin_is_regular_file() {
         return Ok(Box::new(io::stdin()));
     }
-    Ok(Box::new(LiveStdin::new(stop.clone())?))
+    Ok(Box::new(LiveStream::new(stop.clone())?))
 }
 
 fn stdin_is_regular_file() -> bool {

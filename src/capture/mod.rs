@@ -46,7 +46,7 @@ mod windows;
 
 pub use error::CaptureError;
 pub use link::LinkType;
-pub use live::{LiveStdin, Stop, stdin_source};
+pub use live::{LiveStream, Stop, stdin_source};
 pub use pcap::MAX_RECORD_CAPLEN;
 pub use reader::{CaptureReader, INITIAL_BUFFER, MAX_BLOCK_LEN, ReadMode};
 

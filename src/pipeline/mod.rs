@@ -13,7 +13,9 @@ use std::collections::BTreeSet;
 use std::io;
 
 use crate::analysis::{Analyzer, FinishedFlow};
-use crate::capture::{CaptureError, CaptureReader, Frame, LinkType, ReadMode, stdin_source};
+use crate::capture::{
+    CaptureError, CaptureReader, Frame, LinkType, LiveStream, ReadMode, stdin_source,
+};
 use crate::cli::Config;
 use crate::decode::{Decoded, Decoder};
 use crate::findings::bruteforce::BruteForceTracker;
@@ -98,7 +100,18 @@ pub fn run(
 /// capture even while no packet comes.
 fn open_input(cfg: &Config, path: &str, mode: ReadMode) -> Result<CaptureReader, CaptureError> {
     if path != "-" {
-        return CaptureReader::open_with(path, mode);
+        // A named pipe (`mkfifo`) given by name is a live stream like standard input.
+        let fifo = std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
+        if !fifo {
+            return CaptureReader::open_with(path, mode);
+        }
+        let open_err = |source| CaptureError::Open {
+            path: path.to_string(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(open_err)?;
+        let live = LiveStream::from_stream(Box::new(file), cfg.stop.clone()).map_err(open_err)?;
+        return CaptureReader::from_read(path.to_string(), Box::new(live));
     }
     let src = stdin_source(&cfg.stop).map_err(|source| CaptureError::Io {
         path: path.to_string(),
