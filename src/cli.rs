@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::capture::Stop;
 use crate::findings::Severity;
 use crate::findings::correlate::SCAN_THRESHOLD;
 use crate::findings::spraying::SprayThresholds;
@@ -17,12 +18,13 @@ const EXAMPLES: &str = "\
 Examples:
   smtpaudit capture.pcap                     summary for people
   smtpaudit --format json a.pcap b.pcapng.gz one JSON document for both captures
-  tcpdump -i any -w - port 25 or port 587 | smtpaudit --format ndjson -
+  tcpdump -i any -U -w - port 25 or port 587 | smtpaudit --format ndjson -
   smtpaudit --fail-on high --format ecs -o events.ndjson capture.pcap
   smtpaudit --ports 10025,2526 capture.pcap  also treat these ports as mail ports
 
 Exit status: 0 analysis done; 1 a finding at or above --fail-on; 2 bad usage or no input
-could be read at all.";
+could be read at all. SIGINT (Ctrl-C) or SIGTERM ends a live capture as its end would:
+the report is written and the status is as above; a second signal aborts.";
 
 /// Audit SMTP traffic in packet captures: plaintext, STARTTLS, implicit TLS, TLS handshake
 /// failures and cleartext credentials.
@@ -130,6 +132,9 @@ pub struct Config {
     pub scan_threshold: usize,
     /// Thresholds of `auth_password_spraying` and `auth_distributed_brute_force`.
     pub spray: SprayThresholds,
+    /// Set when the run is to end early (SIGINT, SIGTERM): every input ends there, as at its
+    /// end, and the report covers what was read.
+    pub stop: Stop,
 }
 
 impl Config {
@@ -148,11 +153,26 @@ impl Default for Config {
             threads: 1,
             scan_threshold: SCAN_THRESHOLD,
             spray: SprayThresholds::default(),
+            stop: Stop::default(),
         }
     }
 }
 
 impl Cli {
+    /// What clap cannot check, as one line for the user (the CLI exits 2 with it).
+    pub fn check(&self) -> Result<(), String> {
+        if self.threads == Some(0) {
+            return Err("--threads 0: at least one thread is needed".into());
+        }
+        let stdin = self.captures.iter().filter(|c| *c == "-").count();
+        if stdin > 1 {
+            return Err(format!(
+                "standard input (`-`) is given {stdin} times: it can be read only once"
+            ));
+        }
+        Ok(())
+    }
+
     pub fn config(&self) -> Config {
         let mut mail_ports = DEFAULT_MAIL_PORTS.to_vec();
         for p in &self.ports {
@@ -181,6 +201,7 @@ impl Cli {
                 clients_per_username: self.spray_clients,
                 window_secs: self.auth_window,
             },
+            stop: Stop::default(),
         }
     }
 }

@@ -11,10 +11,14 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use smtpaudit::cli::{Cli, ColorChoice};
 use smtpaudit::pipeline::{self, Observer};
-use smtpaudit::report::{self, Format, SinkOptions};
+use smtpaudit::report::{self, SinkOptions};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(message) = cli.check() {
+        eprintln!("smtpaudit: {message}");
+        return ExitCode::from(2);
+    }
     match run(&cli) {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
@@ -27,21 +31,14 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let cfg = cli.config();
-    let streaming = matches!(cli.format, Format::Ndjson | Format::Ecs);
-    let (out, interactive): (Box<dyn Write>, bool) = match &cli.output {
+    stop_on_signals(&cfg.stop)?;
+    let out: Box<dyn Write> = match &cli.output {
         Some(path) => {
             let f =
                 File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-            (Box::new(BufWriter::with_capacity(1 << 16, f)), false)
+            Box::new(BufWriter::with_capacity(1 << 16, f))
         }
-        None => {
-            let stdout = io::stdout();
-            let interactive = stdout.is_terminal() || stdout_is_pipe();
-            (
-                Box::new(BufWriter::with_capacity(1 << 16, stdout)),
-                interactive,
-            )
-        }
+        None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
     };
     let color = match cli.color {
         ColorChoice::Always => true,
@@ -54,7 +51,9 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     };
     let opts = SinkOptions {
         color,
-        line_flush: streaming && interactive,
+        // A live capture's flows are awaited one by one (`tail -f`, a log shipper); a file's
+        // are flushed once a second.
+        flush_each_flow: cli.captures.iter().any(|c| is_live(c)),
     };
     let mut sink = report::make_sink(cli.format, out, opts);
     let mut obs = StderrObserver::new(cli.quiet);
@@ -78,17 +77,36 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-/// Standard output is a pipe (`| jq`), where streaming output should appear line by line.
-fn stdout_is_pipe() -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        std::fs::metadata("/dev/stdout").is_ok_and(|m| m.file_type().is_fifo())
+/// SIGINT and SIGTERM end the run as the end of input would: the pipeline sees `stop` and
+/// every input ends there, so the report is written and the exit status is the usual one. A
+/// second signal ends the process at once, with the shell's status for it (128 + signal),
+/// for the user whose report takes too long to finish.
+fn stop_on_signals(stop: &smtpaudit::capture::Stop) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    for sig in [SIGINT, SIGTERM] {
+        // Registered first, so it runs before the flag is set: only a second signal exits.
+        signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, stop.flag())
+            .context("cannot install signal handlers")?;
+        signal_hook::flag::register(sig, stop.flag()).context("cannot install signal handlers")?;
     }
-    #[cfg(not(unix))]
-    {
-        false
-    }
+    Ok(())
+}
+
+/// The input is a live stream (standard input or a named pipe, not a regular file).
+fn is_live(path: &str) -> bool {
+    let meta = if path == "-" {
+        #[cfg(unix)]
+        {
+            std::fs::metadata("/dev/stdin")
+        }
+        #[cfg(not(unix))]
+        {
+            return true;
+        }
+    } else {
+        std::fs::metadata(path)
+    };
+    meta.is_ok_and(|m| !m.is_file())
 }
 
 /// Errors and warnings on stderr; a progress bar when stderr is a terminal and a capture takes

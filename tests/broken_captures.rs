@@ -1002,6 +1002,23 @@ fn check(case: &Case, dir: &Path, refs: &References) -> Result<(), String> {
     if run.stderr.contains("panicked") {
         return Err(format!("panicked: {}", run.stderr));
     }
+    if let Some(m) = &case.fatal {
+        // Nothing could be read: the error on stderr, exit 2, and no report at all.
+        let line = run.stderr.lines().collect::<Vec<_>>();
+        let ok = line.len() == 1
+            && line[0]
+                .strip_prefix("smtpaudit: ")
+                .and_then(|l| l.strip_prefix(&format!("{arg}: ")))
+                .is_some_and(|l| m.matches(l));
+        if run.status != Some(2) || !ok || !run.stdout.is_empty() {
+            return Err(format!(
+                "status {:?}, stderr {line:#?} (want one line {m:?}), {} bytes of report",
+                run.status,
+                run.stdout.len()
+            ));
+        }
+        return Ok(());
+    }
     let doc: Value = serde_json::from_slice(&run.stdout)
         .map_err(|e| format!("stdout is not JSON ({e}); stderr: {}", run.stderr))?;
     let cap = &doc["captures"][0];

@@ -257,11 +257,30 @@ fn lines(text: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Without a live input, a run of flows is not flushed line by line nor flow by flow (no
+/// write per line on a big file run): at most once a second, and at the end.
+#[test]
+fn streaming_sinks_flush_a_file_run_at_most_once_a_second() {
+    for format in [Format::Ndjson, Format::Ecs] {
+        let out = Shared::default();
+        let mut sink = make_sink(format, Box::new(out.clone()), SinkOptions::default());
+        let (plain, plain_findings) = plaintext_auth();
+        for _ in 0..50 {
+            sink.flow(&plain, &plain_findings).unwrap();
+        }
+        assert_eq!(*out.flushes.borrow(), 0, "{format:?}");
+        let wide = run_wide();
+        let flows = vec![(plain, plain_findings)];
+        sink.finish(&wide, &summary_of(&flows, &wide)).unwrap();
+        assert_eq!(*out.flushes.borrow(), 1, "{format:?}: flushed at the end");
+    }
+}
+
 #[test]
 fn ndjson_streams_one_object_per_line() {
     let out = Shared::default();
     let opts = SinkOptions {
-        line_flush: true,
+        flush_each_flow: true,
         ..Default::default()
     };
     let mut sink = make_sink(Format::Ndjson, Box::new(out.clone()), opts);
@@ -286,8 +305,8 @@ fn ndjson_streams_one_object_per_line() {
     assert_eq!(frames, vec![5, 9, 14]);
     assert_eq!(
         *out.flushes.borrow(),
-        4,
-        "one flush per line with line_flush"
+        1,
+        "one flush per flow with flush_each_flow"
     );
 
     let cap = capture("a.pcap", 60, 0, 5_000);

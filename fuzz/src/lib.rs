@@ -544,6 +544,7 @@ fn write_all_sinks(flows: &[FinishedFlow]) {
     }
     let run_findings = bruteforce.findings();
     let capture = CaptureRecord {
+        error: None,
         path: "fuzz".into(),
         format: None,
         packets: 0,
@@ -568,7 +569,7 @@ fn write_all_sinks(flows: &[FinishedFlow]) {
         let out = Shared::default();
         let opts = SinkOptions {
             color: format == Format::Text,
-            line_flush: false,
+            flush_each_flow: false,
         };
         let mut sink = make_sink(format, Box::new(out.clone()), opts);
         for f in flows {

@@ -10,8 +10,6 @@ pub mod classify;
 
 use std::net::IpAddr;
 
-use sha2::{Digest, Sha256};
-
 use crate::cli::Config;
 use crate::decode::IcmpError;
 use crate::findings::correlate::{FlowHints, SilentServerBasis, silent_server_mismatch};
@@ -820,8 +818,18 @@ fn mismatch_finding(m: Mismatch, server_port: u16) -> Finding {
         .with("server_port", server_port)
 }
 
-/// A flow id unique within a report and across runs: derived from the capture name and the
-/// flow's key, start time and first frame.
+/// Key of the flow-id hash. Fixed: ids must be the same in every run, on every platform.
+const FLOW_ID_KEY: (u64, u64) = (0x736d_7470_6175_6469, 0x742d_666c_6f77_2d69);
+
+/// A flow id unique within a report and the same in every run: a hash of the capture's file
+/// name (not the path as typed, so `./a.pcap`, `a.pcap` and `/tmp/a.pcap` give the same ids)
+/// and the flow's key, start time and first frame, as 16 hex digits.
+///
+/// SipHash-1-3 with a fixed key: specified (Aumasson and Bernstein; the variant Rust's own
+/// `HashMap` used), so its output does not depend on a crate version, and cheap enough to run
+/// once per flow (a cryptographic hash is not needed: nobody has to be prevented from
+/// finding collisions in ids of their own capture). The input is written as fixed-width
+/// bytes (address family and octets, big-endian numbers), never formatted to text first.
 pub(crate) fn flow_id(
     capture: &str,
     cip: IpAddr,
@@ -831,17 +839,30 @@ pub(crate) fn flow_id(
     start_ns: i128,
     first_frame: u64,
 ) -> String {
-    let mut h = Sha256::new();
-    h.update(capture.as_bytes());
-    h.update([0]);
-    h.update(cip.to_string().as_bytes());
-    h.update(cport.to_be_bytes());
-    h.update(sip.to_string().as_bytes());
-    h.update(sport.to_be_bytes());
-    h.update(start_ns.to_be_bytes());
-    h.update(first_frame.to_be_bytes());
-    let digest = h.finalize();
-    hex::encode(&digest[..8])
+    use std::hash::Hasher;
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(FLOW_ID_KEY.0, FLOW_ID_KEY.1);
+    let name = std::path::Path::new(capture)
+        .file_name()
+        .map_or(capture.as_bytes(), |n| n.as_encoded_bytes());
+    h.write(&(name.len() as u64).to_be_bytes());
+    h.write(name);
+    let mut ip = |ip: IpAddr| match ip {
+        IpAddr::V4(v4) => {
+            h.write(&[4]);
+            h.write(&v4.octets());
+        }
+        IpAddr::V6(v6) => {
+            h.write(&[6]);
+            h.write(&v6.octets());
+        }
+    };
+    ip(cip);
+    ip(sip);
+    h.write(&cport.to_be_bytes());
+    h.write(&sport.to_be_bytes());
+    h.write(&start_ns.to_be_bytes());
+    h.write(&first_frame.to_be_bytes());
+    format!("{:016x}", h.finish())
 }
 
 impl FlowHandler for Analyzer {
@@ -972,5 +993,52 @@ impl FlowHandler for Analyzer {
                 && t.outcome() == crate::report::model::HandshakeOutcome::Incomplete
         });
         server_stats.syn && (server_silent || handshake_pending)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::flow_id;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    fn id(capture: &str) -> String {
+        flow_id(
+            capture,
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
+            50123,
+            IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)),
+            587,
+            1_700_000_000_123_456_789,
+            17,
+        )
+    }
+
+    #[test]
+    fn flow_id_depends_on_the_file_name_not_the_path_as_typed() {
+        let plain = id("a.pcap");
+        assert_eq!(plain.len(), 16);
+        assert!(plain.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(id("./a.pcap"), plain);
+        assert_eq!(id("/tmp/x/a.pcap"), plain);
+        assert_eq!(id("../x/./a.pcap"), plain);
+        assert_ne!(id("b.pcap"), plain);
+    }
+
+    #[test]
+    fn flow_id_is_pinned() {
+        // Ids must not change between runs, platforms or versions of the hash crate.
+        assert_eq!(id("a.pcap"), "635f649e808371c5");
+    }
+
+    #[test]
+    fn flow_id_tells_every_part_of_the_key_apart() {
+        let v4 = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10));
+        let v6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 10));
+        let base = flow_id("a.pcap", v4, 1, v6, 25, 5, 1);
+        assert_ne!(flow_id("a.pcap", v6, 1, v4, 25, 5, 1), base);
+        assert_ne!(flow_id("a.pcap", v4, 2, v6, 25, 5, 1), base);
+        assert_ne!(flow_id("a.pcap", v4, 1, v6, 26, 5, 1), base);
+        assert_ne!(flow_id("a.pcap", v4, 1, v6, 25, 6, 1), base);
+        assert_ne!(flow_id("a.pcap", v4, 1, v6, 25, 5, 2), base);
     }
 }

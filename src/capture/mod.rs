@@ -36,6 +36,7 @@ macro_rules! buffer_methods {
 
 mod error;
 mod link;
+mod live;
 mod pcap;
 mod pcapng;
 mod reader;
@@ -45,6 +46,7 @@ mod windows;
 
 pub use error::CaptureError;
 pub use link::LinkType;
+pub use live::{LiveStream, Stop, stdin_source};
 pub use pcap::MAX_RECORD_CAPLEN;
 pub use reader::{CaptureReader, INITIAL_BUFFER, MAX_BLOCK_LEN, ReadMode};
 

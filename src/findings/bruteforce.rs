@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::findings::{Finding, Kind, Severity};
+use crate::findings::{Endpoints, Finding, Kind, Severity};
 use crate::flow::EventMeta;
 use crate::report::model::{AuthOutcome, FlowRecord};
 use crate::time::Timestamp;
@@ -21,6 +21,7 @@ struct Failures {
     last: Timestamp,
     flows: u64,
     last_flow: String,
+    last_endpoints: Option<Endpoints>,
     last_frame: u64,
     /// The capture holding `last_frame`.
     last_capture: String,
@@ -82,6 +83,7 @@ impl BruteForceTracker {
                 last: last.ts,
                 flows: 0,
                 last_flow: String::new(),
+                last_endpoints: None,
                 last_frame: 0,
                 last_capture: String::new(),
                 servers: Vec::new(),
@@ -95,6 +97,7 @@ impl BruteForceTracker {
         if last.ts >= e.last || e.last_flow.is_empty() {
             e.last = last.ts;
             e.last_flow.clone_from(&flow.id);
+            e.last_endpoints = Some(Endpoints::of(flow));
             e.last_frame = last.frame;
             e.last_capture = last
                 .frame_capture
@@ -161,6 +164,7 @@ impl BruteForceTracker {
                 .with("usernames", f.usernames.clone());
                 finding.flow.clone_from(&f.last_flow);
                 finding.capture.clone_from(&f.last_capture);
+                finding.endpoints = f.last_endpoints;
                 finding
             })
             .collect()

@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
-use crate::findings::{Finding, Kind, Severity};
+use crate::findings::{Endpoints, Finding, Kind, Severity};
 use crate::flow::EventMeta;
 use crate::report::model::FlowRecord;
 use crate::time::Timestamp;
@@ -37,6 +37,7 @@ struct Missing {
     start: Timestamp,
     flow: String,
     capture: String,
+    endpoints: Endpoints,
     meta: EventMeta,
     mangled: bool,
 }
@@ -99,6 +100,7 @@ impl StarttlsMemory {
             start: flow.start,
             flow: flow.id.clone(),
             capture: flow.capture.clone(),
+            endpoints: Endpoints::of(flow),
             meta,
             mangled: mangled.is_some(),
         };
@@ -128,6 +130,7 @@ impl StarttlsMemory {
                 let mut f = downgrade(server, m, &offer);
                 f.flow.clone_from(&m.flow);
                 f.capture.clone_from(&m.capture);
+                f.endpoints = Some(m.endpoints);
                 self.late.push(f);
             }
             *waiting = earlier;

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::findings::{Finding, Kind, Severity};
+use crate::findings::{Endpoints, Finding, Kind, Severity};
 use crate::flow::EventMeta;
 use crate::report::model::{FlowClass, FlowRecord};
 use crate::time::Timestamp;
@@ -38,6 +38,7 @@ struct Plaintext {
     ts: Timestamp,
     flow: String,
     capture: String,
+    endpoints: Endpoints,
     meta: EventMeta,
     what: &'static str,
     port: u16,
@@ -116,6 +117,7 @@ impl FallbackTracker {
                 let mut f = finding(&p, &fail);
                 f.flow.clone_from(&p.flow);
                 f.capture.clone_from(&p.capture);
+                f.endpoints = Some(p.endpoints);
                 self.late.push(f);
             }
         }
@@ -181,6 +183,7 @@ fn plaintext_use(flow: &FlowRecord) -> Option<Plaintext> {
         ts: meta.ts,
         flow: flow.id.clone(),
         capture: flow.capture.clone(),
+        endpoints: Endpoints::of(flow),
         meta,
         what,
         port: flow.server.port,

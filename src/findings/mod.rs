@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::flow::EventMeta;
+use crate::report::model::EndpointRecord;
 use crate::time::Timestamp;
 
 /// Finding kinds. Those named in `../shared/spec/REPORT.md` are pinned by the report contract; names are never reused
@@ -132,6 +133,27 @@ pub struct Finding {
     pub frame: u64,
     pub message: String,
     pub evidence: Map<String, Value>,
+    /// The client and server of the flow `flow` names, kept by the cross-connection trackers
+    /// for a finding written apart from that flow (at the end of the run), so that its
+    /// NDJSON/ECS line stands on its own. Not a field of the FINDING object.
+    #[serde(skip)]
+    pub endpoints: Option<Endpoints>,
+}
+
+/// The two ends of a flow, as its record names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Endpoints {
+    pub client: EndpointRecord,
+    pub server: EndpointRecord,
+}
+
+impl Endpoints {
+    pub fn of(flow: &crate::report::model::FlowRecord) -> Self {
+        Endpoints {
+            client: flow.client,
+            server: flow.server,
+        }
+    }
 }
 
 impl Finding {
@@ -150,6 +172,7 @@ impl Finding {
             frame: meta.frame,
             message: message.into(),
             evidence: Map::new(),
+            endpoints: None,
         }
     }
 

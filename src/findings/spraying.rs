@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use super::window::{KeyedWindows, WindowDrops};
-use crate::findings::{Finding, Kind, Severity};
+use crate::findings::{Endpoints, Finding, Kind, Severity};
 use crate::flow::EventMeta;
 use crate::report::model::{AuthOutcome, FlowRecord};
 use crate::time::Timestamp;
@@ -125,6 +125,7 @@ impl SprayTracker {
         }
         for f in &mut out {
             f.flow.clone_from(&flow.id);
+            f.endpoints = Some(Endpoints::of(flow));
         }
         out
     }

@@ -408,6 +408,9 @@ pub(super) fn analyse_chain(
         Ok(())
     };
     for path in paths {
+        if cfg.stop.requested() {
+            break;
+        }
         let mut reader = match CaptureReader::open(path) {
             Ok(r) => r,
             // Readable a moment ago (the plan read it): removed or replaced since.
@@ -426,6 +429,10 @@ pub(super) fn analyse_chain(
         facts.frame_base = base;
         let mut failed = None;
         loop {
+            if cfg.stop.requested() {
+                facts.stopped(&reader);
+                break;
+            }
             match reader.next_frame() {
                 Ok(Some(frame)) => {
                     match facts.frame(&frame) {
@@ -445,7 +452,7 @@ pub(super) fn analyse_chain(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    if let Err(e) = facts.read_error(e, obs) {
+                    if let Err(e) = facts.read_error(e, &cfg.stop, obs) {
                         failed = Some(e);
                     }
                     break;

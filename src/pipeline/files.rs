@@ -16,7 +16,6 @@ use std::thread;
 use super::chain::{self, Files, Unit};
 use super::{CaptureFailure, Observer, Tally, analyse_capture};
 use crate::analysis::FinishedFlow;
-use crate::capture::CaptureReader;
 use crate::cli::Config;
 use crate::report::ReportSink;
 use crate::report::model::CaptureRecord;
@@ -70,7 +69,7 @@ fn analyse_unit(cfg: &Config, unit: &Unit, tx: SyncSender<Event>) {
     match unit {
         Unit::One(path) => {
             // One reader per capture here: nothing to share.
-            let analysed = CaptureReader::open(path)
+            let analysed = super::open_input(cfg, path, crate::capture::ReadMode::Stream)
                 .map_err(CaptureFailure::Unreadable)
                 .and_then(|reader| {
                     let mut emit =
@@ -111,6 +110,10 @@ pub(super) fn run_units(
         let mut running: VecDeque<(&str, Receiver<Event>, thread::ScopedJoinHandle<'_, ()>)> =
             VecDeque::new();
         let mut start = |running: &mut VecDeque<_>| {
+            // After a stop, the inputs not begun are left out.
+            if cfg.stop.requested() {
+                return;
+            }
             if let Some(unit) = pending.next() {
                 let (tx, rx) = mpsc::sync_channel(QUEUED_EVENTS);
                 let handle = scope.spawn(move || analyse_unit(cfg, unit, tx));

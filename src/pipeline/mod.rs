@@ -13,7 +13,9 @@ use std::collections::BTreeSet;
 use std::io;
 
 use crate::analysis::{Analyzer, FinishedFlow};
-use crate::capture::{CaptureError, CaptureReader, Frame, LinkType, ReadMode};
+use crate::capture::{
+    CaptureError, CaptureReader, Frame, LinkType, LiveStream, ReadMode, stdin_source,
+};
 use crate::cli::Config;
 use crate::decode::{Decoded, Decoder};
 use crate::findings::bruteforce::BruteForceTracker;
@@ -65,14 +67,19 @@ pub fn run(
 ) -> io::Result<RunOutcome> {
     let units = chain::plan(inputs, cfg.threads);
     if cfg.threads > 1 && units.len() > 1 {
-        return files::run_units(cfg, &units, sink, obs);
+        let outcome = files::run_units(cfg, &units, sink, obs);
+        note_stop(cfg, obs);
+        return outcome;
     }
     let mode = ReadMode::for_readers(cfg.threads);
     let mut tally = Tally::new(cfg);
     for unit in units {
+        if cfg.stop.requested() {
+            break;
+        }
         match unit {
             chain::Unit::One(path) => {
-                let reader = CaptureReader::open_with(&path, mode);
+                let reader = open_input(cfg, &path, mode);
                 tally.input(cfg, sink, obs, path, reader)?;
             }
             chain::Unit::Chain(paths) => {
@@ -85,7 +92,40 @@ pub fn run(
             }
         }
     }
+    note_stop(cfg, obs);
     tally.finish(sink)
+}
+
+/// Opens one input; standard input through [`stdin_source`], so that a stop ends a live
+/// capture even while no packet comes.
+fn open_input(cfg: &Config, path: &str, mode: ReadMode) -> Result<CaptureReader, CaptureError> {
+    if path != "-" {
+        // A named pipe (`mkfifo`) given by name is a live stream like standard input.
+        let fifo = std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
+        if !fifo {
+            return CaptureReader::open_with(path, mode);
+        }
+        let open_err = |source| CaptureError::Open {
+            path: path.to_string(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(open_err)?;
+        let live = LiveStream::from_stream(Box::new(file), cfg.stop.clone()).map_err(open_err)?;
+        return CaptureReader::from_read(path.to_string(), Box::new(live));
+    }
+    let src = stdin_source(&cfg.stop).map_err(|source| CaptureError::Io {
+        path: path.to_string(),
+        offset: 0,
+        source,
+    })?;
+    CaptureReader::from_read(path.to_string(), src)
+}
+
+/// Says once on stderr that the run was stopped, when it was.
+fn note_stop(cfg: &Config, obs: &mut dyn Observer) {
+    if cfg.stop.requested() {
+        obs.warning("stopped by a signal: the report covers what was read until then");
+    }
 }
 
 /// Analyses a capture held in memory (tests and fuzzing) along the same path as a file.
@@ -113,6 +153,9 @@ struct Tally {
     /// Flows the correlator let go, waiting to be written (reused, so it never allocates
     /// once grown).
     ready: Vec<FinishedFlow>,
+    /// Entries of inputs that could not be read, held until an input is read: when none is,
+    /// there is no report (only the errors on stderr), so nothing may have been written.
+    unread: Vec<CaptureRecord>,
 }
 
 impl Tally {
@@ -122,6 +165,7 @@ impl Tally {
             bruteforce: BruteForceTracker::default(),
             correlator: Correlator::with_spray(cfg.scan_threshold, cfg.spray),
             ready: Vec::new(),
+            unread: Vec::new(),
         }
     }
 
@@ -193,18 +237,31 @@ impl Tally {
                 record.flow_table.scanners += scans.scanners;
                 record.flow_table.scan_sources_untracked += scans.sources_untracked;
                 record.flow_table.scan_holds_overflow += scans.holds_overflow;
+                for unread in self.unread.drain(..) {
+                    sink.capture(&unread)?;
+                }
                 sink.capture(&record)
             }
             Err(CaptureFailure::Unreadable(e)) => {
                 self.outcome.inputs_failed += 1;
                 obs.error(&e.to_string());
-                sink.capture(&unreadable_record(path, &e))
+                let record = unreadable_record(path, &e);
+                if self.outcome.inputs_read == 0 {
+                    self.unread.push(record);
+                    return Ok(());
+                }
+                sink.capture(&record)
             }
             Err(CaptureFailure::Output(e)) => Err(e),
         }
     }
 
+    /// Writes the end of the report, unless no input could be read: then there is none (the
+    /// errors are on stderr and the run exits 2), rather than a report of nothing.
     fn finish(mut self, sink: &mut dyn ReportSink) -> io::Result<RunOutcome> {
+        if self.outcome.inputs_read == 0 {
+            return Ok(self.outcome);
+        }
         let mut run_findings = self.correlator.take_late();
         run_findings.extend(self.bruteforce.findings());
         for f in &run_findings {
@@ -260,10 +317,11 @@ fn unreadable_record(path: &str, e: &CaptureError) -> CaptureRecord {
     CaptureRecord {
         path: path.to_string(),
         format: None,
+        error: Some(e.to_string()),
         packets: 0,
         bytes: 0,
         link_types: Vec::new(),
-        warnings: vec![e.to_string()],
+        warnings: Vec::new(),
         first_packet: None,
         last_packet: None,
         tcp_flows: 0,
@@ -334,12 +392,30 @@ impl InputFacts {
         Some((decoded, meta))
     }
 
+    /// The run was stopped before this input ended: a file that was not read to its end says
+    /// so (a live stream ending at a stop is the usual way for it to end).
+    fn stopped(&mut self, reader: &CaptureReader) {
+        if reader.total_size().is_some() {
+            self.warnings.push(format!(
+                "{}: stopped by a signal after {} packets; the rest of the file was not read",
+                reader.path(),
+                self.packets
+            ));
+        }
+    }
+
     /// A read error: fatal when nothing could be read, else the capture ends here.
     fn read_error(
         &mut self,
         e: CaptureError,
+        stop: &crate::capture::Stop,
         obs: &mut dyn Observer,
     ) -> Result<(), CaptureFailure> {
+        // A stop can cut the block being read (it ends a live stream mid-packet): that is the
+        // end the user asked for, not damage.
+        if stop.requested() && self.packets > 0 {
+            return Ok(());
+        }
         // A capture damaged part-way: keep what was read, say where it broke.
         if self.packets == 0 && matches!(e, CaptureError::Open { .. }) {
             return Err(CaptureFailure::Unreadable(e));
@@ -375,6 +451,7 @@ impl InputFacts {
         CaptureRecord {
             path,
             format: Some(reader.format()),
+            error: None,
             packets: self.packets,
             bytes: reader.bytes_read(),
             link_types: self.link_types.iter().map(|l| l.name()).collect(),
@@ -404,6 +481,10 @@ fn analyse_capture(
         Analyzer::new(cfg.clone(), reader.path().to_string()),
     );
     loop {
+        if cfg.stop.requested() {
+            facts.stopped(&reader);
+            break;
+        }
         match reader.next_frame() {
             Ok(Some(frame)) => {
                 match facts.frame(&frame) {
@@ -420,7 +501,7 @@ fn analyse_capture(
             }
             Ok(None) => break,
             Err(e) => {
-                facts.read_error(e, obs)?;
+                facts.read_error(e, &cfg.stop, obs)?;
                 break;
             }
         }

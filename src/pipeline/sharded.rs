@@ -59,6 +59,19 @@ const ROUND_FRAMES: u64 = 1024;
 /// Rounds a worker may be ahead of the merge, at most.
 const ROUNDS_IN_FLIGHT: usize = 2;
 
+/// The frame at which every worker ends after a stop, as the merge sets it when it has
+/// merged `merged` rounds: beyond the furthest any worker can have read by then. A worker
+/// has sent at most `ROUNDS_IN_FLIGHT` rounds the merge has not taken and waits to send the
+/// next one at its end, so it can be at most at frame `(merged + ROUNDS_IN_FLIGHT + 1) *
+/// ROUND_FRAMES`, and passes the next boundary only after the merge has taken a round, which
+/// it does after setting the end. Every worker thus stops at the same frame, and the merge
+/// stays the one of a single table that read the capture up to there.
+fn stop_frame(merged: u64) -> u64 {
+    merged
+        .saturating_add(ROUNDS_IN_FLIGHT as u64 + 2)
+        .saturating_mul(ROUND_FRAMES)
+}
+
 /// Where in the capture something happened, in the order one flow table does things.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Pos {
@@ -268,6 +281,9 @@ struct Worker<'a> {
     capture: String,
     /// Only the first worker reports progress.
     progress: Option<&'a Progress>,
+    /// The frame after which the worker stops (`u64::MAX` unless the run is stopped); a
+    /// multiple of [`ROUND_FRAMES`] set by the merge ([`stop_frame`]).
+    end: &'a AtomicU64,
 }
 
 impl Worker<'_> {
@@ -330,13 +346,19 @@ impl Worker<'_> {
                             .store(reader.input_position(), Ordering::Relaxed);
                         p.packets.store(facts.packets, Ordering::Relaxed);
                     }
-                    // The merge hung up (its output failed): nothing left to do.
-                    if facts.packets % ROUND_FRAMES == 0 && tx.send(shard.round()).is_err() {
-                        return ReadOutcome {
-                            reader,
-                            facts,
-                            error,
-                        };
+                    if facts.packets % ROUND_FRAMES == 0 {
+                        if facts.packets >= self.end.load(Ordering::SeqCst) {
+                            facts.stopped(&reader);
+                            break;
+                        }
+                        // The merge hung up (its output failed): nothing left to do.
+                        if tx.send(shard.round()).is_err() {
+                            return ReadOutcome {
+                                reader,
+                                facts,
+                                error,
+                            };
+                        }
                     }
                 }
                 Ok(None) => break,
@@ -463,6 +485,7 @@ pub(super) fn analyse_capture(
         ..cfg.flow
     };
     let progress = Progress::default();
+    let end = AtomicU64::new(u64::MAX);
     thread::scope(|scope| {
         let mut workers = Vec::with_capacity(shards);
         let mut merger = Merger {
@@ -482,17 +505,25 @@ pub(super) fn analyse_capture(
                 flow_cfg,
                 capture: path.clone(),
                 progress: (i == 0).then_some(&progress),
+                end: &end,
             };
             workers.push(scope.spawn(move || worker.run(reader, tx)));
             merger.from.push(rx);
         }
         let mut merged = Ok(());
+        let mut rounds = 0u64;
         loop {
             match merger.merge_round(emit) {
-                Ok(true) => obs.progress(
-                    progress.input_bytes.load(Ordering::Relaxed),
-                    progress.packets.load(Ordering::Relaxed),
-                ),
+                Ok(true) => {
+                    rounds += 1;
+                    if cfg.stop.requested() && end.load(Ordering::SeqCst) == u64::MAX {
+                        end.store(stop_frame(rounds), Ordering::SeqCst);
+                    }
+                    obs.progress(
+                        progress.input_bytes.load(Ordering::Relaxed),
+                        progress.packets.load(Ordering::Relaxed),
+                    )
+                }
                 Ok(false) => break,
                 Err(e) => {
                     merged = Err(e);
@@ -536,13 +567,13 @@ pub(super) fn analyse_capture(
         };
         let first_error = error.as_ref().map(ToString::to_string);
         if let Some(e) = error {
-            facts.read_error(e, obs)?;
+            facts.read_error(e, &cfg.stop, obs)?;
         }
         // A worker whose reading failed elsewhere (an I/O error the others did not meet) lost
         // the rest of its shard: that is damage to report, not to hide.
         for e in outcomes.filter_map(|o| o.error) {
             if first_error.as_deref() != Some(e.to_string().as_str()) {
-                facts.read_error(e, obs)?;
+                facts.read_error(e, &cfg.stop, obs)?;
             }
         }
         let mut flow_table = FlowTableStats::default();

@@ -20,8 +20,8 @@ use serde_json::{Map, Value, json};
 
 use super::community_id;
 use super::model::{
-    AuthOutcome, CaptureRecord, FlowClass, FlowRecord, HandshakeOutcome, SCHEMA_VERSION, Summary,
-    ToolInfo,
+    AuthOutcome, CaptureRecord, EndpointRecord, FlowClass, FlowRecord, HandshakeOutcome,
+    SCHEMA_VERSION, Summary, ToolInfo,
 };
 use super::{LineWriter, ReportSink, SinkOptions, finding_for_flow, report_order};
 use crate::findings::{Finding, Kind, Severity};
@@ -56,7 +56,7 @@ pub struct EcsSink {
 impl EcsSink {
     pub fn new(out: Box<dyn Write>, opts: SinkOptions) -> Self {
         EcsSink {
-            out: LineWriter::new(out, opts.line_flush),
+            out: LineWriter::new(out, opts.flush_each_flow),
             latest: None,
         }
     }
@@ -76,13 +76,14 @@ impl ReportSink for EcsSink {
             let f = finding_for_flow(f, flow);
             self.out.line(&finding_doc(&f, Some(flow))?)?;
         }
-        Ok(())
+        self.out.end_of_flow()
     }
 
     fn capture(&mut self, capture: &CaptureRecord) -> io::Result<()> {
         self.saw(capture.last_packet);
         let doc = capture_doc(capture, self.latest)?;
-        self.out.line(&doc)
+        self.out.line(&doc)?;
+        self.out.end_of_flow()
     }
 
     fn finish(&mut self, findings: &[Finding], summary: &Summary) -> io::Result<()> {
@@ -160,7 +161,13 @@ fn ip_type(ip: IpAddr) -> &'static str {
 /// Endpoints and `network.*` of a flow, shared by the flow document and its findings so an
 /// alert can be searched by address without a join.
 fn endpoints(d: &mut Map<String, Value>, flow: &FlowRecord) {
-    let (c, s) = (flow.client, flow.server);
+    let smtp = flow.smtp.is_some() || flow.class != FlowClass::Unknown;
+    endpoint_fields(d, flow.client, flow.server, smtp);
+}
+
+/// The fields of [`endpoints`] from the two ends alone (a run-wide finding has no record of
+/// its flow at hand, only the ends its tracker kept).
+fn endpoint_fields(d: &mut Map<String, Value>, c: EndpointRecord, s: EndpointRecord, smtp: bool) {
     // The client opened the connection (REPORT.md), so it is the ECS source.
     for prefix in ["source", "client"] {
         put(d, &format!("{prefix}.ip"), c.ip.to_string());
@@ -173,7 +180,7 @@ fn endpoints(d: &mut Map<String, Value>, flow: &FlowRecord) {
     put(d, "network.transport", "tcp");
     put(d, "network.iana_number", "6");
     put(d, "network.type", ip_type(c.ip));
-    if flow.smtp.is_some() || flow.class != FlowClass::Unknown {
+    if smtp {
         put(d, "network.protocol", "smtp");
     }
     put(
@@ -466,6 +473,7 @@ pub fn flow_doc(flow: &FlowRecord) -> io::Result<Map<String, Value>> {
         duration_nanos(flow.start, flow.end),
     );
     endpoints(&mut d, flow);
+    put(&mut d, "log.file.path", flow.capture.as_str());
     let (up, down) = (flow.tcp.to_server.packets, flow.tcp.to_client.packets);
     put(&mut d, "source.packets", up);
     put(&mut d, "destination.packets", down);
@@ -549,8 +557,16 @@ pub fn finding_doc(f: &Finding, flow: Option<&FlowRecord>) -> io::Result<Map<Str
     put(&mut d, "rule.name", f.kind.as_str());
     put(&mut d, "rule.ruleset", MODULE);
     put(&mut d, "message", f.message.as_str());
-    if let Some(flow) = flow {
-        endpoints(&mut d, flow);
+    // Every finding line names its ends and its capture, so that it stands alone in a SIEM
+    // (REPORT.md): the capture is the file the event came from, ECS's `log.file.path`.
+    match (flow, f.endpoints) {
+        (Some(flow), _) => endpoints(&mut d, flow),
+        // The cross-connection findings all come from SMTP dialogs.
+        (None, Some(e)) => endpoint_fields(&mut d, e.client, e.server, true),
+        (None, None) => {}
+    }
+    if !f.capture.is_empty() {
+        put(&mut d, "log.file.path", f.capture.as_str());
     }
     if let Some(u) = f.evidence.get("username").and_then(Value::as_str) {
         put(&mut d, "user.name", u);
@@ -586,19 +602,23 @@ pub fn capture_doc(
     put(&mut d, "file.path", c.path.as_str());
     put_opt(&mut d, "event.start", c.first_packet.map(|t| t.to_string()));
     put_opt(&mut d, "event.end", c.last_packet.map(|t| t.to_string()));
-    put(
-        &mut d,
-        "message",
-        format!(
+    let message = match &c.error {
+        // An input that could not be read at all (others could): ECS's `error.message`.
+        Some(e) => {
+            put(&mut d, "error.message", e.as_str());
+            format!("capture {} could not be read: {e}", c.path)
+        }
+        None => format!(
             "capture {}: {} packets, {} reported flows, {} warnings",
             c.path,
             c.packets,
             c.reported_flows,
             c.warnings.len()
         ),
-    );
+    };
+    put(&mut d, "message", message);
     let mut raw = to_map(c)?;
-    for k in ["path", "first_packet", "last_packet"] {
+    for k in ["path", "first_packet", "last_packet", "error"] {
         raw.remove(k);
     }
     put(&mut d, "smtpaudit.capture", raw);

@@ -23,6 +23,7 @@ mod text;
 
 use std::borrow::Cow;
 use std::io::{self, Write};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -50,8 +51,10 @@ pub enum Format {
 pub struct SinkOptions {
     /// Use ANSI colours (text only; decided by the CLI from the terminal and `NO_COLOR`).
     pub color: bool,
-    /// Flush after every line (streaming formats writing to a pipe or terminal).
-    pub line_flush: bool,
+    /// Flush the streaming formats after each flow's lines (a live input, whose flows a
+    /// reader waits for). Otherwise they flush at a flow's end once a second has passed since
+    /// the last flush: lines reach a file or pipe soon, with no write per line on a big run.
+    pub flush_each_flow: bool,
 }
 
 /// Receives the analysis as it happens. Flows arrive as they finish (streaming formats write
@@ -64,8 +67,8 @@ pub trait ReportSink {
 }
 
 /// Builds the sink for `format` writing to `out`. The sinks do not buffer `out` themselves
-/// beyond one line (one write per line); pass a `BufWriter` for files and set
-/// `line_flush` when a reader waits on the other end of a pipe.
+/// beyond one line (one write per line); pass a `BufWriter` and set `flush_each_flow` when
+/// the input is live.
 pub fn make_sink(format: Format, out: Box<dyn Write>, opts: SinkOptions) -> Box<dyn ReportSink> {
     match format {
         Format::Text => Box::new(TextSink::new(out, opts)),
@@ -82,16 +85,32 @@ pub fn make_sink(format: Format, out: Box<dyn Write>, opts: SinkOptions) -> Box<
 struct LineWriter {
     out: Box<dyn Write>,
     buf: Vec<u8>,
-    line_flush: bool,
+    flush_each_flow: bool,
+    last_flush: Instant,
 }
 
+/// The longest a finished flow's lines wait in the output buffer on a run that is not live
+/// (when more flows follow; the last ones go out at the end of the run).
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
 impl LineWriter {
-    fn new(out: Box<dyn Write>, line_flush: bool) -> Self {
+    fn new(out: Box<dyn Write>, flush_each_flow: bool) -> Self {
         LineWriter {
             out,
             buf: Vec::with_capacity(4096),
-            line_flush,
+            flush_each_flow,
+            last_flush: Instant::now(),
         }
+    }
+
+    /// A flow's lines (or a capture's) are all written: they go out now on a live run, else
+    /// when a second has passed since the last flush (one clock read per flow).
+    fn end_of_flow(&mut self) -> io::Result<()> {
+        if self.flush_each_flow || self.last_flush.elapsed() >= FLUSH_EVERY {
+            self.out.flush()?;
+            self.last_flush = Instant::now();
+        }
+        Ok(())
     }
 
     fn line<T: Serialize + ?Sized>(&mut self, value: &T) -> io::Result<()> {
@@ -99,9 +118,6 @@ impl LineWriter {
         serde_json::to_writer(&mut self.buf, value)?;
         self.buf.push(b'\n');
         self.out.write_all(&self.buf)?;
-        if self.line_flush {
-            self.out.flush()?;
-        }
         // One huge flow (thousands of AUTH attempts) must not pin its buffer for the rest of
         // the run.
         if self.buf.capacity() > 1 << 20 {

@@ -27,8 +27,9 @@ struct FindingLine<'a> {
     event_type: &'static str,
     #[serde(flatten)]
     body: &'a Finding,
-    client: &'a EndpointRecord,
-    server: &'a EndpointRecord,
+    /// Null only for a run-wide finding whose tracker kept no flow (none does today).
+    client: Option<&'a EndpointRecord>,
+    server: Option<&'a EndpointRecord>,
 }
 
 #[derive(Serialize)]
@@ -47,7 +48,7 @@ pub struct NdjsonSink {
 impl NdjsonSink {
     pub fn new(out: Box<dyn Write>, opts: SinkOptions) -> Self {
         NdjsonSink {
-            out: LineWriter::new(out, opts.line_flush),
+            out: LineWriter::new(out, opts.flush_each_flow),
         }
     }
 }
@@ -62,25 +63,29 @@ impl ReportSink for NdjsonSink {
             self.out.line(&FindingLine {
                 event_type: "finding",
                 body: finding_for_flow(f, flow).as_ref(),
-                client: &flow.client,
-                server: &flow.server,
+                client: Some(&flow.client),
+                server: Some(&flow.server),
             })?;
         }
-        Ok(())
+        self.out.end_of_flow()
     }
 
     fn capture(&mut self, capture: &CaptureRecord) -> io::Result<()> {
         self.out.line(&Event {
             event_type: "capture",
             body: capture,
-        })
+        })?;
+        self.out.end_of_flow()
     }
 
     fn finish(&mut self, findings: &[Finding], summary: &Summary) -> io::Result<()> {
         for f in findings {
-            self.out.line(&Event {
+            let ends = f.endpoints.as_ref();
+            self.out.line(&FindingLine {
                 event_type: "finding",
                 body: f,
+                client: ends.map(|e| &e.client),
+                server: ends.map(|e| &e.server),
             })?;
         }
         self.out.line(&SummaryLine {

@@ -96,7 +96,21 @@ impl TextSink {
             plural(packets, "packet", "packets"),
             plural(summary.flows, "mail flow", "mail flows"),
         );
+        let unread = self.captures.iter().filter(|c| c.error.is_some()).count();
+        if unread > 0 {
+            let _ = writeln!(
+                s,
+                "  {}WARNING: {unread} of {} inputs could not be read; this report covers the others{}",
+                p.bold(),
+                self.captures.len(),
+                p.reset(),
+            );
+        }
         for c in &self.captures {
+            if let Some(e) = &c.error {
+                let _ = writeln!(s, "  {}: NOT READ: {}", clean(&c.path), clean(e));
+                continue;
+            }
             let fmt = match &c.format {
                 Some(f) => serde_json::to_value(f)
                     .ok()

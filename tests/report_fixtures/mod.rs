@@ -431,6 +431,7 @@ pub fn capture(path: &str, packets: u64, first_ms: i64, last_ms: i64) -> Capture
     CaptureRecord {
         path: path.into(),
         format: Some(CaptureFormat::Pcap),
+        error: None,
         packets,
         bytes: packets * 100,
         link_types: vec!["ethernet".into()],

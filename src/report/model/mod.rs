@@ -39,8 +39,10 @@ impl Default for ToolInfo {
 #[derive(Clone, Debug, Serialize)]
 pub struct CaptureRecord {
     pub path: String,
-    /// Null when the file could not be recognised at all.
+    /// Null when the input could not be read at all.
     pub format: Option<CaptureFormat>,
+    /// Why the input could not be read at all (the message stderr shows); null when it was.
+    pub error: Option<String>,
     pub packets: u64,
     /// Captured bytes of all packets (sum of captured lengths).
     pub bytes: u64,
