@@ -201,6 +201,7 @@ impl HtmlSink {
                                         td.num { (c.bytes) }
                                         td.num { (c.reported_flows) " of " (c.tcp_flows) }
                                         td {
+                                            @if let Some(e) = &c.error { div.warn { "NOT READ: " (e) } }
                                             @if let Some(p) = &c.chained_to { div { "continues " span.mono { (p) } } }
                                             @for w in &c.warnings { div.warn { "warning: " (w) } }
                                             @if c.flow_table.scanners > 0 {
