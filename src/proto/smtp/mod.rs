@@ -36,6 +36,7 @@ mod findings;
 mod line;
 pub mod parser;
 mod session;
+mod smuggle;
 
 pub use auth::{AuthExchange, Mechanism, Secret, SecretKind};
 pub use line::MAX_LINE;
