@@ -45,7 +45,12 @@ pub(super) fn record(f: &Facts, reveal: bool) -> SmtpRecord {
 
 pub(super) fn findings(f: &Facts, reveal: bool) -> Vec<Finding> {
     let mut out = Vec::new();
-    out.extend(f.smuggling.iter().map(|s| smuggling(f, s)));
+    out.extend(
+        f.smuggling
+            .iter()
+            .filter(|s| s.content_after)
+            .map(|s| smuggling(f, s)),
+    );
     for ex in &f.auths {
         if let Some(finding) = credentials(ex, reveal) {
             out.push(finding);

@@ -68,6 +68,11 @@ pub(super) struct SmuggleFact {
     pub end_reply: Option<u16>,
     /// The transaction whose body carried it.
     pub txn: Option<usize>,
+    /// Something other than line endings followed it in the body. A client that ends its
+    /// message with `<LF>.<LF>` (an LF-only client) or adds blank lines after its end of
+    /// data smuggles nothing: such a sequence is no finding, though the dialog still follows
+    /// what the server did.
+    pub content_after: bool,
 }
 
 impl SmuggleFact {
@@ -135,6 +140,9 @@ impl Shadow {
 
     /// Body bytes that follow the sequence.
     fn feed(&mut self, mut data: &[u8], facts: &mut [SmuggleFact], meta: EventMeta) {
+        if let Some(f) = self.fact.and_then(|i| facts.get_mut(i)) {
+            f.content_after |= data.iter().any(|b| !matches!(b, b'\r' | b'\n'));
+        }
         while !data.is_empty() {
             match self.mode {
                 ShadowMode::Stopped => return,
@@ -262,6 +270,8 @@ impl SmtpSession {
             // followed.
             if let Some(f) = fact.and_then(|i| self.facts.smuggling.get_mut(i)) {
                 f.reaction = Some(Reaction::Unknown);
+                // Inside what is already a suspect body: reported as it is.
+                f.content_after = true;
             }
             return;
         }
@@ -308,6 +318,7 @@ impl SmtpSession {
             reaction: None,
             end_reply: None,
             txn,
+            content_after: false,
         });
         Some(self.facts.smuggling.len() - 1)
     }

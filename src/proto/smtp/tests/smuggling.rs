@@ -246,3 +246,49 @@ fn bare_lf_command_accepted() {
     ];
     assert_eq!(run(steps).record.bare_lf_accepted, Some(true));
 }
+
+/// An LF-only client ends its message with `<LF>.<LF>`: nothing is smuggled, and the server's
+/// 250 ends the body, so the dialog after it is read as commands.
+#[test]
+fn lf_only_client_ending_its_message_smuggles_nothing() {
+    let steps: &[Step<'_>] = &[
+        (S, b"220 mx ESMTP\n"),
+        (C, b"HELO c\n"),
+        (S, b"250 hi\n"),
+        (C, b"MAIL FROM:<a@x>\n"),
+        (S, b"250 ok\n"),
+        (C, b"RCPT TO:<b@y>\n"),
+        (S, b"250 ok\n"),
+        (C, b"DATA\n"),
+        (S, b"354 go\n"),
+        (C, b"Subject: x\n\nbody\n"),
+        (C, b".\n"),
+        (S, b"250 queued\n"),
+        (C, b"QUIT\n"),
+        (S, b"221 bye\n"),
+    ];
+    let o = run(steps);
+    assert!(
+        !kinds(&o).contains(&Kind::SmtpSmuggling),
+        "{:?}",
+        o.findings
+    );
+    let r = &o.record;
+    assert_eq!((r.transactions, r.messages), (1, 1));
+    assert_eq!(r.transaction_list[0].reply, Some(250));
+    assert_eq!(r.stats.unmatched_replies, 0);
+    assert_eq!(r.stats.reply_codes.last(), Some(&221));
+    assert_eq!(r.bare_lf_accepted, Some(true));
+}
+
+/// Blank lines after a non-standard end, and no reply: nothing smuggled.
+#[test]
+fn blank_lines_after_the_sequence_are_no_smuggling() {
+    let steps = dialog(b"love\r\n.\n\n", b"", &[]);
+    let o = run(&steps);
+    assert!(
+        !kinds(&o).contains(&Kind::SmtpSmuggling),
+        "{:?}",
+        o.findings
+    );
+}
