@@ -276,6 +276,11 @@ impl SmtpSession {
             return;
         }
         let mut shadow = Shadow::new(fact);
+        // Commands still unanswered (a client that sent the body without waiting for 354)
+        // are answered first in either reading.
+        for p in self.pending.iter().copied() {
+            shadow.expect(p, false);
+        }
         shadow.expect(Pending::DataEnd(txn), false);
         let body_bytes_at_fork = txn
             .and_then(|i| self.facts.txns.get(i))
@@ -376,6 +381,9 @@ impl SmtpSession {
         let b = fits(r.code, self.pending.front().copied());
         let reaction = match (a, b) {
             _ if bare_refusal => Reaction::Rejected,
+            // The other reading was not followed to its end: the replies cannot tell.
+            _ if fork.shadow.lost && r.code.0 >= 400 && fork.replies == 1 => Reaction::Rejected,
+            _ if fork.shadow.lost => Reaction::Unknown,
             (true, false) if r.code.0 < 400 => {
                 self.accept_fork(*fork);
                 Reaction::AcceptedAsEnd

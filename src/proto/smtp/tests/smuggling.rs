@@ -292,3 +292,27 @@ fn blank_lines_after_the_sequence_are_no_smuggling() {
         o.findings
     );
 }
+
+/// The client pipelines MAIL, RCPT, DATA and the whole body without waiting for 354 (as the
+/// SEC Consult tool can): the replies still outstanding come first in either reading.
+#[test]
+fn body_sent_before_354_still_decides() {
+    let mut c = b"EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n".to_vec();
+    c.extend_from_slice(&smuggling_body(b"\r\n.\n"));
+    c.extend_from_slice(b"QUIT\r\n");
+    let honoured: &[u8] = b"250-mx\r\n250 PIPELINING\r\n250 ok\r\n250 ok\r\n354 go\r\n\
+        250 queued 1\r\n250 ok\r\n250 ok\r\n354 go\r\n250 queued 2\r\n221 bye\r\n";
+    let as_body: &[u8] = b"250-mx\r\n250 PIPELINING\r\n250 ok\r\n250 ok\r\n354 go\r\n\
+        250 queued 1\r\n221 bye\r\n";
+    for (replies, reaction, txns) in [
+        (honoured, "accepted_as_end", 2),
+        (as_body, "treated_as_body", 1),
+    ] {
+        let steps: &[Step<'_>] = &[(S, b"220 mx ESMTP\r\n"), (C, &c), (S, replies)];
+        let o = run(steps);
+        assert_eq!(evidence(&o)["server_reaction"], reaction);
+        assert_eq!(o.record.transactions, txns);
+        assert_eq!(o.record.stats.unmatched_replies, 0, "{reaction}");
+        assert_eq!(o.record.stats.reply_codes.last(), Some(&221));
+    }
+}
