@@ -1,5 +1,5 @@
 //! SMTP smuggling on the recorded fixtures: every variant against Postfix 3.7 with each
-//! `smtpd_forbid_bare_newline` setting and against aiosmtpd, with what each server really did;
+//! `smtpd_forbid_bare_newline` setting, against aiosmtpd and against Exim, with what each server really did;
 //! the negatives and every other fixture without a false positive.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -81,10 +81,11 @@ fn postfix_forbid_no_honours_the_sequences_that_end_in_lf() {
 }
 
 #[test]
-fn postfix_forbid_yes_and_aiosmtpd_read_every_sequence_as_body() {
+fn postfix_forbid_yes_aiosmtpd_and_exim_read_every_sequence_as_body() {
     for file in [
         "smtp-smuggling-postfix-forbid-yes.pcap",
         "smtp-smuggling-aiosmtpd.pcap",
+        "smtp-smuggling-exim.pcap",
     ] {
         let got = smuggling(file);
         assert_eq!(got.len(), 8, "{file}");
