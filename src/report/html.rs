@@ -489,7 +489,7 @@ fn server_row(server: EndpointRecord, sp: &ServerPosture) -> Markup {
             td { (sp.failed_flows) @if !failures.is_empty() { " (" (failures.join(", ")) ")" } }
             td {
                 @if !sp.fell_back_clients.is_empty() { div { "fell back to plaintext: " (join(&sp.fell_back_clients)) } }
-                @if sp.bare_line_endings_accepted > 0 { div { "accepted a bare line ending as end of data in " (sp.bare_line_endings_accepted) " flows" } }
+                @if sp.bare_line_endings_accepted > 0 { div { "accepted bare line endings (LF without CR; SMTP smuggling risk) in " (sp.bare_line_endings_accepted) " flows" } }
             }
         }
     }

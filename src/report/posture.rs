@@ -63,7 +63,8 @@ pub struct ServerPosture {
     pub auth_offered_before_tls: u64,
     /// Flows where an AUTH exchange actually ran in clear.
     pub auth_used_in_clear: u64,
-    /// Flows where the server took a line or body ended by a bare LF or CR.
+    /// Flows where the server took a bare line ending: a smuggled end of data it honoured, or
+    /// commands or body lines ended by a bare LF that it accepted (`smtp.bare_lf_accepted`).
     pub bare_line_endings_accepted: u64,
     pub tls_versions: BTreeSet<String>,
     pub ciphers: BTreeSet<String>,
@@ -120,11 +121,17 @@ impl ServerPosture {
         if fc.total() > before {
             self.failed_flows += 1;
         }
-        if findings.iter().any(|f| {
+        let smuggled = findings.iter().any(|f| {
             f.kind == Kind::SmtpSmuggling
                 && f.evidence.get("server_reaction").and_then(Value::as_str)
                     == Some("accepted_as_end")
-        }) {
+        });
+        let bare_lf = flow
+            .smtp
+            .as_ref()
+            .and_then(|s| s.bare_lf_accepted)
+            .unwrap_or(false);
+        if smuggled || bare_lf {
             self.bare_line_endings_accepted += 1;
         }
     }

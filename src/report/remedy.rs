@@ -170,10 +170,7 @@ pub fn remedy(f: &Finding, flow: Option<&FlowRecord>) -> String {
             }
         }
         Kind::ConnectionFailed => connection_failed(ev).into(),
-        Kind::SmtpSmuggling => "update the receiving MTA so it accepts only <CRLF>.<CRLF> as \
-                                end of data (Postfix smtpd_forbid_bare_newline = normalize, \
-                                Exim 4.97.1+, Sendmail 8.18+, aiosmtpd 1.4.5+)"
-            .into(),
+        Kind::SmtpSmuggling => smuggling(ev).into(),
         Kind::StarttlsIgnored => "STARTTLS was accepted but the session went on in plaintext: \
                                   if the capture was taken behind a TLS-intercepting device \
                                   this is expected, otherwise fix the client or server so the \
@@ -206,6 +203,32 @@ pub fn remedy(f: &Finding, flow: Option<&FlowRecord>) -> String {
                                             protect it (lockout, MFA, app passwords) and check \
                                             it for compromise"
             .into(),
+    }
+}
+
+fn smuggling(ev: &Map<String, Value>) -> &'static str {
+    match text(ev, "server_reaction") {
+        Some("treated_as_body") => {
+            "this server read the sequence as body, so this hop was not fooled; the client \
+             tried to smuggle a second message: check that sender, and make sure this server \
+             does not pass bare line endings on to the next hop (Postfix \
+             smtpd_forbid_bare_newline = normalize)"
+        }
+        Some("rejected") => {
+            "the server refused the bare line ending, as it should; the client tried to \
+             smuggle a second message: check that sender"
+        }
+        _ if text(ev, "body") == Some("bdat") => {
+            "harmless on this hop (BDAT counts its bytes), dangerous if the message is relayed \
+             with DATA: make the relaying MTA normalise bare line endings, and every receiving \
+             MTA accept only <CRLF>.<CRLF> (Postfix smtpd_forbid_bare_newline, Exim 4.97.1+, \
+             Sendmail 8.18+, aiosmtpd 1.4.5+)"
+        }
+        _ => {
+            "update the receiving MTA so it accepts only <CRLF>.<CRLF> as end of data (Postfix \
+             smtpd_forbid_bare_newline = normalize, Exim 4.97.1+, Sendmail 8.18+, aiosmtpd \
+             1.4.5+)"
+        }
     }
 }
 

@@ -342,7 +342,7 @@ impl TextSink {
             }
             if sp.bare_line_endings_accepted > 0 {
                 let line = format!(
-                    "{}: accepted a bare line ending as end of data in {} (SMTP smuggling)",
+                    "{}: accepted bare line endings (LF without CR; SMTP smuggling risk) in {}",
                     sock(server),
                     plural(sp.bare_line_endings_accepted, "flow", "flows")
                 );

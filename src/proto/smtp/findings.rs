@@ -7,6 +7,7 @@ use crate::report::model::{SmtpRecord, StartTlsRecord};
 
 use super::auth::{AuthExchange, Mechanism, SecretKind};
 use super::session::{Facts, TlsPhase};
+use super::smuggle::{Reaction, SmuggleFact};
 
 pub(super) fn record(f: &Facts, reveal: bool) -> SmtpRecord {
     let reply = f.starttls_reply.as_ref();
@@ -33,12 +34,23 @@ pub(super) fn record(f: &Facts, reveal: bool) -> SmtpRecord {
         recipients: f.recipients,
         messages: f.messages,
         transaction_list: f.txns.clone(),
+        bare_lf_accepted: match (f.bare_lf_accepted, f.bare_lf_refused) {
+            (true, _) => Some(true),
+            (false, true) => Some(false),
+            (false, false) => None,
+        },
         stats: f.stats.clone(),
     }
 }
 
 pub(super) fn findings(f: &Facts, reveal: bool) -> Vec<Finding> {
     let mut out = Vec::new();
+    out.extend(
+        f.smuggling
+            .iter()
+            .filter(|s| s.content_after)
+            .map(|s| smuggling(f, s)),
+    );
     for ex in &f.auths {
         if let Some(finding) = credentials(ex, reveal) {
             out.push(finding);
@@ -293,4 +305,42 @@ fn starttls_ignored(f: &Facts) -> Option<Finding> {
         .with("server_answered_in_plaintext", answered)
         .with("plaintext_commands", f.plaintext_commands_after_accept),
     )
+}
+
+/// A non-standard end-of-data: critical when the server ended the message there (it will
+/// deliver the smuggled one), high when it did not or it is unknown (another server on the
+/// path may), medium in a BDAT chunk (content on this hop, dangerous if relayed with DATA).
+fn smuggling(f: &Facts, s: &SmuggleFact) -> Finding {
+    let txn_reply = s.txn.and_then(|i| f.txns.get(i)).and_then(|t| t.reply);
+    let reaction = s.reaction(txn_reply);
+    let severity = match (s.bdat, reaction) {
+        (true, _) => Severity::Medium,
+        (false, Reaction::AcceptedAsEnd) => Severity::Critical,
+        (false, _) => Severity::High,
+    };
+    let seq = s.seq.to_string();
+    let message = match (s.bdat, reaction) {
+        (true, _) => format!(
+            "non-standard end-of-data {seq} inside a BDAT chunk: content on this hop, a second \
+             message if relayed with DATA to a server that honours it"
+        ),
+        (false, Reaction::AcceptedAsEnd) => format!(
+            "SMTP smuggling: the server ended the message at {seq} and took what followed as commands"
+        ),
+        (false, _) => format!(
+            "non-standard end-of-data {seq} inside a DATA body (server reaction: {})",
+            reaction.name()
+        ),
+    };
+    let mut envelope = serde_json::Map::new();
+    envelope.insert("mail_from".into(), s.mail_from.clone().into());
+    envelope.insert("rcpt_to".into(), s.rcpt_to.clone().into());
+    Finding::new(Kind::SmtpSmuggling, severity, s.meta, message)
+        .with("sequence", seq)
+        .with("frame", s.meta.frame)
+        .with("body", if s.bdat { "bdat" } else { "data" })
+        .with("commands_follow", s.commands_follow)
+        .with("smuggled_envelope", Value::Object(envelope))
+        .with("server_reaction", reaction.name())
+        .with("end_reply", s.end_reply)
 }

@@ -2,16 +2,20 @@
 //! the SMTP findings.
 //!
 //! [`SmtpSession`] is fed each direction's bytes in order and in any chunking; `parser`
-//! holds the pure line parsers, `auth` the SASL mechanisms and the redacted [`Secret`].
+//! holds the pure line parsers, `auth` the SASL mechanisms and the redacted [`Secret`], `body`
+//! the end-of-data scanner and `smuggle` the two readings of a non-standard end-of-data.
 //!
 //! # Findings and their severities
 //!
 //! | kind | severity | why |
 //! | --- | --- | --- |
 //! | `cleartext_credentials` | critical | PLAIN, LOGIN, XOAUTH2, OAUTHBEARER: the password or bearer token itself crossed in clear and can be replayed as it is |
+//! | `smtp_smuggling` | critical | a non-standard end-of-data (`<LF>.<CR><LF>`, ...) in a DATA body that the server honoured: it will deliver the smuggled message with its forged sender |
 //! | `cleartext_credentials` | high | CRAM-MD5, DIGEST-MD5, NTLM: a challenge response crossed; the password falls to an offline dictionary attack (hashcat form given with `--reveal-secrets`) |
 //! | `cleartext_credentials` | medium | LOGIN where only the user name crossed (the password step never came) |
 //! | `starttls_injection` | high | plaintext the client pipelined after STARTTLS before the server's (2xx) reply, or plaintext the server sent after its 2xx that answers no command: a vulnerable peer runs it inside the TLS session (CVE-2011-0411 class) |
+//! | `smtp_smuggling` | high | the same sequence read as body, refused, or with an unknown outcome: a server further on may honour it |
+//! | `smtp_smuggling` | medium | the sequence inside a BDAT chunk: content on this hop, a smuggled message after a relay that forwards it with DATA |
 //! | `starttls_stripped` | high | an EHLO keyword that is STARTTLS overwritten (`XXXXXXXA`, `STARTTLX`), or a 500/502 "unknown command" to a STARTTLS the server had offered: signs of an active downgrade |
 //! | `starttls_not_used` | medium | the server offered STARTTLS and the client sent AUTH or MAIL without it: everything after is readable, but nobody tampered |
 //! | `starttls_refused` | medium | the server answered STARTTLS 4xx/5xx: the dialog went on in clear or stopped |
@@ -36,6 +40,7 @@ mod findings;
 mod line;
 pub mod parser;
 mod session;
+mod smuggle;
 
 pub use auth::{AuthExchange, Mechanism, Secret, SecretKind};
 pub use line::MAX_LINE;

@@ -16,7 +16,7 @@ use crate::report::model::{SmtpStats, TransactionRecord};
 
 use super::Feed;
 use super::auth::AuthExchange;
-use super::body::DotScanner;
+use super::body::{DotScanner, Stop};
 #[cfg(doc)]
 use super::line::MAX_LINE;
 use super::line::{Line, LineReader};
@@ -24,6 +24,7 @@ use super::parser::{
     self, Capability, ReplyCode, ReplyLine, Verb, auth_mechanisms, capability, command,
     looks_mangled_starttls, lossy,
 };
+use super::smuggle::{Fork, Shadow, SmuggleFact};
 
 /// Commands sent and not yet answered, at most; beyond it the oldest is forgotten and
 /// counted in `dropped_records` (a client pipelining 256 commands unanswered is not SMTP).
@@ -35,7 +36,7 @@ const MAX_TEXT: usize = 512;
 /// AUTH exchanges kept.
 const MAX_AUTH: usize = 32;
 /// Transactions kept in detail.
-const MAX_TRANSACTIONS: usize = 64;
+pub(super) const MAX_TRANSACTIONS: usize = 64;
 /// Reply codes kept in order.
 const MAX_REPLY_CODES: usize = 64;
 /// AUTH mechanisms kept from the capability.
@@ -43,7 +44,7 @@ const MAX_MECHANISMS: usize = 16;
 
 /// A command waiting for its reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Pending {
+pub(super) enum Pending {
     /// The server's greeting answers the connection itself (RFC 5321 §3.1).
     Greeting,
     Hello {
@@ -61,12 +62,26 @@ enum Pending {
         txn: Option<usize>,
         last: bool,
     },
+    Quit,
     Other,
+}
+
+impl Pending {
+    /// The same command, for transaction `txn`.
+    pub(super) fn with_txn(self, txn: Option<usize>) -> Self {
+        match self {
+            Pending::Mail(_) => Pending::Mail(txn),
+            Pending::Rcpt(_) => Pending::Rcpt(txn),
+            Pending::Data(_) => Pending::Data(txn),
+            Pending::DataEnd(_) => Pending::DataEnd(txn),
+            p => p,
+        }
+    }
 }
 
 /// What the client's bytes are at the current position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ClientMode {
+pub(super) enum ClientMode {
     /// Command lines (and AUTH responses).
     Commands,
     /// DATA was sent and its 354 not yet seen: known verbs are still commands, anything
@@ -156,16 +171,22 @@ pub(super) struct Facts {
     pub stats: SmtpStats,
     pub server_spoke: bool,
     pub client_spoke: bool,
+    /// Non-standard end-of-data sequences in message bodies.
+    pub smuggling: Vec<SmuggleFact>,
+    /// The server answered 2xx/3xx to a command line or message that held a bare LF.
+    pub bare_lf_accepted: bool,
+    /// It answered 4xx/5xx to one.
+    pub bare_lf_refused: bool,
 }
 
 /// One SMTP connection's dialog state.
 #[derive(Debug)]
 pub struct SmtpSession {
-    client: LineReader,
+    pub(super) client: LineReader,
     server: LineReader,
-    client_mode: ClientMode,
+    pub(super) client_mode: ClientMode,
     server_mode: ServerMode,
-    pending: VecDeque<Pending>,
+    pub(super) pending: VecDeque<Pending>,
     reply: Option<ReplyInProgress>,
     /// The AUTH exchange still waiting for its final reply.
     auth_active: Option<usize>,
@@ -176,7 +197,17 @@ pub struct SmtpSession {
     /// The next body byte starts a message (noted for `cleartext_mail`).
     body_start: bool,
     /// The transaction the last MAIL opened, until RSET or the end of its message.
-    open_txn: Option<usize>,
+    pub(super) open_txn: Option<usize>,
+    /// A non-standard end-of-data whose reading the server's replies have not decided.
+    pub(super) fork: Option<Box<Fork>>,
+    /// The current BDAT transaction's chunks, scanned for the same sequences.
+    pub(super) bdat_scan: DotScanner,
+    /// What follows a sequence in the current BDAT transaction.
+    pub(super) bdat_shadow: Option<Box<Shadow>>,
+    /// The next command pushed held a bare LF (or the message body did).
+    bare_lf_mark: bool,
+    /// Ordinal of the reply that answers the first such command not yet answered.
+    bare_lf_watch: Option<u64>,
     /// The client sent bytes after STARTTLS was accepted (its handshake or plaintext): from
     /// then on server bytes answer the client rather than being slipped in ahead of it.
     client_after_accept: bool,
@@ -224,6 +255,11 @@ impl SmtpSession {
             bdat_open: false,
             body_start: false,
             open_txn: None,
+            fork: None,
+            bdat_scan: DotScanner::default(),
+            bdat_shadow: None,
+            bare_lf_mark: false,
+            bare_lf_watch: None,
             client_after_accept: false,
             client_seen: false,
             body_gapped: false,
@@ -261,6 +297,9 @@ impl SmtpSession {
                 stats: SmtpStats::default(),
                 server_spoke: false,
                 client_spoke: false,
+                smuggling: Vec::new(),
+                bare_lf_accepted: false,
+                bare_lf_refused: false,
             },
         }
     }
@@ -301,6 +340,7 @@ impl SmtpSession {
                     self.body_gapped = true;
                 }
                 ClientMode::Bdat { remaining, txn } => {
+                    self.bdat_scan.gap();
                     if len < remaining {
                         self.client_mode = ClientMode::Bdat {
                             remaining: remaining - len,
@@ -362,6 +402,7 @@ impl SmtpSession {
                     let bytes = rest.strip_suffix(b"\r").unwrap_or(&rest);
                     self.server_line(bytes, rest.len(), (false, false), meta);
                 }
+                self.settle_fork_at_close();
             }
         }
     }
@@ -433,25 +474,37 @@ impl SmtpSession {
                 }
                 ClientMode::Body { mut scan, txn } => {
                     self.note_body_start(meta);
-                    let (n, done) = scan.scan(rest);
+                    let (n, stop) = scan.scan(rest);
                     pos += n;
                     self.facts.stats.data_bytes += n as u64;
                     self.add_body_bytes(txn, n as u64);
-                    self.client_mode = if done {
-                        self.push(Pending::DataEnd(txn));
-                        self.close_txn();
-                        ClientMode::Commands
-                    } else {
-                        ClientMode::Body { scan, txn }
-                    };
+                    self.client_mode = ClientMode::Body { scan, txn };
+                    // Bytes after an earlier sequence, read as a server that honoured it would.
+                    self.shadow_body(rest.get(..n).unwrap_or_default(), meta);
+                    match stop {
+                        Some(Stop::End) => {
+                            self.bare_lf_mark = scan.bare_lf;
+                            self.push(Pending::DataEnd(txn));
+                            self.shadow_real_end();
+                            self.close_txn();
+                            self.client_mode = ClientMode::Commands;
+                        }
+                        Some(Stop::Smuggle(seq)) => self.smuggle_in_data(seq, txn, meta),
+                        None => {}
+                    }
                 }
                 ClientMode::Bdat { remaining, txn } => {
                     let n = remaining.min(rest.len() as u64);
                     // `n` is at most `rest.len()`, so the cast back is lossless.
+                    let chunk = rest.get(..n as usize).unwrap_or_default();
                     pos += n as usize;
                     self.facts.stats.bdat_bytes += n;
                     self.add_body_bytes(txn, n);
+                    self.scan_bdat(chunk, txn, meta);
                     self.client_mode = if n == remaining {
+                        if !self.bdat_open {
+                            self.bdat_done();
+                        }
                         ClientMode::Commands
                     } else {
                         ClientMode::Bdat {
@@ -479,7 +532,11 @@ impl SmtpSession {
                     let (n, line) = reader.next_line(rest);
                     pos += n;
                     if let Some(line) = line {
+                        // A line the reader ended at a bare LF (it strips one CR before it).
+                        self.bare_lf_mark =
+                            !line.truncated && line.wire_len == line.bytes.len() + 1;
                         self.client_line(line, meta);
+                        self.bare_lf_mark = false;
                     }
                 }
             }
@@ -538,6 +595,27 @@ impl SmtpSession {
             self.facts.stats.dropped_records += 1;
         }
         self.pending.push_back(p);
+        if std::mem::take(&mut self.bare_lf_mark) && self.bare_lf_watch.is_none() {
+            // Replies come in command order: this one is answered by that reply.
+            self.bare_lf_watch = Some(self.facts.stats.replies + self.pending.len() as u64);
+        }
+        self.shadow_command(p);
+    }
+
+    /// BDAT chunk bytes: a sequence in them is content on this hop, yet it ends the message
+    /// early on a next hop that relays it with DATA and honours it.
+    fn scan_bdat(&mut self, chunk: &[u8], txn: Option<usize>, meta: EventMeta) {
+        let mut off = 0;
+        while let Some(rest) = chunk.get(off..).filter(|r| !r.is_empty()) {
+            let (k, stop) = self.bdat_scan.scan(rest);
+            self.shadow_bdat(rest.get(..k).unwrap_or_default(), meta);
+            off += k;
+            match stop {
+                Some(Stop::Smuggle(seq)) => self.smuggle_in_bdat(seq, txn, meta),
+                // CRLF . CRLF in a chunk is content; a relay dot-stuffs it.
+                Some(Stop::End) | None => {}
+            }
+        }
     }
 
     /// One complete client line in command mode.
@@ -590,7 +668,7 @@ impl SmtpSession {
             let n = line.wire_len as u64;
             self.facts.stats.data_bytes += n;
             self.add_body_bytes(txn, n);
-            if line.bytes == b"." {
+            if line.bytes == b"." && line.wire_len == 3 {
                 self.push(Pending::DataEnd(txn));
                 self.client_mode = ClientMode::Commands;
                 self.close_txn();
@@ -681,6 +759,7 @@ impl SmtpSession {
                         t.body = Some("bdat");
                     }
                     if !self.bdat_open {
+                        self.bdat_done();
                         self.bdat_open = true;
                         self.body_start = true;
                         self.note_body_start(meta);
@@ -705,6 +784,7 @@ impl SmtpSession {
                 self.close_txn();
                 Pending::Other
             }
+            Verb::Quit => Pending::Quit,
             _ => Pending::Other,
         };
         self.push(pending);
@@ -828,6 +908,7 @@ impl SmtpSession {
                 self.infer_command(r, meta);
             }
         }
+        self.decide_fork(r);
         let head = self.pending.front().copied();
         let after_starttls = self.facts.starttls_phase == TlsPhase::Accepted;
         if after_starttls
@@ -968,6 +1049,14 @@ impl SmtpSession {
     fn end_reply(&mut self, reply: ReplyInProgress) {
         let code = reply.code;
         self.facts.stats.replies += 1;
+        if self.bare_lf_watch == Some(self.facts.stats.replies) {
+            self.bare_lf_watch = None;
+            if code.0 < 400 {
+                self.facts.bare_lf_accepted = true;
+            } else {
+                self.facts.bare_lf_refused = true;
+            }
+        }
         if self.facts.stats.reply_codes.len() < MAX_REPLY_CODES {
             self.facts.stats.reply_codes.push(code.0);
         }
@@ -982,7 +1071,7 @@ impl SmtpSession {
         }
         self.pending.pop_front();
         match head {
-            Pending::Greeting | Pending::Hello { .. } | Pending::Other => {}
+            Pending::Greeting | Pending::Hello { .. } | Pending::Quit | Pending::Other => {}
             Pending::StartTls => {
                 if code.is_positive() {
                     self.facts.starttls_phase = TlsPhase::Accepted;

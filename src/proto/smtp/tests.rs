@@ -1191,3 +1191,5 @@ fn client_hello_after_refused_starttls_is_a_tls_attempt() {
     }
     assert_eq!(s.tls_after_refusal(), Some(454));
 }
+
+mod smuggling;

@@ -124,6 +124,11 @@ pub struct TransactionRecord {
     pub body_bytes: u64,
     /// Reply to the end of the message (after the final dot or the BDAT LAST chunk).
     pub reply: Option<u16>,
+    /// The transaction was smuggled: it began after a non-standard end-of-data inside an
+    /// earlier message's body, and the server took it as commands (`smtp_smuggling`).
+    /// Written only when true.
+    #[serde(skip_serializing_if = "is_false")]
+    pub smuggled: bool,
 }
 
 /// Counters of one SMTP dialog; every cap reached shows here.
@@ -185,5 +190,11 @@ pub struct SmtpRecord {
     pub messages: u32,
     /// The first transactions (at most 64).
     pub transaction_list: Vec<TransactionRecord>,
+    /// Whether the server accepted a bare LF (an LF without CR before it) from the client:
+    /// true when it answered 2xx/3xx to a command line or a message that held one, false
+    /// when it refused every one (4xx/5xx). Omitted when the client sent none, or no reply
+    /// to it was seen. Per-server posture aggregates it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bare_lf_accepted: Option<bool>,
     pub stats: SmtpStats,
 }
