@@ -180,7 +180,7 @@ fn load_templates(fixtures: &Path) -> Vec<Template> {
             }
         }
         for lab in labs {
-            if lab["class"] == "absent" {
+            if lab["class"] == "absent" || relates_connections(lab) {
                 continue;
             }
             let (Some((cip, cport)), Some((sip, sport))) = (
@@ -199,6 +199,23 @@ fn load_templates(fixtures: &Path) -> Vec<Template> {
                     ..s.clone()
                 })
                 .collect();
+            // A connection never established stands alone only when its SYNs were retried or
+            // reset: an ICMP error is not replayed, and a scan's probes are quiet only as a
+            // scan (one source, many servers), which a template replayed alone is not.
+            let established = segs
+                .iter()
+                .any(|s| !s.from_client && s.flags & 0x12 == 0x12);
+            let reset = segs.iter().any(|s| !s.from_client && s.flags & 0x04 != 0);
+            let syns = segs
+                .iter()
+                .filter(|s| s.from_client && s.flags & 0x02 != 0)
+                .count();
+            let expects_failure = lab["expected_findings"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|k| k == "connection_failed"));
+            if !established && (!expects_failure || (syns < 2 && !reset)) {
+                continue;
+            }
             let plaintext = lab["class"] == "plaintext";
             let body_end = if plaintext {
                 segs.iter().position(|s| {
@@ -230,6 +247,35 @@ fn load_templates(fixtures: &Path) -> Vec<Template> {
         }
     }
     out
+}
+
+/// Whether the label's findings need other connections of its capture (an earlier session
+/// of the same server, another client): replayed alone, as a template is, they cannot hold.
+fn relates_connections(lab: &Value) -> bool {
+    let kinds = |k: &str| -> Vec<String> {
+        lab[k]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect()
+    };
+    let all: Vec<String> = kinds("expected_findings")
+        .into_iter()
+        .chain(kinds("optional_findings"))
+        .collect();
+    let cross = [
+        "starttls_downgrade",
+        "plaintext_fallback",
+        "auth_distributed_brute_force",
+    ];
+    // A plaintext client against a silent server that is not on 465 is a mismatch only
+    // because the same server spoke TLS earlier in the capture.
+    let port_465 = lab["server"].as_str().is_some_and(|s| s.ends_with(":465"));
+    let silent_by_history = all.iter().any(|k| k == "tls_mode_mismatch")
+        && matches!(lab["tls"]["handshake"].as_str(), None | Some("none"))
+        && !port_465;
+    all.iter().any(|k| cross.contains(&k.as_str())) || silent_by_history
 }
 
 /// How the corpus is shaped. The defaults give the mixed benchmark corpus.
@@ -495,11 +541,18 @@ pub fn generate(o: &Options) -> Generated {
     // Capture bytes of everything started so far, as planned: flows stop starting when it
     // reaches the size, so the capture ends close to it (not a whole flight of flows later).
     let mut planned: u64 = 24;
-    let servers_v4: Vec<IpAddr> = (1..=8)
-        .map(|i| IpAddr::V4(Ipv4Addr::new(198, 51, 100, i)))
+    let servers_v4: Vec<IpAddr> = (0..templates.len())
+        .map(|i| {
+            IpAddr::V4(Ipv4Addr::new(
+                198,
+                51,
+                100 + (i / 250) as u8,
+                (i % 250) as u8 + 1,
+            ))
+        })
         .collect();
-    let servers_v6: Vec<IpAddr> = (1..=8)
-        .map(|i| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i)))
+    let servers_v6: Vec<IpAddr> = (0..templates.len())
+        .map(|i| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i as u16 + 1)))
         .collect();
 
     let mut start_flow = |cursors: &mut Vec<Option<Cursor>>,
@@ -534,10 +587,12 @@ pub fn generate(o: &Options) -> Generated {
                 (n as u8).max(1),
             ))
         };
+        // One server per template: a server that offered STARTTLS in one session and not in
+        // the next would be a downgrade, which no template's label says.
         let server = if v6 {
-            servers_v6[rng.below(8) as usize]
+            servers_v6[tpl % servers_v6.len()]
         } else {
-            servers_v4[rng.below(8) as usize]
+            servers_v4[tpl % servers_v4.len()]
         };
         let client_port = 1024 + (rng.below(64_000) as u16);
         let body_extra = match (t.body_end.is_some(), o.body) {
@@ -606,6 +661,22 @@ pub fn generate(o: &Options) -> Generated {
             let mut l = lab.clone();
             l["client"] = json!(c);
             l["server"] = json!(s);
+            // The corpus replays each template's AUTH from many clients within minutes: failed,
+            // that is password spraying and distributed brute force by definition, whatever
+            // the single recording's label says.
+            // (Labels do not record AUTH outcomes: any template with AUTH may be one.)
+            let auth = lab["auth"].as_array().is_some_and(|a| !a.is_empty());
+            if auth && let Some(opt) = l["optional_findings"].as_array_mut() {
+                for k in [
+                    "auth_brute_force",
+                    "auth_password_spraying",
+                    "auth_distributed_brute_force",
+                ] {
+                    if !opt.iter().any(|x| x == k) {
+                        opt.push(json!(k));
+                    }
+                }
+            }
             label_flows.push(l);
         }
         let slot = free.pop().unwrap_or_else(|| {
