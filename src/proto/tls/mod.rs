@@ -8,7 +8,9 @@
 //! - [`cert`]: leaf certificate checks (x509-parser).
 //! - [`session`]: the per-connection state machine that drives them and decides the outcome;
 //!   an outcome the captured bytes cannot decide (records cut by a snap length, a capture
-//!   begun mid-session or holding one side only) stays `incomplete`, with the reason.
+//!   begun mid-session or holding one side only) stays `incomplete`, with the reason. Split
+//!   by responsibility: record framing, record meaning, handshake messages, outcome rules,
+//!   and the report view.
 
 pub mod cert;
 pub mod handshake;
