@@ -13,9 +13,11 @@
 //!   and the report view.
 
 pub mod cert;
+pub mod decrypt;
 pub mod handshake;
 pub mod ja3;
 pub mod ja4;
+pub mod keylog;
 pub mod names;
 pub mod record;
 pub mod session;
