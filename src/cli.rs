@@ -1,6 +1,7 @@
 //! The command line (clap derive): what the user typed, validated into a [`Config`].
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Parser;
 
@@ -8,6 +9,7 @@ use crate::findings::Severity;
 use crate::findings::correlate::SCAN_THRESHOLD;
 use crate::findings::spraying::SprayThresholds;
 use crate::flow::FlowConfig;
+use crate::proto::tls::keylog::KeyStore;
 use crate::report::Format;
 
 /// Mail ports: a connection to one of these is reported whatever it carries.
@@ -56,6 +58,12 @@ pub struct Cli {
     /// on nearly every plaintext session.
     #[arg(long)]
     pub posture_findings: bool,
+
+    /// TLS secrets in the NSS key log format (what SSLKEYLOGFILE makes), for TLS 1.2 and
+    /// 1.3: what runs inside TLS is then analysed as if it were in clear. Decryption Secrets
+    /// Blocks inside a pcapng are used with or without this option.
+    #[arg(long, value_name = "PATH")]
+    pub keylog: Option<PathBuf>,
 
     /// More mail ports, comma-separated (e.g. 10025,2526).
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..))]
@@ -130,6 +138,8 @@ pub struct Config {
     pub scan_threshold: usize,
     /// Thresholds of `auth_password_spraying` and `auth_distributed_brute_force`.
     pub spray: SprayThresholds,
+    /// TLS secrets of the run (`--keylog`, and Decryption Secrets Blocks as they are read).
+    pub keys: Option<Arc<KeyStore>>,
 }
 
 impl Config {
@@ -148,6 +158,7 @@ impl Default for Config {
             threads: 1,
             scan_threshold: SCAN_THRESHOLD,
             spray: SprayThresholds::default(),
+            keys: None,
         }
     }
 }
@@ -181,6 +192,7 @@ impl Cli {
                 clients_per_username: self.spray_clients,
                 window_secs: self.auth_window,
             },
+            keys: None,
         }
     }
 }

@@ -285,6 +285,7 @@ impl Dialog {
                     starttls: true,
                     banner_host,
                     starttls_refused,
+                    keys: None,
                 })
             });
             if let Some(rest) = bytes.get(offset..).filter(|r| !r.is_empty()) {
@@ -356,6 +357,7 @@ fn tls_run(mode: u8, script: &[u8], byte_at_a_time: bool) -> String {
         starttls: mode & 1 != 0,
         banner_host: (mode & 2 != 0).then(|| "mx.example.org".to_string()),
         starttls_refused: (mode & 8 != 0).then_some(454),
+        keys: None,
     };
     let mut s = TlsSession::new(ctx).follow_to_close(mode & 4 != 0);
     for (n, op) in Script::new(script).enumerate() {

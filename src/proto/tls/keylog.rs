@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io::BufRead;
+use std::sync::RwLock;
 
 use zeroize::Zeroizing;
 
@@ -210,6 +211,47 @@ impl KeyLog {
 
     pub fn is_empty(&self) -> bool {
         self.by_random.is_empty()
+    }
+}
+
+/// The secrets of a run: the `--keylog` file, and those found in Decryption Secrets Blocks
+/// of the captures as they are read (shared by the threads that analyse them).
+#[derive(Debug, Default)]
+pub struct KeyStore {
+    file: KeyLog,
+    embedded: RwLock<KeyLog>,
+}
+
+impl KeyStore {
+    pub fn new(file: KeyLog) -> Self {
+        KeyStore {
+            file,
+            embedded: RwLock::new(KeyLog::default()),
+        }
+    }
+
+    /// Adds the text of a pcapng Decryption Secrets Block (NSS key log lines); returns the
+    /// number of malformed lines.
+    pub fn add_embedded(&self, text: &[u8]) -> u64 {
+        let Ok(mut log) = self.embedded.write() else {
+            return 0;
+        };
+        let before = log.malformed;
+        // Reading from a slice cannot fail.
+        let _ = log.extend_from(text, KeySource::Dsb);
+        log.malformed - before
+    }
+
+    /// The secrets of the handshake with this client random, if any source has them.
+    pub fn lookup(&self, client_random: &[u8; 32]) -> Option<ClientSecrets> {
+        if let Some(s) = self.file.get(client_random) {
+            return Some(s.clone());
+        }
+        self.embedded.read().ok()?.get(client_random).cloned()
+    }
+
+    pub fn file(&self) -> &KeyLog {
+        &self.file
     }
 }
 

@@ -36,6 +36,8 @@ pub struct TlsContext {
     /// The server had refused STARTTLS with this reply and the client began TLS anyway: the
     /// server, still speaking SMTP, cannot answer the ClientHello.
     pub starttls_refused: Option<u16>,
+    /// Secrets to decrypt the session with, when the run has any.
+    pub keys: Option<std::sync::Arc<keylog::KeyStore>>,
 }
 
 /// How a direction ended.

@@ -184,6 +184,7 @@ impl TlsSession {
         self.ja3s = Some(ja3::ja3s(&sh));
         let tls13 = sh.selected_version.is_tls13_family();
         self.server_hello = Some((sh, meta));
+        self.start_decryption();
         if tls13 && let Some(s) = self.dirs.get_mut(Direction::ToClient.index()) {
             // Everything the server sends after its ServerHello is encrypted.
             s.keys_changed = true;
@@ -312,7 +313,7 @@ fn message_header(b: &[u8]) -> Option<(u8, usize)> {
 }
 
 /// A whole message at the start of `b`: (type, body, total length).
-fn whole_message(b: &[u8]) -> Option<(u8, &[u8], usize)> {
+pub(super) fn whole_message(b: &[u8]) -> Option<(u8, &[u8], usize)> {
     let (ty, len) = message_header(b)?;
     let body = b.get(4..4 + len)?;
     Some((ty, body, 4 + len))

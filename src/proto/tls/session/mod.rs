@@ -29,6 +29,7 @@ use super::names::{
 use super::record::{self, HEADER_LEN, RecordHeader};
 use super::{EndKind, TlsContext};
 
+mod decrypt;
 mod framing;
 mod messages;
 mod outcome;
@@ -38,6 +39,7 @@ mod report;
 #[allow(clippy::unwrap_used)]
 mod tests;
 
+use decrypt::Decryption;
 use framing::Framing;
 use messages::HsBuf;
 use outcome::{Failure, Outcome, Tls13Progress};
@@ -146,6 +148,8 @@ pub struct TlsSession {
     /// The last packet that brought bytes, for evidence when the capture ends first.
     last_meta: EventMeta,
     anomalies: Vec<String>,
+    /// Keys and decryption state, when the run's key store has this session's secrets.
+    dec: Option<Box<Decryption>>,
 }
 
 impl TlsSession {
@@ -171,6 +175,7 @@ impl TlsSession {
             undecided: None,
             last_meta: EventMeta::default(),
             anomalies: Vec::new(),
+            dec: None,
         }
     }
 

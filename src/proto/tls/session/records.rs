@@ -8,6 +8,7 @@ impl TlsSession {
     pub(super) fn on_record_start(&mut self, dir: Direction, hdr: RecordHeader, meta: EventMeta) {
         let tls13 = self.tls13_negotiated();
         let ccs_changes_keys = !tls13 && !self.hello_retry_request;
+        let collecting = self.decrypt_record_start(dir, hdr);
         let d = dir.index();
         let Some(s) = self.dirs.get_mut(d) else {
             return;
@@ -32,7 +33,8 @@ impl TlsSession {
             }
             ContentType::ALERT => {
                 s.stats.alert += 1;
-                if !alert_in_clear(s, hdr.len) {
+                // A record being decrypted says what it is once whole.
+                if !alert_in_clear(s, hdr.len) && !collecting {
                     self.push_alert(AlertRecord {
                         from: sender(dir),
                         level: ReportAlertLevel::Encrypted,
@@ -60,6 +62,7 @@ impl TlsSession {
         small: &mut Small,
         meta: EventMeta,
     ) {
+        self.decrypt_record_piece(dir, piece);
         let Some(s) = self.dirs.get(dir.index()) else {
             return;
         };
@@ -79,6 +82,9 @@ impl TlsSession {
         small: &Small,
         meta: EventMeta,
     ) {
+        if self.decrypt_record_end(dir, hdr, meta) {
+            return;
+        }
         let Some(s) = self.dirs.get(dir.index()) else {
             return;
         };

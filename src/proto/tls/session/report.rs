@@ -70,9 +70,17 @@ impl TlsSession {
             frame: m.frame,
             frame_capture: None,
         });
-        let [to_server, to_client] = [&self.dirs[0], &self.dirs[1]].map(|s| {
+        let [to_server, to_client] = [Direction::ToServer, Direction::ToClient].map(|d| {
+            let s = &self.dirs[d.index()];
             let mut st = s.stats;
             st.stopped = matches!(s.framing, Framing::Stopped);
+            if let Some(dec) = &self.dec {
+                (
+                    st.decrypted_records,
+                    st.undecryptable_records,
+                    st.decrypted_bytes,
+                ) = dec.counts(d);
+            }
             st
         });
         TlsRecord {
@@ -83,6 +91,8 @@ impl TlsSession {
                 .as_ref()
                 .and_then(|(ch, _)| ch.sni.clone()),
             handshake: self.outcome(),
+            decrypted: self.dec.as_ref().is_some_and(|d| d.any_decrypted()),
+            key_source: self.dec.as_ref().map(|d| d.source.as_str().to_string()),
             alerts: self.alerts.clone(),
             ja3: self.ja3.as_ref().map(|j| j.hash.clone()),
             ja3s: self.ja3s.as_ref().map(|j| j.hash.clone()),
