@@ -421,6 +421,7 @@ pub(super) fn analyse_chain(
         handler.bases.push(base);
         handler.counts.push((0, 0));
         obs.start_capture(path, reader.total_size());
+        reader.set_key_store(cfg.keys.clone());
         let before = table.stats().clone();
         let mut facts = InputFacts::new();
         facts.frame_base = base;

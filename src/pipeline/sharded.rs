@@ -272,6 +272,7 @@ struct Worker<'a> {
 
 impl Worker<'_> {
     fn run(self, mut reader: CaptureReader, tx: SyncSender<Round>) -> ReadOutcome {
+        reader.set_key_store(self.cfg.keys.clone());
         let recorder = Recorder {
             inner: Analyzer::new(self.cfg, self.capture),
             pos: Pos {
