@@ -7,12 +7,17 @@
 
 pub mod schedule;
 
+use aes::cipher::block_padding::NoPadding;
+use aes::cipher::{BlockModeDecrypt, KeyIvInit};
 use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes128Gcm, Aes256Gcm, KeyInit};
 use chacha20poly1305::ChaCha20Poly1305;
+use hmac::{Hmac, Mac};
+use sha1::Sha1;
+use sha2::{Sha256, Sha384};
 use std::fmt;
 
-use schedule::HashAlg;
+use schedule::{HashAlg, KeyBytes};
 
 /// AEAD tag length of every supported suite.
 pub const TAG_LEN: usize = 16;
@@ -78,10 +83,92 @@ pub fn tls12_suite(id: u16) -> Option<Suite> {
     }
 }
 
+/// The MAC of a CBC suite (RFC 5246 section 6.2.3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MacAlg {
+    Sha1,
+    Sha256,
+    Sha384,
+}
+
+impl MacAlg {
+    pub fn output_len(self) -> usize {
+        match self {
+            MacAlg::Sha1 => 20,
+            MacAlg::Sha256 => 32,
+            MacAlg::Sha384 => 48,
+        }
+    }
+
+    fn hmac(self, key: &[u8], parts: &[&[u8]]) -> Option<Vec<u8>> {
+        fn run<M: Mac + KeyInit>(key: &[u8], parts: &[&[u8]]) -> Option<Vec<u8>> {
+            let mut m = <M as KeyInit>::new_from_slice(key).ok()?;
+            for p in parts {
+                m.update(p);
+            }
+            Some(m.finalize().into_bytes().to_vec())
+        }
+        match self {
+            MacAlg::Sha1 => run::<Hmac<Sha1>>(key, parts),
+            MacAlg::Sha256 => run::<Hmac<Sha256>>(key, parts),
+            MacAlg::Sha384 => run::<Hmac<Sha384>>(key, parts),
+        }
+    }
+}
+
+/// A TLS 1.0-1.2 AES-CBC suite: key length, MAC, and the TLS 1.2 PRF hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CbcSuite {
+    pub key_len: usize,
+    pub mac: MacAlg,
+    pub prf_hash: HashAlg,
+}
+
+/// An AES-CBC suite this module decrypts (RFC 5246 appendix A.5, RFC 4492, RFC 5289,
+/// RFC 4279, RFC 5487), whatever the key exchange.
+pub fn cbc_suite(id: u16) -> Option<CbcSuite> {
+    let s = |key_len, mac, prf_hash| {
+        Some(CbcSuite {
+            key_len,
+            mac,
+            prf_hash,
+        })
+    };
+    match id {
+        // AES-128-CBC-SHA: RSA, DH-DSS, DH-RSA, DHE-DSS, DHE-RSA, DH-anon, PSK, DHE-PSK,
+        // RSA-PSK, ECDH-ECDSA, ECDHE-ECDSA, ECDH-RSA, ECDHE-RSA, ECDH-anon, ECDHE-PSK.
+        0x002f | 0x0030 | 0x0031 | 0x0032 | 0x0033 | 0x0034 | 0x008c | 0x0090 | 0x0094 | 0xc004
+        | 0xc009 | 0xc00e | 0xc013 | 0xc018 | 0xc035 => s(16, MacAlg::Sha1, HashAlg::Sha256),
+        0x0035 | 0x0036 | 0x0037 | 0x0038 | 0x0039 | 0x003a | 0x008d | 0x0091 | 0x0095 | 0xc005
+        | 0xc00a | 0xc00f | 0xc014 | 0xc019 | 0xc036 => s(32, MacAlg::Sha1, HashAlg::Sha256),
+        0x003c | 0x003e | 0x003f | 0x0040 | 0x0067 | 0x006c | 0x00ae | 0x00b2 | 0x00b6 | 0xc023
+        | 0xc025 | 0xc027 | 0xc029 | 0xc037 => s(16, MacAlg::Sha256, HashAlg::Sha256),
+        0x003d | 0x0068 | 0x0069 | 0x006a | 0x006b | 0x006d => {
+            s(32, MacAlg::Sha256, HashAlg::Sha256)
+        }
+        0x00af | 0x00b3 | 0x00b7 | 0xc024 | 0xc026 | 0xc028 | 0xc02a | 0xc038 => {
+            s(32, MacAlg::Sha384, HashAlg::Sha384)
+        }
+        _ => None,
+    }
+}
+
 enum Cipher {
     Aes128(Box<Aes128Gcm>),
     Aes256(Box<Aes256Gcm>),
     ChaCha(Box<ChaCha20Poly1305>),
+    Cbc(Box<CbcKeys>),
+}
+
+struct CbcKeys {
+    key: KeyBytes,
+    mac: MacAlg,
+    mac_key: KeyBytes,
+    /// TLS 1.0: the IV is the last ciphertext block of the previous record (RFC 2246
+    /// section 6.2.3.2); later versions carry it in each record.
+    chained_iv: Option<[u8; 16]>,
+    /// encrypt_then_mac negotiated (RFC 7366): the MAC covers the ciphertext.
+    etm: bool,
 }
 
 /// How the per-record nonce and additional data are formed.
@@ -94,6 +181,8 @@ pub enum RecordMode {
     Tls12ExplicitNonce,
     /// RFC 7905: IV XOR sequence, nothing carried in the record.
     Tls12XorNonce,
+    /// AES-CBC with an HMAC (TLS 1.0 to 1.2).
+    Cbc,
 }
 
 /// The keys of one direction and its sequence number.
@@ -143,6 +232,38 @@ impl RecordKeys {
         })
     }
 
+    /// Keys of a CBC suite: `iv` is the TLS 1.0 initial IV from the key block, ignored for
+    /// TLS 1.1 and later (`tls10` false).
+    pub fn new_cbc(
+        key: &[u8],
+        mac: MacAlg,
+        mac_key: &[u8],
+        iv: &[u8],
+        tls10: bool,
+        etm: bool,
+    ) -> Option<Self> {
+        if !matches!(key.len(), 16 | 32) || mac_key.len() != mac.output_len() {
+            return None;
+        }
+        let chained_iv = if tls10 {
+            Some(<[u8; 16]>::try_from(iv).ok()?)
+        } else {
+            None
+        };
+        Some(RecordKeys {
+            cipher: Cipher::Cbc(Box::new(CbcKeys {
+                key: KeyBytes::new(key.to_vec()),
+                mac,
+                mac_key: KeyBytes::new(mac_key.to_vec()),
+                chained_iv,
+                etm,
+            })),
+            iv: [0; 12],
+            seq: 0,
+            mode: RecordMode::Cbc,
+        })
+    }
+
     /// Records decrypted with these keys so far.
     pub fn seq(&self) -> u64 {
         self.seq
@@ -166,13 +287,95 @@ impl RecordKeys {
             Cipher::Aes128(c) => c.decrypt_inout_detached(&nonce, aad, msg.into(), &tag),
             Cipher::Aes256(c) => c.decrypt_inout_detached(&nonce, aad, msg.into(), &tag),
             Cipher::ChaCha(c) => c.decrypt_inout_detached(&nonce, aad, msg.into(), &tag),
+            Cipher::Cbc(_) => return false,
         }
         .is_ok()
+    }
+
+    /// One CBC record: (explicit IV,) ciphertext, MAC; padding and MAC both checked.
+    fn open_cbc(&mut self, header: [u8; 5], body: &mut [u8]) -> Option<Plain> {
+        let seq = self.seq.to_be_bytes();
+        let Cipher::Cbc(k) = &mut self.cipher else {
+            return None;
+        };
+        let [ty, v0, v1, _, _] = header;
+        let mac_len = k.mac.output_len();
+        let explicit = if k.chained_iv.is_some() { 0 } else { 16 };
+        // Encrypt-then-MAC: the MAC follows the ciphertext and covers it (with its IV).
+        let ct_end = if k.etm {
+            body.len().checked_sub(mac_len)?
+        } else {
+            body.len()
+        };
+        let ct_len = ct_end.checked_sub(explicit)?;
+        if ct_len == 0 || ct_len % 16 != 0 {
+            return None;
+        }
+        if k.etm {
+            let (head, mac) = body.split_at(ct_end);
+            let len = u16::try_from(head.len()).ok()?.to_be_bytes();
+            let want = k.mac.hmac(&k.mac_key, &[&seq, &[ty, v0, v1], &len, head])?;
+            if want.as_slice() != mac {
+                return None;
+            }
+        }
+        let iv: [u8; 16] = match k.chained_iv {
+            Some(iv) => iv,
+            None => <[u8; 16]>::try_from(body.get(..16)?).ok()?,
+        };
+        let last_block = <[u8; 16]>::try_from(body.get(ct_end - 16..ct_end)?).ok()?;
+        let ct = body.get_mut(explicit..ct_end)?;
+        let ok = match k.key.len() {
+            16 => cbc::Decryptor::<aes::Aes128>::new_from_slices(&k.key, &iv)
+                .ok()?
+                .decrypt_padded::<NoPadding>(ct)
+                .is_ok(),
+            _ => cbc::Decryptor::<aes::Aes256>::new_from_slices(&k.key, &iv)
+                .ok()?
+                .decrypt_padded::<NoPadding>(ct)
+                .is_ok(),
+        };
+        if !ok {
+            return None;
+        }
+        // Padding: pad_len + 1 bytes, each pad_len (RFC 5246 section 6.2.3.2).
+        let pad = *ct.last()? as usize;
+        let unpadded = ct.len().checked_sub(pad + 1)?;
+        if !ct.get(unpadded..)?.iter().all(|&b| b as usize == pad) {
+            return None;
+        }
+        let end = if k.etm {
+            unpadded
+        } else {
+            let content_len = unpadded.checked_sub(mac_len)?;
+            let (content, rest) = ct.split_at(content_len);
+            let len = u16::try_from(content_len).ok()?.to_be_bytes();
+            let want = k
+                .mac
+                .hmac(&k.mac_key, &[&seq, &[ty, v0, v1], &len, content])?;
+            if want.as_slice() != rest.get(..mac_len)? {
+                return None;
+            }
+            content_len
+        };
+        if k.chained_iv.is_some() {
+            k.chained_iv = Some(last_block);
+        }
+        Some(Plain {
+            content_type: ty,
+            start: explicit,
+            end: explicit + end,
+        })
     }
 
     /// Decrypts one record body in place. `header` is the record's 5-byte header as sent.
     /// `None` when it does not authenticate (the buffer is then garbage) or is malformed.
     pub fn decrypt(&mut self, header: [u8; 5], body: &mut [u8]) -> Option<Plain> {
+        if self.mode == RecordMode::Cbc {
+            let plain = self.open_cbc(header, body)?;
+            self.seq = self.seq.wrapping_add(1);
+            return Some(plain);
+        }
         let [ty, v0, v1, _, _] = header;
         let tag_at = body.len().checked_sub(TAG_LEN)?;
         let plain = match self.mode {
@@ -191,6 +394,7 @@ impl RecordKeys {
                     end: last,
                 }
             }
+            RecordMode::Cbc => return None,
             RecordMode::Tls12ExplicitNonce | RecordMode::Tls12XorNonce => {
                 let explicit = if self.mode == RecordMode::Tls12ExplicitNonce {
                     8
@@ -245,6 +449,7 @@ mod tests {
                 .encrypt_inout_detached(&(*nonce).into(), aad, msg.as_mut_slice().into())
                 .unwrap()
                 .to_vec(),
+            Cipher::Cbc(_) => unreachable!(),
         };
         msg.extend_from_slice(&tag);
     }
@@ -315,6 +520,67 @@ mod tests {
             .decrypt([23, 3, 3, (len >> 8) as u8, len as u8], &mut body)
             .unwrap();
         assert_eq!(&body[p.start..p.end], plain);
+    }
+
+    /// A TLS 1.2 MAC-then-encrypt CBC record, made with the cbc crate's encryptor.
+    fn cbc_record(key: &[u8], mac_key: &[u8], seq: u64, iv: [u8; 16], plain: &[u8]) -> Vec<u8> {
+        use aes::cipher::BlockModeEncrypt;
+        let mac = MacAlg::Sha1
+            .hmac(
+                mac_key,
+                &[
+                    &seq.to_be_bytes(),
+                    &[23, 3, 3],
+                    &(plain.len() as u16).to_be_bytes(),
+                    plain,
+                ],
+            )
+            .unwrap();
+        let mut buf = plain.to_vec();
+        buf.extend_from_slice(&mac);
+        let pad = 15 - buf.len() % 16;
+        buf.extend(std::iter::repeat_n(pad as u8, pad + 1));
+        let n = buf.len();
+        cbc::Encryptor::<aes::Aes128>::new_from_slices(key, &iv)
+            .unwrap()
+            .encrypt_padded::<NoPadding>(&mut buf, n)
+            .unwrap();
+        let mut rec = iv.to_vec();
+        rec.extend_from_slice(&buf);
+        rec
+    }
+
+    #[test]
+    fn tls12_cbc_mac_then_encrypt() {
+        let (key, mac_key) = ([5u8; 16], [6u8; 20]);
+        let mut k =
+            RecordKeys::new_cbc(&key, MacAlg::Sha1, &mac_key, &[0; 16], false, false).unwrap();
+        for seq in 0..2u64 {
+            let mut rec = cbc_record(&key, &mac_key, seq, [seq as u8; 16], b"AUTH LOGIN\r\n");
+            let len = (rec.len() as u16).to_be_bytes();
+            let header = [23, 3, 3, len[0], len[1]];
+            let mut bad = rec.clone();
+            bad[20] ^= 1;
+            assert!(k.decrypt(header, &mut bad).is_none());
+            let p = k.decrypt(header, &mut rec).unwrap();
+            assert_eq!(&rec[p.start..p.end], b"AUTH LOGIN\r\n");
+        }
+        assert_eq!(k.seq(), 2);
+    }
+
+    #[test]
+    fn cbc_suites_name_their_mac_and_prf() {
+        let s = cbc_suite(0x002f).unwrap();
+        assert_eq!(
+            (s.key_len, s.mac, s.prf_hash),
+            (16, MacAlg::Sha1, HashAlg::Sha256)
+        );
+        let s = cbc_suite(0xc028).unwrap();
+        assert_eq!(
+            (s.key_len, s.mac, s.prf_hash),
+            (32, MacAlg::Sha384, HashAlg::Sha384)
+        );
+        assert!(cbc_suite(0x000a).is_none());
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! Only sessions with keys pay for any of this: without them no body is copied.
 
 use super::*;
-use crate::proto::tls::decrypt::schedule::{self, KeyBytes, Prf};
+use crate::proto::tls::decrypt::schedule::{self, HashAlg, KeyBytes, Prf};
 use crate::proto::tls::decrypt::{self as dec, RecordKeys, RecordMode, Suite};
 use crate::proto::tls::keylog::{ClientSecrets, KeySource};
 
@@ -20,7 +20,8 @@ const MAX_PLAIN: usize = 1 << 20;
 pub(super) struct Decryption {
     secrets: ClientSecrets,
     pub(super) source: KeySource,
-    suite: Suite,
+    /// The TLS 1.3 suite (its hash drives key updates).
+    suite: Option<Suite>,
     tls13: bool,
     dirs: [DirDecrypt; 2],
 }
@@ -79,67 +80,104 @@ impl TlsSession {
             return;
         };
         let source = secrets.source.unwrap_or(KeySource::Keylog);
-        let [c, s] = [Direction::ToServer, Direction::ToClient].map(|_| DirDecrypt::default());
-        let mut d = match sh.selected_version {
-            Version::TLS13 => {
-                let Some(suite) = dec::tls13_suite(sh.cipher) else {
-                    return;
-                };
-                Decryption {
-                    secrets,
-                    source,
-                    suite,
-                    tls13: true,
-                    dirs: [c, s],
-                }
-            }
-            Version::TLS10 | Version::TLS11 | Version::TLS12 => {
-                let Some(suite) = dec::tls12_suite(sh.cipher) else {
-                    return;
-                };
-                Decryption {
-                    secrets,
-                    source,
-                    suite,
-                    tls13: false,
-                    dirs: [c, s],
-                }
-            }
-            _ => return,
+        let mut d = Decryption {
+            secrets,
+            source,
+            suite: None,
+            tls13: sh.selected_version == Version::TLS13,
+            dirs: [DirDecrypt::default(), DirDecrypt::default()],
         };
+        let tls12_family = matches!(
+            sh.selected_version,
+            Version::TLS10 | Version::TLS11 | Version::TLS12
+        );
+        let master = d.secrets.master.clone();
         if d.tls13 {
-            let suite = d.suite;
+            let Some(suite) = dec::tls13_suite(sh.cipher) else {
+                return;
+            };
+            d.suite = Some(suite);
             let keys = |s: &Option<crate::proto::tls::keylog::Secret>| {
                 s.as_ref().and_then(|s| tls13_keys(suite, s.bytes()))
             };
             d.dirs[0].keys = keys(&d.secrets.client_handshake);
             d.dirs[1].keys = keys(&d.secrets.server_handshake);
-        } else if let Some(master) = d.secrets.master.as_ref() {
-            let suite = d.suite;
-            let (kl, il) = (suite.aead.key_len(), suite.tls12_iv_len());
-            let block = schedule::key_block(
-                Prf::Tls12(suite.hash),
-                master.bytes(),
-                &ch.random,
-                &sh.random,
-                2 * kl + 2 * il,
-            );
-            let mode = match suite.aead {
-                dec::AeadAlg::ChaCha20Poly1305 => RecordMode::Tls12XorNonce,
-                _ => RecordMode::Tls12ExplicitNonce,
+        } else if let (true, Some(master)) = (tls12_family, master) {
+            let prf = |h| {
+                if sh.selected_version == Version::TLS12 {
+                    Prf::Tls12(h)
+                } else {
+                    Prf::Tls10
+                }
             };
-            if let Some(b) = block {
+            let block = |len| {
+                schedule::key_block(
+                    prf(HashAlg::Sha256),
+                    master.bytes(),
+                    &ch.random,
+                    &sh.random,
+                    len,
+                )
+            };
+            if let Some(suite) =
+                dec::tls12_suite(sh.cipher).filter(|_| sh.selected_version == Version::TLS12)
+            {
+                let (kl, il) = (suite.aead.key_len(), suite.tls12_iv_len());
+                let block = schedule::key_block(
+                    Prf::Tls12(suite.hash),
+                    master.bytes(),
+                    &ch.random,
+                    &sh.random,
+                    2 * kl + 2 * il,
+                );
+                let mode = match suite.aead {
+                    dec::AeadAlg::ChaCha20Poly1305 => RecordMode::Tls12XorNonce,
+                    _ => RecordMode::Tls12ExplicitNonce,
+                };
                 // RFC 5246 section 6.3: client key, server key, client IV, server IV (AEAD
                 // suites have no MAC keys).
-                let part = |from: usize, len: usize| b.get(from..from + len);
-                if let (Some(ck), Some(sk), Some(ci), Some(si)) = (
-                    part(0, kl),
-                    part(kl, kl),
-                    part(2 * kl, il),
-                    part(2 * kl + il, il),
-                ) {
-                    d.dirs[0].next = RecordKeys::new(suite.aead, ck, ci, mode);
-                    d.dirs[1].next = RecordKeys::new(suite.aead, sk, si, mode);
+                if let Some(b) = block {
+                    let part = |from: usize, len: usize| b.get(from..from + len);
+                    if let (Some(ck), Some(sk), Some(ci), Some(si)) = (
+                        part(0, kl),
+                        part(kl, kl),
+                        part(2 * kl, il),
+                        part(2 * kl + il, il),
+                    ) {
+                        d.dirs[0].next = RecordKeys::new(suite.aead, ck, ci, mode);
+                        d.dirs[1].next = RecordKeys::new(suite.aead, sk, si, mode);
+                    }
+                }
+            } else if let Some(suite) = dec::cbc_suite(sh.cipher) {
+                let (ml, kl) = (suite.mac.output_len(), suite.key_len);
+                let tls10 = sh.selected_version == Version::TLS10;
+                // RFC 7366: encrypt_then_mac (extension 22) in the ServerHello.
+                let etm = sh.extensions.contains(&22);
+                let block = if sh.selected_version == Version::TLS12 {
+                    schedule::key_block(
+                        Prf::Tls12(suite.prf_hash),
+                        master.bytes(),
+                        &ch.random,
+                        &sh.random,
+                        2 * (ml + kl + 16),
+                    )
+                } else {
+                    block(2 * (ml + kl + 16))
+                };
+                // MAC keys, then cipher keys, then IVs (used by TLS 1.0 only).
+                if let Some(b) = block {
+                    let part = |from: usize, len: usize| b.get(from..from + len);
+                    if let (Some(cm), Some(sm), Some(ck), Some(sk), Some(ci), Some(si)) = (
+                        part(0, ml),
+                        part(ml, ml),
+                        part(2 * ml, kl),
+                        part(2 * ml + kl, kl),
+                        part(2 * (ml + kl), 16),
+                        part(2 * (ml + kl) + 16, 16),
+                    ) {
+                        d.dirs[0].next = RecordKeys::new_cbc(ck, suite.mac, cm, ci, tls10, etm);
+                        d.dirs[1].next = RecordKeys::new_cbc(sk, suite.mac, sm, si, tls10, etm);
+                    }
                 }
             }
         }
@@ -282,7 +320,11 @@ impl TlsSession {
         let Some(d) = self.dec.as_mut() else {
             return;
         };
-        let (tls13, suite) = (d.tls13, d.suite);
+        let Some(suite) = d.suite.filter(|_| d.tls13) else {
+            // TLS 1.2 and older: the Finished and any renegotiation stay unread.
+            return;
+        };
+        let tls13 = true;
         match ty {
             HandshakeType::CERTIFICATE
                 if tls13 && dir == Direction::ToClient && !self.cert_seen =>
