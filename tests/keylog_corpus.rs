@@ -36,8 +36,18 @@ const KNOWN_GAPS: &[(&str, &str, u64, u64)] = &[
     // request stays encrypted and is counted as undecryptable.
     ("captures/tls13-rfc8446.pcap", "10.9.0.1:38290", 24, 237),
     // TLS 1.3 draft 20 uses other labels in its key schedule: left encrypted.
-    ("captures/tls13-20-chacha20poly1305.pcap", "10.42.0.1:40730", 0, 0),
-    ("captures/tls13-20-chacha20poly1305.pcap", "10.42.0.1:40736", 0, 0),
+    (
+        "captures/tls13-20-chacha20poly1305.pcap",
+        "10.42.0.1:40730",
+        0,
+        0,
+    ),
+    (
+        "captures/tls13-20-chacha20poly1305.pcap",
+        "10.42.0.1:40736",
+        0,
+        0,
+    ),
     // AES-CCM suites are not decrypted.
     ("captures/tls12-aes128ccm.pcap", "127.0.0.1:50586", 0, 0),
     // Renegotiation: the first handshake's keys decrypt until the second ChangeCipherSpec;
@@ -47,13 +57,24 @@ const KNOWN_GAPS: &[(&str, &str, u64, u64)] = &[
 
 fn run(dir: &PathBuf, capture: &str, keylog: Option<&str>) -> Value {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_smtpaudit"));
-    cmd.args(["--ports", "443,4433,8443", "--format", "json", "--threads", "1"]);
+    cmd.args([
+        "--ports",
+        "443,4433,8443",
+        "--format",
+        "json",
+        "--threads",
+        "1",
+    ]);
     if let Some(k) = keylog {
         cmd.arg("--keylog").arg(dir.join(k));
     }
     cmd.arg(dir.join(capture));
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{capture}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{capture}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -73,7 +94,13 @@ fn flow<'a>(report: &'a Value, client: &str) -> &'a Value {
         .as_array()
         .unwrap()
         .iter()
-        .find(|f| format!("{}:{}", f["client"]["ip"].as_str().unwrap(), f["client"]["port"]) == client)
+        .find(|f| {
+            format!(
+                "{}:{}",
+                f["client"]["ip"].as_str().unwrap(),
+                f["client"]["port"]
+            ) == client
+        })
         .unwrap_or_else(|| panic!("no flow from {client}"))
 }
 
@@ -85,8 +112,7 @@ fn bytes(tls: &Value, dir: &str) -> u64 {
 fn every_capture_decrypts_as_tshark_did() {
     let Some(dir) = corpus() else { return };
     let manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("MANIFEST.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("MANIFEST.json")).unwrap()).unwrap();
     let mut checked = 0;
     for file in manifest["files"].as_array().unwrap() {
         let capture = file["file"].as_str().unwrap();
@@ -98,10 +124,7 @@ fn every_capture_decrypts_as_tshark_did() {
             let client = s["client"].as_str().unwrap();
             let tls = &flow(&report, client)["tls"];
             let got = (bytes(tls, "to_server"), bytes(tls, "to_client"));
-            if let Some(gap) = KNOWN_GAPS
-                .iter()
-                .find(|g| g.0 == capture && g.1 == client)
-            {
+            if let Some(gap) = KNOWN_GAPS.iter().find(|g| g.0 == capture && g.1 == client) {
                 assert_eq!(got, (gap.2, gap.3), "{capture} {client}: known gap changed");
                 continue;
             }
@@ -112,8 +135,16 @@ fn every_capture_decrypts_as_tshark_did() {
                 s["decrypted_bytes"]["server_to_client"].as_u64().unwrap(),
             );
             assert_eq!(got, want, "{where_}: decrypted bytes (client, server)");
-            assert_eq!(tls["to_server"]["undecryptable_records"], Value::Null, "{where_}");
-            assert_eq!(tls["to_client"]["undecryptable_records"], Value::Null, "{where_}");
+            assert_eq!(
+                tls["to_server"]["undecryptable_records"],
+                Value::Null,
+                "{where_}"
+            );
+            assert_eq!(
+                tls["to_client"]["undecryptable_records"],
+                Value::Null,
+                "{where_}"
+            );
             let source = if key_run == "dsb_embedded" {
                 "pcapng_dsb"
             } else {
@@ -178,7 +209,13 @@ fn key_log_of_one_connection_decrypts_that_one_only() {
         Some("keys/tls12-dsb-1.keys"),
     );
     let counts = &report["summary"]["tls_decryption"];
-    assert_eq!((counts["decrypted"].as_u64(), counts["not_decrypted"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (
+            counts["decrypted"].as_u64(),
+            counts["not_decrypted"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
     assert_eq!(flow(&report, "10.9.0.2:46800")["tls"]["decrypted"], true);
     assert_eq!(flow(&report, "10.9.0.2:46802")["tls"]["decrypted"], false);
 }
