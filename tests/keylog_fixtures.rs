@@ -13,8 +13,11 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// (capture, its key log, class, AUTH mechanism/user/outcome, alert description).
-const CASES: &[(&str, &str, &str, Option<(&str, &str, &str)>, Option<&str>)] = &[
+/// AUTH inside TLS: mechanism, user, outcome.
+type Auth = Option<(&'static str, &'static str, &'static str)>;
+
+/// (capture, TLS version, class, AUTH, the client's alert when the handshake is rejected).
+const CASES: &[(&str, &str, &str, Auth, Option<&str>)] = &[
     (
         "smtp-587-keylog-tls13-auth-plain.pcap",
         "TLSv1.3",
