@@ -9,7 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
@@ -55,7 +55,7 @@ const KNOWN_GAPS: &[(&str, &str, u64, u64)] = &[
     ("captures/tls-renegotiation.pcap", "127.0.0.1:50242", 48, 0),
 ];
 
-fn run(dir: &PathBuf, capture: &str, keylog: Option<&str>) -> Value {
+fn run(dir: &Path, capture: &str, keylog: Option<&str>) -> Value {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_smtpaudit"));
     cmd.args([
         "--ports",
