@@ -187,6 +187,7 @@ impl TlsSession {
     }
 
     /// A record starts: collect its body when it is to be decrypted.
+    #[inline]
     pub(super) fn decrypt_record_start(&mut self, dir: Direction, hdr: RecordHeader) -> bool {
         let Some(d) = self.dec.as_mut() else {
             return false;
@@ -210,6 +211,7 @@ impl TlsSession {
         dd.collecting
     }
 
+    #[inline]
     pub(super) fn decrypt_record_piece(&mut self, dir: Direction, piece: &[u8]) {
         if let Some(dd) = self
             .dec
@@ -223,6 +225,7 @@ impl TlsSession {
 
     /// A collected record is whole: decrypt it and act on what it holds. Returns whether
     /// the record was one this session decrypts (then the caller does nothing more with it).
+    #[inline]
     pub(super) fn decrypt_record_end(
         &mut self,
         dir: Direction,
