@@ -1,4 +1,5 @@
 //! Protocol analyzer throughput: bytes of a dialog through the session per second.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
