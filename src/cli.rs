@@ -146,6 +146,15 @@ impl Config {
     pub fn is_mail_port(&self, port: u16) -> bool {
         self.mail_ports.contains(&port)
     }
+
+    /// This configuration for one capture: the same key log, a key store of its own for
+    /// the capture's Decryption Secrets Blocks.
+    pub fn for_capture(&self) -> Config {
+        Config {
+            keys: self.keys.as_ref().map(|k| Arc::new(k.for_capture())),
+            ..self.clone()
+        }
+    }
 }
 
 impl Default for Config {

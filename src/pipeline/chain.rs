@@ -389,6 +389,8 @@ pub(super) fn analyse_chain(
     obs: &mut dyn Observer,
     emit: &mut ChainEmit<'_>,
 ) -> Vec<(String, Result<CaptureRecord, CaptureFailure>)> {
+    // One capture in several files: one store for its secrets blocks.
+    let cfg = &cfg.for_capture();
     let first = paths.first().cloned().unwrap_or_default();
     let mut table = FlowTable::new(
         cfg.flow,

@@ -434,6 +434,8 @@ pub(super) fn analyse_capture(
     emit: &mut Emit<'_>,
 ) -> Result<CaptureRecord, CaptureFailure> {
     let path = reader.path().to_string();
+    // One store for the workers of this capture (they all read its secrets blocks).
+    let capture_cfg = cfg.for_capture();
     let shards = cfg.threads.max(1);
     let mut readers = Vec::with_capacity(shards);
     readers.push(reader);
@@ -479,7 +481,7 @@ pub(super) fn analyse_capture(
             let worker = Worker {
                 shard: i as u64,
                 shards: shards as u64,
-                cfg: cfg.clone(),
+                cfg: capture_cfg.clone(),
                 flow_cfg,
                 capture: path.clone(),
                 progress: (i == 0).then_some(&progress),

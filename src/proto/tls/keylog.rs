@@ -218,14 +218,24 @@ impl KeyLog {
 /// of the captures as they are read (shared by the threads that analyse them).
 #[derive(Debug, Default)]
 pub struct KeyStore {
-    file: KeyLog,
+    file: std::sync::Arc<KeyLog>,
     embedded: RwLock<KeyLog>,
 }
 
 impl KeyStore {
     pub fn new(file: KeyLog) -> Self {
         KeyStore {
-            file,
+            file: std::sync::Arc::new(file),
+            embedded: RwLock::new(KeyLog::default()),
+        }
+    }
+
+    /// The store of one capture: the key log file's secrets, and none embedded yet. A
+    /// capture's Decryption Secrets Blocks serve that capture only, so the report does not
+    /// depend on which captures run before or beside it.
+    pub fn for_capture(&self) -> Self {
+        KeyStore {
+            file: self.file.clone(),
             embedded: RwLock::new(KeyLog::default()),
         }
     }
