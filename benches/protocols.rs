@@ -1,4 +1,5 @@
 //! Protocol analyzer throughput: bytes of a dialog through the session per second.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -215,5 +216,165 @@ fn tls_benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, smtp_benches, tls_benches);
+// ---------------------------------------------------------------------------------------
+// TLS with keys: the same session decrypted (cost per decrypted byte)
+// ---------------------------------------------------------------------------------------
+
+use aes_gcm::aead::AeadInOut;
+use aes_gcm::{Aes128Gcm, KeyInit};
+use chacha20poly1305::ChaCha20Poly1305;
+use smtpaudit::proto::tls::decrypt::schedule::{HashAlg, Prf, key_block};
+use smtpaudit::proto::tls::keylog::{KeyLog, KeySource, KeyStore};
+use std::sync::Arc;
+
+const MASTER: [u8; 48] = [0x44; 48];
+
+/// One TLS 1.2 record of `ty` sealed with `key`/`iv` at `seq` (GCM: explicit nonce; ChaCha:
+/// IV XOR sequence).
+fn seal(chacha: bool, key: &[u8], iv: &[u8], seq: u64, ty: u8, plain: &[u8]) -> Vec<u8> {
+    let mut aad = seq.to_be_bytes().to_vec();
+    aad.extend_from_slice(&[ty, 3, 3]);
+    aad.extend_from_slice(&(plain.len() as u16).to_be_bytes());
+    let mut nonce = [0u8; 12];
+    let mut body = Vec::new();
+    if chacha {
+        nonce.copy_from_slice(iv);
+        for (b, s) in nonce.iter_mut().skip(4).zip(seq.to_be_bytes()) {
+            *b ^= s;
+        }
+    } else {
+        nonce[..4].copy_from_slice(iv);
+        nonce[4..].copy_from_slice(&seq.to_be_bytes());
+        body.extend_from_slice(&seq.to_be_bytes());
+    }
+    let mut msg = plain.to_vec();
+    let tag = if chacha {
+        ChaCha20Poly1305::new_from_slice(key)
+            .unwrap()
+            .encrypt_inout_detached(&nonce.into(), &aad, msg.as_mut_slice().into())
+            .unwrap()
+            .to_vec()
+    } else {
+        Aes128Gcm::new_from_slice(key)
+            .unwrap()
+            .encrypt_inout_detached(&nonce.into(), &aad, msg.as_mut_slice().into())
+            .unwrap()
+            .to_vec()
+    };
+    body.extend_from_slice(&msg);
+    body.extend_from_slice(&tag);
+    rec(ty, &body)
+}
+
+/// The handshake of `streams()` with suite `cipher` in the order the peers send it, then
+/// `APP_BYTES` per direction of application data really encrypted under the keys of
+/// `MASTER`.
+type Keyed = (Vec<(Direction, Vec<u8>)>, Vec<u8>, Vec<u8>);
+
+fn keyed_streams(cipher: u16, chacha: bool) -> Keyed {
+    let (kl, il) = if chacha { (32, 12) } else { (16, 4) };
+    let kb = key_block(
+        Prf::Tls12(HashAlg::Sha256),
+        &MASTER,
+        &[0x11; 32],
+        &[0x22; 32],
+        2 * kl + 2 * il,
+    )
+    .unwrap();
+    let (ck, sk) = (&kb[..kl], &kb[kl..2 * kl]);
+    let (ci, si) = (&kb[2 * kl..2 * kl + il], &kb[2 * kl + il..]);
+    let mut ch = vec![3, 3];
+    ch.extend_from_slice(&[0x11; 32]);
+    ch.push(0);
+    ch.extend_from_slice(&[0, 2]);
+    ch.extend_from_slice(&cipher.to_be_bytes());
+    ch.extend_from_slice(&[1, 0, 0, 0]);
+    let mut sh = vec![3, 3];
+    sh.extend_from_slice(&[0x22; 32]);
+    sh.push(0);
+    sh.extend_from_slice(&cipher.to_be_bytes());
+    sh.extend_from_slice(&[0, 0, 0]);
+    let mut flight = hs(2, &sh);
+    flight.extend(hs(14, &[]));
+    let mut c_fin = rec(22, &hs(16, &[0; 66]));
+    c_fin.extend(rec(20, &[1]));
+    c_fin.extend(seal(chacha, ck, ci, 0, 22, &hs(20, &[0; 12])));
+    let mut s_fin = rec(20, &[1]);
+    s_fin.extend(seal(chacha, sk, si, 0, 22, &hs(20, &[0; 12])));
+    let handshake = vec![
+        (Direction::ToServer, rec(22, &hs(1, &ch))),
+        (Direction::ToClient, rec(22, &flight)),
+        (Direction::ToServer, c_fin),
+        (Direction::ToClient, s_fin),
+    ];
+    let plain = vec![b'a'; 16 * 1024];
+    let (mut c, mut s) = (Vec::new(), Vec::new());
+    for seq in 1..=(APP_BYTES / (16 * 1024)) as u64 {
+        c.extend(seal(chacha, ck, ci, seq, 23, &plain));
+        s.extend(seal(chacha, sk, si, seq, 23, &plain));
+    }
+    (handshake, c, s)
+}
+
+fn keys() -> Arc<KeyStore> {
+    let line = format!(
+        "CLIENT_RANDOM {} {}\n",
+        "11".repeat(32),
+        hex::encode(MASTER)
+    );
+    Arc::new(KeyStore::new(
+        KeyLog::read(line.as_bytes(), KeySource::Keylog).unwrap(),
+    ))
+}
+
+/// Feeds both directions as `run` does, taking (and dropping) the plaintext after every
+/// chunk as the analysis does; returns the plaintext bytes.
+fn run_keyed(streams: &Keyed, keys: &Arc<KeyStore>) -> usize {
+    let (handshake, c, s) = streams;
+    let ctx = TlsContext {
+        keys: Some(keys.clone()),
+        ..TlsContext::default()
+    };
+    let mut t = TlsSession::new(ctx).follow_to_close(true);
+    let meta = EventMeta::default();
+    let mut plain = 0;
+    for (dir, bytes) in handshake {
+        t.feed(*dir, bytes, meta);
+    }
+    let (mut ci, mut si) = (c.chunks(CHUNK), s.chunks(CHUNK));
+    loop {
+        let (a, b) = (ci.next(), si.next());
+        if a.is_none() && b.is_none() {
+            break;
+        }
+        for (dir, chunk) in [(Direction::ToServer, a), (Direction::ToClient, b)] {
+            if let Some(chunk) = chunk {
+                t.feed(dir, chunk, meta);
+                plain += t.take_plaintext(dir).len();
+            }
+        }
+    }
+    plain
+}
+
+fn decrypt_benches(c: &mut Criterion) {
+    let keys = keys();
+    let mut g = c.benchmark_group("tls_decrypt");
+    for (name, cipher, chacha) in [
+        ("tls12_aes128gcm_8MiB_each_way", 0xc02f, false),
+        ("tls12_chacha20poly1305_8MiB_each_way", 0xcca8, true),
+    ] {
+        let streams = keyed_streams(cipher, chacha);
+        assert_eq!(
+            run_keyed(&streams, &keys),
+            2 * APP_BYTES,
+            "{name} does not decrypt"
+        );
+        g.throughput(Throughput::Bytes((2 * APP_BYTES) as u64));
+        g.bench_function(name, |b| b.iter(|| run_keyed(&streams, &keys)));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, smtp_benches, tls_benches, decrypt_benches);
 criterion_main!(benches);

@@ -1,6 +1,7 @@
 //! The command line (clap derive): what the user typed, validated into a [`Config`].
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Parser;
 
@@ -9,6 +10,7 @@ use crate::findings::Severity;
 use crate::findings::correlate::SCAN_THRESHOLD;
 use crate::findings::spraying::SprayThresholds;
 use crate::flow::FlowConfig;
+use crate::proto::tls::keylog::KeyStore;
 use crate::report::Format;
 
 /// Mail ports: a connection to one of these is reported whatever it carries.
@@ -58,6 +60,12 @@ pub struct Cli {
     /// on nearly every plaintext session.
     #[arg(long)]
     pub posture_findings: bool,
+
+    /// TLS secrets in the NSS key log format (what SSLKEYLOGFILE makes), for TLS 1.2 and
+    /// 1.3: what runs inside TLS is then analysed as if it were in clear. Decryption Secrets
+    /// Blocks inside a pcapng are used with or without this option.
+    #[arg(long, value_name = "PATH")]
+    pub keylog: Option<PathBuf>,
 
     /// More mail ports, comma-separated (e.g. 10025,2526).
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..))]
@@ -135,11 +143,22 @@ pub struct Config {
     /// Set when the run is to end early (SIGINT, SIGTERM): every input ends there, as at its
     /// end, and the report covers what was read.
     pub stop: Stop,
+    /// TLS secrets of the run (`--keylog`, and Decryption Secrets Blocks as they are read).
+    pub keys: Option<Arc<KeyStore>>,
 }
 
 impl Config {
     pub fn is_mail_port(&self, port: u16) -> bool {
         self.mail_ports.contains(&port)
+    }
+
+    /// This configuration for one capture: the same key log, a key store of its own for
+    /// the capture's Decryption Secrets Blocks.
+    pub fn for_capture(&self) -> Config {
+        Config {
+            keys: self.keys.as_ref().map(|k| Arc::new(k.for_capture())),
+            ..self.clone()
+        }
     }
 }
 
@@ -154,6 +173,7 @@ impl Default for Config {
             scan_threshold: SCAN_THRESHOLD,
             spray: SprayThresholds::default(),
             stop: Stop::default(),
+            keys: None,
         }
     }
 }
@@ -202,6 +222,7 @@ impl Cli {
                 window_secs: self.auth_window,
             },
             stop: Stop::default(),
+            keys: None,
         }
     }
 }

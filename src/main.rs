@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
@@ -11,6 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use smtpaudit::cli::{Cli, ColorChoice};
 use smtpaudit::pipeline::{self, Observer};
+use smtpaudit::proto::tls::keylog::{KeyLog, KeySource, KeyStore};
 use smtpaudit::report::{self, SinkOptions};
 
 fn main() -> ExitCode {
@@ -57,6 +59,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     };
     let mut sink = report::make_sink(cli.format, out, opts);
     let mut obs = StderrObserver::new(cli.quiet);
+    let mut cfg = cfg;
+    cfg.keys = Some(Arc::new(load_keys(cli, &mut obs)?));
     let outcome = pipeline::run(&cfg, &cli.captures, sink.as_mut(), &mut obs)?;
     drop(sink);
     if outcome.inputs_read == 0 {
@@ -68,6 +72,36 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `--keylog` file (an empty store without it: Decryption Secrets Blocks go there). A
+/// malformed line is a warning by its number; the file's content is never printed.
+fn load_keys(cli: &Cli, obs: &mut StderrObserver) -> anyhow::Result<KeyStore> {
+    let Some(path) = &cli.keylog else {
+        return Ok(KeyStore::default());
+    };
+    let f = File::open(path).with_context(|| format!("cannot open key log {}", path.display()))?;
+    let log = KeyLog::read(io::BufReader::new(f), KeySource::Keylog)
+        .with_context(|| format!("cannot read key log {}", path.display()))?;
+    for w in &log.warnings {
+        obs.warning(&format!("key log {}: {w}; line skipped", path.display()));
+    }
+    let unlisted = log.malformed.saturating_sub(log.warnings.len() as u64);
+    if unlisted > 0 {
+        obs.warning(&format!(
+            "key log {}: {unlisted} more malformed lines skipped",
+            path.display()
+        ));
+    }
+    if log.dropped > 0 {
+        obs.warning(&format!(
+            "key log {}: more than {} handshakes; {} lines skipped",
+            path.display(),
+            smtpaudit::proto::tls::keylog::MAX_CLIENTS,
+            log.dropped
+        ));
+    }
+    Ok(KeyStore::new(log))
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

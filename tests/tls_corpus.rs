@@ -110,6 +110,7 @@ fn analyse(file: &str, client: (&str, u16), server_port: u16) -> Option<TlsSessi
         starttls: server_port == 25 || server_port == 143,
         banner_host: None,
         starttls_refused: None,
+        keys: None,
     })
     .follow_to_close(true);
     let mut next: [Option<u32>; 2] = [None, None];

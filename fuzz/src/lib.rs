@@ -36,6 +36,7 @@ use smtpaudit::flow::{
 };
 use smtpaudit::pipeline;
 use smtpaudit::proto::smtp::{Feed, SmtpSession};
+use smtpaudit::proto::tls::keylog::{KeyLog, KeySource, KeyStore};
 use smtpaudit::proto::tls::{EndKind, TlsContext, TlsSession};
 use smtpaudit::report::model::{CaptureRecord, Summary};
 use smtpaudit::report::{Format, SinkOptions, make_sink};
@@ -291,6 +292,7 @@ impl Dialog {
                     starttls: true,
                     banner_host,
                     starttls_refused,
+                    keys: None,
                 })
             });
             if let Some(rest) = bytes.get(offset..).filter(|r| !r.is_empty()) {
@@ -347,7 +349,9 @@ fn smtp_run(data: &[u8], byte_at_a_time: bool) -> String {
 }
 
 /// The `tls_session` target: first byte = context (bit 0 STARTTLS, bit 1 banner host,
-/// bit 2 follow to close), then a script; chunking must not matter.
+/// bit 2 follow to close, bit 4 keys for the client random of 32 bytes 0x11, as the seeds'
+/// ClientHellos carry), then a script; chunking must not matter, with or without
+/// decryption (plaintext taken after every call).
 pub fn tls_session(data: &[u8]) {
     let Some((&mode, script)) = data.split_first() else {
         return;
@@ -362,8 +366,10 @@ fn tls_run(mode: u8, script: &[u8], byte_at_a_time: bool) -> String {
         starttls: mode & 1 != 0,
         banner_host: (mode & 2 != 0).then(|| "mx.example.org".to_string()),
         starttls_refused: (mode & 8 != 0).then_some(454),
+        keys: (mode & 16 != 0).then(fuzz_keys),
     };
     let mut s = TlsSession::new(ctx).follow_to_close(mode & 4 != 0);
+    let mut plain: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     for (n, op) in Script::new(script).enumerate() {
         let m = meta(n as u64);
         match op {
@@ -371,10 +377,12 @@ fn tls_run(mode: u8, script: &[u8], byte_at_a_time: bool) -> String {
             Op::Data(dir, bytes) if byte_at_a_time => {
                 for b in bytes.chunks(1) {
                     s.feed(dir, b, m);
+                    plain[dir.index()].extend(s.take_plaintext(dir));
                 }
             }
             Op::Data(dir, bytes) => {
                 s.feed(dir, bytes, m);
+                plain[dir.index()].extend(s.take_plaintext(dir));
             }
             Op::Gap(dir, len) => s.gap(dir, len, m),
             Op::End(dir, reset) => {
@@ -384,10 +392,29 @@ fn tls_run(mode: u8, script: &[u8], byte_at_a_time: bool) -> String {
         }
     }
     let _ = (s.client_hello_seen(), s.server_hello_seen(), s.version());
-    let mut out = to_json(&s.record());
+    let mut out = format!("{plain:?}");
+    out += &to_json(&s.record());
     out += &to_json(&s.findings());
     out += &format!("{:?}", s.outcome());
     out
+}
+
+/// Secrets for the client random the seeds use, in every label: TLS 1.2 and 1.3 sessions
+/// over them reach the decryption path (records then fail to authenticate, or, for inputs
+/// the fuzzer builds to match, decrypt).
+fn fuzz_keys() -> std::sync::Arc<KeyStore> {
+    let cr = "11".repeat(32);
+    let mut text = format!("CLIENT_RANDOM {cr} {}\n", "22".repeat(48));
+    for label in [
+        "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+        "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+        "CLIENT_TRAFFIC_SECRET_0",
+        "SERVER_TRAFFIC_SECRET_0",
+    ] {
+        text += &format!("{label} {cr} {}\n", "33".repeat(32));
+    }
+    let log = KeyLog::read(text.as_bytes(), KeySource::Keylog).unwrap_or_default();
+    std::sync::Arc::new(KeyStore::new(log))
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> String {

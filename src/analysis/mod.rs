@@ -9,6 +9,7 @@
 pub mod classify;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::cli::Config;
 use crate::decode::IcmpError;
@@ -19,6 +20,7 @@ use crate::flow::{
     RoleSource, StreamEvent,
 };
 use crate::proto::smtp::{Feed, SmtpSession};
+use crate::proto::tls::keylog::KeyStore;
 use crate::proto::tls::{EndKind, TlsContext, TlsSession};
 use crate::report::model::{EndpointRecord, FlowClass, FlowRecord, TcpRecord};
 use crate::time::Timestamp;
@@ -74,6 +76,8 @@ pub struct FlowState {
     icmp: Option<Box<(IcmpError, EventMeta)>>,
     /// The client's first SMTP command, when the client opened with one.
     first_command: Option<EventMeta>,
+    /// The run's TLS secrets, for the TLS session this flow may start.
+    keys: Option<Arc<KeyStore>>,
     /// How and when the server ended its side (FIN or RST), if it did.
     server_end: Option<(ServerEnd, EventMeta)>,
 }
@@ -95,7 +99,7 @@ impl ServerEnd {
 }
 
 impl FlowState {
-    fn new(roles_open: bool) -> Self {
+    fn new(roles_open: bool, keys: Option<Arc<KeyStore>>) -> Self {
         FlowState {
             swapped: false,
             roles_open,
@@ -114,6 +118,7 @@ impl FlowState {
             first_command: None,
             server_end: None,
             icmp: None,
+            keys,
         }
     }
 
@@ -190,13 +195,7 @@ impl Analyzer {
         match st.modes[dir.index()] {
             Mode::Probe => self.probe(st, info, dir, data, meta),
             Mode::Smtp => feed_smtp(st, dir, data, meta),
-            Mode::Tls => {
-                if let Some(tls) = st.tls.as_mut() {
-                    if tls.feed(dir, data, meta) == Interest::Done {
-                        st.done[dir.index()] = true;
-                    }
-                }
-            }
+            Mode::Tls => feed_tls(st, dir, data, meta),
             Mode::Opaque => {}
         }
     }
@@ -223,19 +222,27 @@ impl Analyzer {
                 Some(Opening::Tls { hello }) => {
                     let dir = self.decide(st, info, dir, Opening::Tls { hello }, meta);
                     let carry = std::mem::take(&mut st.carry[dir.index()]);
-                    let tls = st
-                        .tls
-                        .get_or_insert_with(|| Box::new(new_tls(TlsContext::default())));
+                    let keys = st.keys.clone();
+                    st.tls.get_or_insert_with(|| {
+                        Box::new(new_tls(TlsContext {
+                            keys,
+                            ..TlsContext::default()
+                        }))
+                    });
                     // Implicit TLS is proven by a handshake record (or an SSLv2 hello) as the
                     // first bytes, not by application data seen mid-stream.
                     if st.smtp.is_none() && hello.is_some() {
                         st.implicit_tls = true;
                     }
                     st.tls_from_probe = true;
+                    // What the probe returned before is not the session's interest: only
+                    // the data path marks a direction done.
+                    let done = st.done[dir.index()];
                     if !carry.is_empty() {
-                        tls.feed(dir, &carry, meta);
+                        feed_tls(st, dir, &carry, meta);
                     }
-                    tls.feed(dir, data, meta);
+                    feed_tls(st, dir, data, meta);
+                    st.done[dir.index()] = done;
                     return;
                 }
                 None => {
@@ -689,18 +696,38 @@ fn feed_smtp(st: &mut FlowState, dir: Direction, data: &[u8], meta: EventMeta) {
             .as_ref()
             .and_then(|s| s.banner_host().map(str::to_string));
         let starttls_refused = st.smtp.as_ref().and_then(|s| s.tls_after_refusal());
-        let tls = st.tls.get_or_insert_with(|| {
+        let keys = st.keys.clone();
+        st.tls.get_or_insert_with(|| {
             Box::new(new_tls(TlsContext {
                 starttls: true,
                 banner_host,
                 starttls_refused,
+                keys,
             }))
         });
         if let Some(rest) = data.get(offset..) {
-            if !rest.is_empty() && tls.feed(dir, rest, meta) == Interest::Done {
-                st.done[dir.index()] = true;
+            if !rest.is_empty() {
+                feed_tls(st, dir, rest, meta);
             }
         }
+    }
+}
+
+/// TLS bytes of a direction; with keys, what they decrypt to goes on to the SMTP session,
+/// marked as inside TLS.
+fn feed_tls(st: &mut FlowState, dir: Direction, data: &[u8], meta: EventMeta) {
+    let Some(tls) = st.tls.as_mut() else {
+        return;
+    };
+    if tls.feed(dir, data, meta) == Interest::Done {
+        st.done[dir.index()] = true;
+    }
+    if !tls.has_keys() {
+        return;
+    }
+    let plain = tls.take_plaintext(dir);
+    if !plain.is_empty() {
+        st.smtp().feed_inside_tls(dir, &plain, meta);
     }
 }
 
@@ -869,7 +896,7 @@ impl FlowHandler for Analyzer {
     type State = FlowState;
 
     fn open(&mut self, info: &FlowInfo, _meta: EventMeta) -> FlowState {
-        FlowState::new(!info.roles.from_handshake())
+        FlowState::new(!info.roles.from_handshake(), self.cfg.keys.clone())
     }
 
     fn event(

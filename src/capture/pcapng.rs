@@ -5,6 +5,9 @@
 //! Block layouts are from draft-ietf-opsawg-pcapng (section 3.1 general block structure, 4.1
 //! SHB, 4.2 IDB with if_tsresol/if_tsoffset, 4.3 EPB, 4.4 SPB, appendix A obsolete Packet Block).
 
+use std::sync::Arc;
+
+use crate::proto::tls::keylog::KeyStore;
 use pcap_parser::pcapng::{Block, OptionCode};
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{PcapBlockOwned, PcapNGReader};
@@ -300,7 +303,12 @@ pub(super) struct PcapngInput<R> {
     /// section number.
     first_missing_interface: Option<(u64, u32, u32)>,
     warned: Warned,
+    /// Where the TLS key log of a Decryption Secrets Block goes, when the run keeps keys.
+    pub(super) keys: Option<Arc<KeyStore>>,
 }
+
+/// Decryption Secrets Block secrets type of a TLS key log ('TLSK', pcapng draft 4.7).
+const SECRETS_TLS_KEY_LOG: u32 = 0x544c_534b;
 
 /// The streaming reader over `stream`, which must start with a complete section header block
 /// (the caller sniffed it).
@@ -325,6 +333,7 @@ impl<R: PcapReaderIterator> PcapngInput<R> {
             skipped_missing_interface: 0,
             first_missing_interface: None,
             warned: Warned::default(),
+            keys: None,
         }
     }
 
@@ -545,6 +554,18 @@ impl<R: PcapReaderIterator> BlockSource for PcapngInput<R> {
                     ts,
                     link: iface.link,
                 })
+            }
+            Block::DecryptionSecrets(dsb) if dsb.secrets_type.0 == SECRETS_TLS_KEY_LOG => {
+                if let Some(keys) = &self.keys {
+                    let text = dsb.data.get(..dsb.secrets_len as usize).unwrap_or(dsb.data);
+                    let malformed = keys.add_embedded(text);
+                    if malformed > 0 {
+                        warnings.push(format!(
+                            "{malformed} malformed lines in a decryption secrets block skipped"
+                        ));
+                    }
+                }
+                Step::Skip(len)
             }
             _ => Step::Skip(len),
         }

@@ -625,6 +625,19 @@ impl CaptureReader {
         self.input = Input::Done;
     }
 
+    /// TLS key logs in pcapng Decryption Secrets Blocks go to `keys` as they are read (the
+    /// blocks come before the packets they decrypt).
+    pub fn set_key_store(
+        &mut self,
+        keys: Option<std::sync::Arc<crate::proto::tls::keylog::KeyStore>>,
+    ) {
+        match &mut self.input {
+            Input::Pcapng(src) => src.keys = keys,
+            Input::PcapngSlice(src) => src.keys = keys,
+            _ => {}
+        }
+    }
+
     /// Frames handed out so far.
     pub fn frames_read(&self) -> u64 {
         self.ctx.frames

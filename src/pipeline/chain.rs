@@ -389,6 +389,8 @@ pub(super) fn analyse_chain(
     obs: &mut dyn Observer,
     emit: &mut ChainEmit<'_>,
 ) -> Vec<(String, Result<CaptureRecord, CaptureFailure>)> {
+    // One capture in several files: one store for its secrets blocks.
+    let cfg = &cfg.for_capture();
     let first = paths.first().cloned().unwrap_or_default();
     let mut table = FlowTable::new(
         cfg.flow,
@@ -424,6 +426,7 @@ pub(super) fn analyse_chain(
         handler.bases.push(base);
         handler.counts.push((0, 0));
         obs.start_capture(path, reader.total_size());
+        reader.set_key_store(cfg.keys.clone());
         let before = table.stats().clone();
         let mut facts = InputFacts::new();
         facts.frame_base = base;

@@ -474,6 +474,8 @@ fn analyse_capture(
     obs: &mut dyn Observer,
     emit: &mut Emit<'_>,
 ) -> Result<CaptureRecord, CaptureFailure> {
+    let cfg = &cfg.for_capture();
+    reader.set_key_store(cfg.keys.clone());
     obs.start_capture(reader.path(), reader.total_size());
     let mut facts = InputFacts::new();
     let mut table = FlowTable::new(

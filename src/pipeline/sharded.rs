@@ -288,6 +288,7 @@ struct Worker<'a> {
 
 impl Worker<'_> {
     fn run(self, mut reader: CaptureReader, tx: SyncSender<Round>) -> ReadOutcome {
+        reader.set_key_store(self.cfg.keys.clone());
         let recorder = Recorder {
             inner: Analyzer::new(self.cfg, self.capture),
             pos: Pos {
@@ -455,6 +456,8 @@ pub(super) fn analyse_capture(
     emit: &mut Emit<'_>,
 ) -> Result<CaptureRecord, CaptureFailure> {
     let path = reader.path().to_string();
+    // One store for the workers of this capture (they all read its secrets blocks).
+    let capture_cfg = cfg.for_capture();
     let shards = cfg.threads.max(1);
     let mut readers = Vec::with_capacity(shards);
     readers.push(reader);
@@ -501,7 +504,7 @@ pub(super) fn analyse_capture(
             let worker = Worker {
                 shard: i as u64,
                 shards: shards as u64,
-                cfg: cfg.clone(),
+                cfg: capture_cfg.clone(),
                 flow_cfg,
                 capture: path.clone(),
                 progress: (i == 0).then_some(&progress),

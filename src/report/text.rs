@@ -151,6 +151,16 @@ impl TextSink {
             "\nFlows: {} plaintext, {} starttls, {} implicit_tls, {} unknown",
             cl.plaintext, cl.starttls, cl.implicit_tls, cl.unknown
         );
+        let td = summary.tls_decryption;
+        if td.decrypted > 0 {
+            // Only a run with keys says it: without them the text is as it always was.
+            let _ = writeln!(
+                s,
+                "TLS decrypted with keys: {} of {}",
+                td.decrypted,
+                plural(td.decrypted + td.not_decrypted, "TLS flow", "TLS flows")
+            );
+        }
         let pc = self.book.problem_counts();
         let total = pc.critical + pc.high + pc.medium + pc.low + pc.info;
         let _ = writeln!(

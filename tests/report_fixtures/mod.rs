@@ -77,6 +77,8 @@ fn tls_record(
         cipher: cipher.map(Into::into),
         sni: sni.map(Into::into),
         handshake,
+        decrypted: false,
+        key_source: None,
         alerts,
         ja3: ja3.map(Into::into),
         ja3s: ja3s.map(Into::into),

@@ -175,6 +175,8 @@ pub struct AuthExchange {
     pub username_partial: Option<String>,
     /// Known from the server's replies alone (a one-sided capture): no client line was seen.
     pub inferred: bool,
+    /// Sent inside TLS and read from its decryption: no secret crossed in clear.
+    pub inside_tls: bool,
     /// Last server challenge, base64 as sent (CRAM-MD5's hashcat form needs it verbatim).
     challenge_b64: Option<String>,
     /// NTLM server challenge from the Type 2 message.
@@ -201,6 +203,7 @@ impl AuthExchange {
             cut: false,
             username_partial: None,
             inferred: false,
+            inside_tls: false,
         };
         if let Some(initial) = initial {
             // RFC 4954 §4: "=" is an empty initial response.
@@ -509,7 +512,7 @@ impl AuthExchange {
         AuthRecord {
             mechanism: self.mechanism.name().to_string(),
             username: self.username.clone(),
-            in_cleartext: true,
+            in_cleartext: !self.inside_tls,
             outcome: self.outcome,
             reply: self.reply.map(|c| c.0),
             frame: self.meta.frame,

@@ -175,6 +175,9 @@ pub(super) fn findings(f: &Facts, reveal: bool) -> Vec<Finding> {
 
 /// One `cleartext_credentials` finding for an exchange that carried a secret.
 fn credentials(ex: &AuthExchange, reveal: bool) -> Option<Finding> {
+    if ex.inside_tls {
+        return None;
+    }
     let meta = ex.secret_meta?;
     let kind = match ex.mechanism.secret_kind() {
         Some(kind) => kind,

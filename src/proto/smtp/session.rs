@@ -218,6 +218,9 @@ pub struct SmtpSession {
     /// The end of a DATA body may have been lost in a gap: the server's next reply then
     /// answers the end of data.
     body_gapped: bool,
+    /// The bytes fed now are decrypted TLS application data (`feed_inside_tls`): nothing
+    /// said from here on crossed the wire in clear.
+    in_tls: bool,
     pub(super) facts: Facts,
 }
 
@@ -263,6 +266,7 @@ impl SmtpSession {
             client_after_accept: false,
             client_seen: false,
             body_gapped: false,
+            in_tls: false,
             facts: Facts {
                 banner: None,
                 banner_host: None,
@@ -450,6 +454,25 @@ impl SmtpSession {
         self.facts.starttls_reply.as_ref().map(|r| r.0.0)
     }
 
+    /// Decrypted application bytes of one direction (after STARTTLS, or on implicit TLS).
+    /// The first call resumes the dialog inside TLS: after STARTTLS the client speaks first
+    /// again (RFC 3207 section 4.2, a new EHLO); on implicit TLS the greeting comes first.
+    pub fn feed_inside_tls(&mut self, dir: Direction, data: &[u8], meta: EventMeta) {
+        if !self.in_tls {
+            self.in_tls = true;
+            self.client_mode = ClientMode::Commands;
+            self.server_mode = ServerMode::Replies;
+            self.client = LineReader::default();
+            self.server = LineReader::default();
+            self.reply = None;
+            self.auth_awaiting_client = false;
+            if self.facts.starttls_phase == TlsPhase::Accepted {
+                self.pending.clear();
+            }
+        }
+        let _ = self.feed(dir, data, meta);
+    }
+
     /// Host name announced in the banner (`220 mx.example.org ESMTP`), for certificate
     /// checks; `None` when the greeting starts with no plausible domain.
     pub fn banner_host(&self) -> Option<&str> {
@@ -515,6 +538,7 @@ impl SmtpSession {
                 }
                 ClientMode::Commands | ClientMode::AwaitBody(_) => {
                     if reader.at_line_start()
+                        && !self.in_tls
                         && self.client_mode == ClientMode::Commands
                         && self.facts.starttls_phase != TlsPhase::NotIssued
                         && starts_tls(rest)
@@ -556,6 +580,7 @@ impl SmtpSession {
                 break;
             }
             if reader.at_line_start()
+                && !self.in_tls
                 && self.reply.is_none()
                 && self.facts.starttls_phase == TlsPhase::Accepted
                 && starts_tls(rest)
@@ -579,7 +604,9 @@ impl SmtpSession {
     fn note_body_start(&mut self, meta: EventMeta) {
         if std::mem::take(&mut self.body_start) {
             self.facts.messages += 1;
-            self.facts.first_message.get_or_insert(meta);
+            if !self.in_tls {
+                self.facts.first_message.get_or_insert(meta);
+            }
         }
     }
 
@@ -685,7 +712,7 @@ impl SmtpSession {
             self.facts.client_injected += line.wire_len as u64;
             self.facts.client_injected_meta.get_or_insert(meta);
         }
-        if self.facts.starttls_phase == TlsPhase::Accepted && cmd.verb.is_known() {
+        if self.facts.starttls_phase == TlsPhase::Accepted && !self.in_tls && cmd.verb.is_known() {
             // The 2xx to STARTTLS asked for a handshake; a command instead means the dialog
             // goes on in plaintext (`starttls_ignored` once the server answers it).
             self.facts.plaintext_after_accept.get_or_insert(meta);
@@ -805,6 +832,8 @@ impl SmtpSession {
             }
             _ => AuthExchange::start(auth.mechanism, auth.initial, meta),
         };
+        let mut ex = ex;
+        ex.inside_tls = self.in_tls;
         let idx = if self.facts.auths.len() < MAX_AUTH {
             self.facts.auths.push(ex);
             Some(self.facts.auths.len() - 1)
@@ -819,6 +848,7 @@ impl SmtpSession {
 
     fn note_cleartext_after_offer(&mut self, what: &'static str, meta: EventMeta) {
         if self.facts.starttls_offered
+            && !self.in_tls
             && self.facts.starttls_phase == TlsPhase::NotIssued
             && self.facts.cleartext_after_offer.is_none()
         {
@@ -880,6 +910,7 @@ impl SmtpSession {
     /// slipped in ahead of the handshake for the client to read as an answer inside TLS.
     fn note_server_injection(&mut self, wire_len: usize, meta: EventMeta) {
         if self.facts.starttls_phase == TlsPhase::Accepted
+            && !self.in_tls
             && !self.client_after_accept
             && self.pending.is_empty()
             && self.reply.is_none()

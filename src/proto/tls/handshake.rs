@@ -47,6 +47,8 @@ pub enum HelloError {
 /// What a ClientHello offered, in wire order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientHello {
+    /// The 32-byte random (zero for SSLv2): what a key log is indexed by.
+    pub random: [u8; 32],
     /// `legacy_version` (RFC 8446 section 4.1.2), or the SSLv2 CLIENT-HELLO version.
     pub version: Version,
     /// Sent in the SSLv2-compatible format (RFC 5246 appendix E.2).
@@ -96,6 +98,8 @@ impl ClientHello {
 /// What a ServerHello (or HelloRetryRequest) chose.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerHello {
+    /// The 32-byte random (zero for drafts before 22 and SSLv2).
+    pub random: [u8; 32],
     /// `legacy_version` (what JA3S uses).
     pub version: Version,
     /// `supported_versions` when present (TLS 1.3, RFC 8446 section 4.2.1), else `version`.
@@ -128,6 +132,10 @@ impl<'a> Cursor<'a> {
         let b = self.take(2)?;
         Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
     }
+    fn u24(&mut self) -> Option<usize> {
+        let b = self.take(3)?;
+        Some(u32::from_be_bytes([0, *b.first()?, *b.get(1)?, *b.get(2)?]) as usize)
+    }
 }
 
 /// Splits an extensions block into (type, whole extension bytes incl. its header).
@@ -152,6 +160,7 @@ pub fn parse_client_hello(body: &[u8]) -> Result<ClientHello, HelloError> {
         ciphers: ch.ciphers.iter().map(|c| c.0 as u32).collect(),
         compression: ch.comp.iter().map(|c| c.0).collect(),
         session_id_len: ch.session_id.map_or(0, <[u8]>::len),
+        random: random_at(body),
         ..ClientHello::default()
     };
     for (ty, raw) in raw_extensions(ch.ext.unwrap_or_default()) {
@@ -273,6 +282,7 @@ pub fn parse_server_hello(body: &[u8]) -> Result<ServerHello, HelloError> {
     }
     let (_, sh) = parse_tls_handshake_server_hello(body).map_err(|_| e)?;
     out.hello_retry_request = sh.random == HRR_RANDOM;
+    out.random = random_at(body);
     out.cipher = sh.cipher.0;
     out.compression = sh.compression.0;
     out.session_id = sh.session_id.map(<[u8]>::to_vec).unwrap_or_default();
@@ -291,6 +301,32 @@ pub fn parse_draft_hello_retry_request(body: &[u8]) -> ServerHello {
         hello_retry_request: true,
         ..ServerHello::default()
     }
+}
+
+/// The random after the 2-byte version of a hello body.
+fn random_at(body: &[u8]) -> [u8; 32] {
+    body.get(2..34)
+        .and_then(|r| <[u8; 32]>::try_from(r).ok())
+        .unwrap_or_default()
+}
+
+/// DER certificates of a TLS 1.3 Certificate message (RFC 8446 section 4.4.2), leaf first:
+/// a request context, then entries of certificate and extensions.
+pub fn parse_tls13_certificate_chain(body: &[u8]) -> Result<Vec<&[u8]>, HelloError> {
+    let e = HelloError::Certificate;
+    let mut c = Cursor(body);
+    let ctx_len = c.u8().ok_or(e)? as usize;
+    c.take(ctx_len).ok_or(e)?;
+    let list_len = c.u24().ok_or(e)?;
+    let mut list = Cursor(c.take(list_len).ok_or(e)?);
+    let mut out = Vec::new();
+    while !list.0.is_empty() {
+        let len = list.u24().ok_or(e)?;
+        out.push(list.take(len).ok_or(e)?);
+        let ext = list.u16().ok_or(e)? as usize;
+        list.take(ext).ok_or(e)?;
+    }
+    Ok(out)
 }
 
 /// DER certificates of a TLS 1.2-and-older Certificate message, leaf first.

@@ -8,12 +8,16 @@
 //! - [`cert`]: leaf certificate checks (x509-parser).
 //! - [`session`]: the per-connection state machine that drives them and decides the outcome;
 //!   an outcome the captured bytes cannot decide (records cut by a snap length, a capture
-//!   begun mid-session or holding one side only) stays `incomplete`, with the reason.
+//!   begun mid-session or holding one side only) stays `incomplete`, with the reason. Split
+//!   by responsibility: record framing, record meaning, handshake messages, outcome rules,
+//!   and the report view.
 
 pub mod cert;
+pub mod decrypt;
 pub mod handshake;
 pub mod ja3;
 pub mod ja4;
+pub mod keylog;
 pub mod names;
 pub mod record;
 pub mod session;
@@ -32,6 +36,8 @@ pub struct TlsContext {
     /// The server had refused STARTTLS with this reply and the client began TLS anyway: the
     /// server, still speaking SMTP, cannot answer the ClientHello.
     pub starttls_refused: Option<u16>,
+    /// Secrets to decrypt the session with, when the run has any.
+    pub keys: Option<std::sync::Arc<keylog::KeyStore>>,
 }
 
 /// How a direction ended.

@@ -167,12 +167,27 @@ pub struct Summary {
     pub flows: u64,
     pub classes: ClassCounts,
     pub findings: SeverityCounts,
+    /// Flows with TLS, by whether keys decrypted them.
+    pub tls_decryption: TlsDecryptionCounts,
+}
+
+/// TLS flows of the run decrypted with known secrets, and those without keys (or whose
+/// keys did not decrypt them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TlsDecryptionCounts {
+    pub decrypted: u64,
+    pub not_decrypted: u64,
 }
 
 impl Summary {
     pub fn add_flow(&mut self, flow: &FlowRecord) {
         self.flows += 1;
         self.classes.add(flow.class);
+        match &flow.tls {
+            Some(t) if t.decrypted => self.tls_decryption.decrypted += 1,
+            Some(_) => self.tls_decryption.not_decrypted += 1,
+            None => {}
+        }
     }
     pub fn add_finding(&mut self, f: &Finding) {
         self.findings.add(f.severity);

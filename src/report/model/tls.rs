@@ -46,6 +46,12 @@ pub struct TlsRecord {
     pub cipher: Option<String>,
     pub sni: Option<String>,
     pub handshake: HandshakeOutcome,
+    /// Records of this session were decrypted and authenticated with known secrets.
+    pub decrypted: bool,
+    /// Where the session's secrets came from (`keylog`, `pcapng_dsb`); omitted when the
+    /// run had none for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_source: Option<String>,
     pub alerts: Vec<AlertRecord>,
     pub ja3: Option<String>,
     pub ja3s: Option<String>,
@@ -184,4 +190,16 @@ pub struct TlsDirRecord {
     pub gap_bytes: u64,
     /// Parsing of this direction stopped at an anomaly (counts are partial after it).
     pub stopped: bool,
+    /// With keys: records decrypted and authenticated, records that failed to
+    /// authenticate (counted, never read), and application bytes recovered. Omitted at 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub decrypted_records: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub undecryptable_records: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub decrypted_bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

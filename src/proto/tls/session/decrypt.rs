@@ -1,0 +1,414 @@
+//! Decryption of a session whose secrets are in the run's key store: keys per direction
+//! from the ServerHello on (TLS 1.3) or from each side's ChangeCipherSpec (TLS 1.2 and
+//! older), the record bodies collected while they arrive, and what their plaintext says:
+//! TLS 1.3 handshake messages (the certificate, Finished, KeyUpdate), alerts by name, and
+//! application data handed to the caller through [`TlsSession::take_plaintext`].
+//!
+//! Only sessions with keys pay for any of this: without them no body is copied.
+
+use super::*;
+use crate::proto::tls::decrypt::schedule::{self, HashAlg, KeyBytes, Prf};
+use crate::proto::tls::decrypt::{self as dec, RecordKeys, RecordMode, Suite};
+use crate::proto::tls::keylog::{ClientSecrets, KeySource};
+
+/// Decrypted application bytes held per direction until the caller takes them; past it
+/// they are counted and dropped (the caller takes them after every chunk it feeds).
+const MAX_PLAIN: usize = 1 << 20;
+
+/// What decryption knows of a session.
+#[derive(Debug)]
+pub(super) struct Decryption {
+    secrets: ClientSecrets,
+    pub(super) source: KeySource,
+    /// The TLS 1.3 suite (its hash drives key updates).
+    suite: Option<Suite>,
+    tls13: bool,
+    dirs: [DirDecrypt; 2],
+}
+
+#[derive(Debug, Default)]
+struct DirDecrypt {
+    keys: Option<RecordKeys>,
+    /// TLS 1.2 and older: keys that take effect at this side's ChangeCipherSpec.
+    next: Option<RecordKeys>,
+    /// TLS 1.3: the traffic secret in use after the handshake, for KeyUpdate.
+    secret: Option<KeyBytes>,
+    /// The body of the record being collected, when it is one to decrypt.
+    body: Vec<u8>,
+    collecting: bool,
+    /// Decrypted handshake bytes not yet a whole message.
+    hs: Vec<u8>,
+    plain: Vec<u8>,
+    ok: u64,
+    failed: u64,
+    plain_bytes: u64,
+    dropped: u64,
+    finished: bool,
+}
+
+impl Decryption {
+    /// Records of `dir` decrypted and authenticated, and those that failed.
+    pub(super) fn counts(&self, dir: Direction) -> (u64, u64, u64) {
+        self.dirs
+            .get(dir.index())
+            .map_or((0, 0, 0), |d| (d.ok, d.failed, d.plain_bytes))
+    }
+
+    pub(super) fn any_decrypted(&self) -> bool {
+        self.dirs.iter().any(|d| d.ok > 0)
+    }
+}
+
+/// TLS 1.3 keys of a direction from its traffic secret.
+fn tls13_keys(suite: Suite, secret: &[u8]) -> Option<RecordKeys> {
+    let (key, iv) = schedule::traffic_keys(suite.hash, secret, suite.aead.key_len())?;
+    RecordKeys::new(suite.aead, &key, &iv, RecordMode::Tls13)
+}
+
+impl TlsSession {
+    /// After the ServerHello: look the client random up and derive what can be derived.
+    pub(super) fn start_decryption(&mut self) {
+        let (Some(store), Some((ch, _)), Some((sh, _))) =
+            (&self.ctx.keys, &self.client_hello, &self.server_hello)
+        else {
+            return;
+        };
+        if ch.sslv2 || self.dec.is_some() {
+            return;
+        }
+        let Some(secrets) = store.lookup(&ch.random) else {
+            return;
+        };
+        let source = secrets.source.unwrap_or(KeySource::Keylog);
+        let mut d = Decryption {
+            secrets,
+            source,
+            suite: None,
+            tls13: sh.selected_version == Version::TLS13,
+            dirs: [DirDecrypt::default(), DirDecrypt::default()],
+        };
+        let tls12_family = matches!(
+            sh.selected_version,
+            Version::TLS10 | Version::TLS11 | Version::TLS12
+        );
+        let master = d.secrets.master.clone();
+        if d.tls13 {
+            let Some(suite) = dec::tls13_suite(sh.cipher) else {
+                return;
+            };
+            d.suite = Some(suite);
+            let keys = |s: &Option<crate::proto::tls::keylog::Secret>| {
+                s.as_ref().and_then(|s| tls13_keys(suite, s.bytes()))
+            };
+            d.dirs[0].keys = keys(&d.secrets.client_handshake);
+            d.dirs[1].keys = keys(&d.secrets.server_handshake);
+        } else if let (true, Some(master)) = (tls12_family, master) {
+            let prf = |h| {
+                if sh.selected_version == Version::TLS12 {
+                    Prf::Tls12(h)
+                } else {
+                    Prf::Tls10
+                }
+            };
+            let block = |len| {
+                schedule::key_block(
+                    prf(HashAlg::Sha256),
+                    master.bytes(),
+                    &ch.random,
+                    &sh.random,
+                    len,
+                )
+            };
+            if let Some(suite) =
+                dec::tls12_suite(sh.cipher).filter(|_| sh.selected_version == Version::TLS12)
+            {
+                let (kl, il) = (suite.aead.key_len(), suite.tls12_iv_len());
+                let block = schedule::key_block(
+                    Prf::Tls12(suite.hash),
+                    master.bytes(),
+                    &ch.random,
+                    &sh.random,
+                    2 * kl + 2 * il,
+                );
+                let mode = match suite.aead {
+                    dec::AeadAlg::ChaCha20Poly1305 => RecordMode::Tls12XorNonce,
+                    _ => RecordMode::Tls12ExplicitNonce,
+                };
+                // RFC 5246 section 6.3: client key, server key, client IV, server IV (AEAD
+                // suites have no MAC keys).
+                if let Some(b) = block {
+                    let part = |from: usize, len: usize| b.get(from..from + len);
+                    if let (Some(ck), Some(sk), Some(ci), Some(si)) = (
+                        part(0, kl),
+                        part(kl, kl),
+                        part(2 * kl, il),
+                        part(2 * kl + il, il),
+                    ) {
+                        d.dirs[0].next = RecordKeys::new(suite.aead, ck, ci, mode);
+                        d.dirs[1].next = RecordKeys::new(suite.aead, sk, si, mode);
+                    }
+                }
+            } else if let Some(suite) = dec::cbc_suite(sh.cipher) {
+                let (ml, kl) = (suite.mac.output_len(), suite.key_len);
+                let tls10 = sh.selected_version == Version::TLS10;
+                // RFC 7366: encrypt_then_mac (extension 22) in the ServerHello.
+                let etm = sh.extensions.contains(&22);
+                let block = if sh.selected_version == Version::TLS12 {
+                    schedule::key_block(
+                        Prf::Tls12(suite.prf_hash),
+                        master.bytes(),
+                        &ch.random,
+                        &sh.random,
+                        2 * (ml + kl + 16),
+                    )
+                } else {
+                    block(2 * (ml + kl + 16))
+                };
+                // MAC keys, then cipher keys, then IVs (used by TLS 1.0 only).
+                if let Some(b) = block {
+                    let part = |from: usize, len: usize| b.get(from..from + len);
+                    if let (Some(cm), Some(sm), Some(ck), Some(sk), Some(ci), Some(si)) = (
+                        part(0, ml),
+                        part(ml, ml),
+                        part(2 * ml, kl),
+                        part(2 * ml + kl, kl),
+                        part(2 * (ml + kl), 16),
+                        part(2 * (ml + kl) + 16, 16),
+                    ) {
+                        d.dirs[0].next = RecordKeys::new_cbc(ck, suite.mac, cm, ci, tls10, etm);
+                        d.dirs[1].next = RecordKeys::new_cbc(sk, suite.mac, sm, si, tls10, etm);
+                    }
+                }
+            }
+        }
+        if d.dirs.iter().any(|x| x.keys.is_some() || x.next.is_some()) {
+            self.dec = Some(Box::new(d));
+        }
+    }
+
+    /// A record starts: collect its body when it is to be decrypted.
+    #[inline]
+    pub(super) fn decrypt_record_start(&mut self, dir: Direction, hdr: RecordHeader) -> bool {
+        let Some(d) = self.dec.as_mut() else {
+            return false;
+        };
+        let tls13 = d.tls13;
+        let Some(dd) = d.dirs.get_mut(dir.index()) else {
+            return false;
+        };
+        if !tls13 && hdr.content_type == ContentType::CHANGE_CIPHER_SPEC {
+            // Renegotiation installs new keys only if the key log had them: the old ones
+            // then stop (their records would fail anyway).
+            if let Some(next) = dd.next.take() {
+                dd.keys = Some(next);
+            }
+            return false;
+        }
+        dd.collecting = dd.keys.is_some()
+            && hdr.content_type != ContentType::CHANGE_CIPHER_SPEC
+            && (!tls13 || hdr.content_type == ContentType::APPLICATION_DATA);
+        dd.body.clear();
+        dd.collecting
+    }
+
+    #[inline]
+    pub(super) fn decrypt_record_piece(&mut self, dir: Direction, piece: &[u8]) {
+        if let Some(dd) = self
+            .dec
+            .as_mut()
+            .and_then(|d| d.dirs.get_mut(dir.index()))
+            .filter(|dd| dd.collecting)
+        {
+            dd.body.extend_from_slice(piece);
+        }
+    }
+
+    /// A collected record is whole: decrypt it and act on what it holds. Returns whether
+    /// the record was one this session decrypts (then the caller does nothing more with it).
+    #[inline]
+    pub(super) fn decrypt_record_end(
+        &mut self,
+        dir: Direction,
+        hdr: RecordHeader,
+        meta: EventMeta,
+    ) -> bool {
+        let Some(d) = self.dec.as_mut() else {
+            return false;
+        };
+        let Some(dd) = d.dirs.get_mut(dir.index()) else {
+            return false;
+        };
+        if !std::mem::take(&mut dd.collecting) {
+            return false;
+        }
+        let mut body = std::mem::take(&mut dd.body);
+        let [v0, v1] = hdr.version.0.to_be_bytes();
+        let [l0, l1] = hdr.len.to_be_bytes();
+        let header = [hdr.content_type.0, v0, v1, l0, l1];
+        let plain = dd.keys.as_mut().and_then(|k| k.decrypt(header, &mut body));
+        let Some(p) = plain else {
+            dd.failed += 1;
+            dd.body = body;
+            dd.body.clear();
+            if hdr.content_type == ContentType::ALERT {
+                self.push_alert(AlertRecord {
+                    from: sender(dir),
+                    level: ReportAlertLevel::Encrypted,
+                    description: None,
+                    frame: meta.frame,
+                    frame_capture: None,
+                });
+            }
+            return true;
+        };
+        dd.ok += 1;
+        let content = body.get(p.start..p.end).unwrap_or_default();
+        match ContentType(p.content_type) {
+            ContentType::APPLICATION_DATA => {
+                dd.plain_bytes += content.len() as u64;
+                if dd.plain.len() + content.len() <= MAX_PLAIN {
+                    dd.plain.extend_from_slice(content);
+                } else {
+                    dd.dropped += content.len() as u64;
+                }
+            }
+            ContentType::ALERT => {
+                let pairs: Vec<(u8, u8)> = content
+                    .chunks_exact(2)
+                    .filter_map(|p| match p {
+                        [a, b] => Some((*a, *b)),
+                        _ => None,
+                    })
+                    .collect();
+                for (level, desc) in pairs {
+                    self.on_clear_alert(dir, AlertLevel(level), AlertDescription(desc), meta);
+                }
+            }
+            ContentType::HANDSHAKE => {
+                let mut buf = std::mem::take(&mut dd.hs);
+                if buf.len() + content.len() <= MAX_MESSAGE + 4 {
+                    buf.extend_from_slice(content);
+                } else {
+                    buf.clear();
+                }
+                let mut at = 0;
+                while let Some((ty, msg_body, total)) =
+                    buf.get(at..).and_then(super::messages::whole_message)
+                {
+                    let msg_body = msg_body.to_vec();
+                    at += total;
+                    self.on_decrypted_message(dir, HandshakeType(ty), &msg_body, meta);
+                }
+                buf.drain(..at.min(buf.len()));
+                if let Some(dd) = self.dec.as_mut().and_then(|d| d.dirs.get_mut(dir.index())) {
+                    dd.hs = buf;
+                }
+            }
+            _ => {}
+        }
+        if let Some(dd) = self.dec.as_mut().and_then(|d| d.dirs.get_mut(dir.index())) {
+            body.clear();
+            dd.body = body;
+        }
+        true
+    }
+
+    fn on_decrypted_message(
+        &mut self,
+        dir: Direction,
+        ty: HandshakeType,
+        body: &[u8],
+        meta: EventMeta,
+    ) {
+        let Some(d) = self.dec.as_mut() else {
+            return;
+        };
+        let Some(suite) = d.suite.filter(|_| d.tls13) else {
+            // TLS 1.2 and older: the Finished and any renegotiation stay unread.
+            return;
+        };
+        let tls13 = true;
+        match ty {
+            HandshakeType::CERTIFICATE
+                if tls13 && dir == Direction::ToClient && !self.cert_seen =>
+            {
+                self.cert_seen = true;
+                match handshake::parse_tls13_certificate_chain(body) {
+                    Ok(chain) => self.set_certificate(&chain, meta),
+                    Err(e) => self.note(format!("to_client: {e} at frame {}", meta.frame)),
+                }
+            }
+            // Finished: TLS 1.3 switches this side to its application traffic secret.
+            HandshakeType(20) => {
+                let first = d.dirs.get(dir.index()).is_some_and(|dd| !dd.finished);
+                if tls13 && first {
+                    let secret = match dir {
+                        Direction::ToServer => d.secrets.client_traffic.clone(),
+                        Direction::ToClient => d.secrets.server_traffic.clone(),
+                    };
+                    if let Some(dd) = d.dirs.get_mut(dir.index()) {
+                        dd.keys = secret.as_ref().and_then(|s| tls13_keys(suite, s.bytes()));
+                        dd.secret = secret.map(|s| KeyBytes::new(s.bytes().to_vec()));
+                    }
+                }
+                if let Some(dd) = d.dirs.get_mut(dir.index()) {
+                    dd.finished = true;
+                }
+                if tls13 && dir == Direction::ToServer {
+                    self.finished_decrypted(meta);
+                }
+            }
+            // KeyUpdate (RFC 8446 section 4.6.3): this side's next secret.
+            HandshakeType(24) if tls13 => {
+                if let Some(dd) = d.dirs.get_mut(dir.index())
+                    && let Some(next) = dd
+                        .secret
+                        .as_ref()
+                        .and_then(|s| schedule::next_traffic_secret(suite.hash, s))
+                {
+                    dd.keys = tls13_keys(suite, &next);
+                    dd.secret = Some(next);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The client's TLS 1.3 Finished decrypted and authenticated: the handshake completed,
+    /// whatever the record sizes suggested.
+    fn finished_decrypted(&mut self, meta: EventMeta) {
+        let open = matches!(
+            self.outcome,
+            Outcome::Pending
+                | Outcome::Complete {
+                    confidence: Confidence::Likely,
+                    ..
+                }
+        );
+        if open {
+            let meta = match self.outcome {
+                Outcome::Complete { meta, .. } => meta,
+                _ => meta,
+            };
+            self.outcome = Outcome::Complete {
+                rule: "finished_decrypted",
+                confidence: Confidence::Certain,
+                meta,
+            };
+        }
+    }
+
+    /// Decrypted application bytes of `dir` since the last call.
+    pub fn take_plaintext(&mut self, dir: Direction) -> Vec<u8> {
+        self.dec
+            .as_mut()
+            .and_then(|d| d.dirs.get_mut(dir.index()))
+            .map(|dd| std::mem::take(&mut dd.plain))
+            .unwrap_or_default()
+    }
+
+    /// Whether this session has keys (and so may hand out plaintext).
+    pub fn has_keys(&self) -> bool {
+        self.dec.is_some()
+    }
+}

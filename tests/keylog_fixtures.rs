@@ -1,0 +1,284 @@
+//! The fixtures recorded with the client's key log (`fixtures/keys/CAPTURE.keys`): with
+//! `--keylog` (or the pcapng's own Decryption Secrets Block) the SMTP dialog inside TLS is
+//! analysed, and what it says matches tshark's decryption of the same capture with the same
+//! key log (`-o tls.keylog_file:`); the tshark half skips with a message when tshark is
+//! missing. Without keys the same captures say `tls.decrypted: false`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// AUTH inside TLS: mechanism, user, outcome.
+type Auth = Option<(&'static str, &'static str, &'static str)>;
+
+/// (capture, TLS version, class, AUTH, the client's alert when the handshake is rejected).
+const CASES: &[(&str, &str, &str, Auth, Option<&str>)] = &[
+    (
+        "smtp-587-keylog-tls13-auth-plain.pcap",
+        "TLSv1.3",
+        "starttls",
+        Some(("PLAIN", "alice@test.example", "success")),
+        None,
+    ),
+    (
+        "smtp-587-keylog-tls12-gcm-auth-login-fail.pcap",
+        "TLSv1.2",
+        "starttls",
+        Some(("LOGIN", "bob@test.example", "failure")),
+        None,
+    ),
+    (
+        "smtps-465-keylog-tls12-chacha20-auth-plain.pcap",
+        "TLSv1.2",
+        "implicit_tls",
+        Some(("PLAIN", "alice@test.example", "success")),
+        None,
+    ),
+    (
+        "smtp-587-keylog-tls12-cbc-sha1.pcap",
+        "TLSv1.2",
+        "starttls",
+        Some(("PLAIN", "alice@test.example", "success")),
+        None,
+    ),
+    (
+        "smtps-465-keylog-tls13-client-rejects-cert.pcap",
+        "TLSv1.3",
+        "implicit_tls",
+        None,
+        Some("unknown_ca"),
+    ),
+];
+
+fn keys(capture: &str) -> PathBuf {
+    common::fixtures()
+        .join("keys")
+        .join(format!("{capture}.keys"))
+}
+
+fn only_flow(doc: &Value) -> &Value {
+    let flows = doc["flows"].as_array().unwrap();
+    assert_eq!(flows.len(), 1);
+    &flows[0]
+}
+
+fn kinds(doc: &Value) -> Vec<String> {
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn decrypted_dialogs_say_what_ran_inside_tls() {
+    for &(capture, version, class, auth, alert) in CASES {
+        let path = common::fixtures().join(capture);
+        let k = keys(capture);
+        let (doc, out) = common::run_json(&path, &["--keylog", k.to_str().unwrap()]);
+        assert!(out.status.success(), "{capture}");
+        let f = only_flow(&doc);
+        assert_eq!(f["class"], class, "{capture}");
+        let tls = &f["tls"];
+        assert_eq!(tls["version"], version, "{capture}");
+        assert_eq!(tls["decrypted"], true, "{capture}");
+        assert_eq!(tls["key_source"], "keylog", "{capture}");
+        assert_eq!(doc["summary"]["tls_decryption"]["decrypted"], 1);
+        // A certificate is read in both versions (TLS 1.3's only after decryption).
+        assert!(
+            tls["certificate"]["subject"]
+                .as_str()
+                .unwrap()
+                .contains("mail.test.example"),
+            "{capture}"
+        );
+        for dir in ["to_server", "to_client"] {
+            assert!(tls[dir].get("undecryptable_records").is_none(), "{capture}");
+        }
+        let found = kinds(&doc);
+        assert!(
+            !found.iter().any(|k| k == "cleartext_credentials"),
+            "{capture}: AUTH inside TLS is not cleartext: {found:?}"
+        );
+        match auth {
+            Some((mech, user, outcome)) => {
+                let a = &f["smtp"]["auth"][0];
+                assert_eq!(a["mechanism"], mech, "{capture}");
+                assert_eq!(a["username"], user, "{capture}");
+                assert_eq!(a["outcome"], outcome, "{capture}");
+                assert_eq!(a["in_cleartext"], false, "{capture}");
+                if class == "starttls" {
+                    let caps = f["smtp"]["capabilities_after_starttls"].as_array().unwrap();
+                    assert!(
+                        caps.iter()
+                            .any(|c| c.as_str().unwrap().starts_with("AUTH "))
+                    );
+                    assert!(!found.iter().any(|k| k == "starttls_ignored"), "{capture}");
+                }
+            }
+            None => {
+                let a = &tls["alerts"][0];
+                assert_eq!(a["description"], alert.unwrap(), "{capture}");
+                assert_eq!(a["level"], "fatal", "{capture}");
+                assert_eq!(tls["outcome_evidence"]["confidence"], "certain");
+                assert_eq!(tls["outcome_evidence"]["rule"], "fatal_alert");
+            }
+        }
+        // Without keys: the same handshake facts, nothing decrypted.
+        let (bare, _) = common::run_json(&path, &[]);
+        let bf = only_flow(&bare);
+        assert_eq!(bf["tls"]["decrypted"], false, "{capture}");
+        assert!(bf["tls"].get("key_source").is_none());
+        assert_eq!(bare["summary"]["tls_decryption"]["not_decrypted"], 1);
+        assert_eq!(bf["tls"]["version"], version);
+    }
+}
+
+#[test]
+fn pcapng_decryption_secrets_block_is_used_without_keylog() {
+    let path = common::fixtures().join("smtp-587-keylog-tls13-auth-plain-dsb.pcapng");
+    let (doc, _) = common::run_json(&path, &[]);
+    let f = only_flow(&doc);
+    assert_eq!(f["tls"]["decrypted"], true);
+    assert_eq!(f["tls"]["key_source"], "pcapng_dsb");
+    assert_eq!(f["smtp"]["auth"][0]["outcome"], "success");
+}
+
+#[test]
+fn malformed_key_log_lines_are_warnings_by_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(keys(CASES[0].0)).unwrap();
+    let secret_hex = good.split_whitespace().nth(2).unwrap().to_string();
+    let bad = format!("CLIENT_RANDOM nothex {secret_hex}\nGARBAGE\n{good}");
+    let kl = dir.path().join("bad.keys");
+    std::fs::write(&kl, bad).unwrap();
+    let path = common::fixtures().join(CASES[0].0);
+    let (doc, out) = common::run_json(&path, &["--keylog", kl.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert_eq!(only_flow(&doc)["tls"]["decrypted"], true);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 1: client random is not 32 bytes of hex"),
+        "{err}"
+    );
+    assert!(
+        err.contains("line 2: not `LABEL CLIENT_RANDOM SECRET`"),
+        "{err}"
+    );
+    assert!(!err.contains(&secret_hex), "a secret on stderr");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&secret_hex));
+    // A key log that cannot be opened is an error that names the path only.
+    let out = common::run(&["--keylog", "/nonexistent/keys", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+fn tshark() -> Option<&'static str> {
+    let ok = Command::new("tshark")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skipping: tshark not installed");
+    }
+    ok.then_some("tshark")
+}
+
+/// tshark's SMTP facts inside TLS: (AUTH mechanism, final AUTH reply code, alert descriptions).
+fn tshark_facts(path: &Path, keys: &Path) -> (Vec<String>, Vec<u64>, Vec<u64>) {
+    let out = Command::new("tshark")
+        .arg("-n")
+        .arg("-r")
+        .arg(path)
+        .arg("-o")
+        .arg(format!("tls.keylog_file:{}", keys.display()))
+        .args([
+            "-d",
+            "tcp.port==465,tls",
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=a",
+        ])
+        .args([
+            "-e",
+            "smtp.req.command",
+            "-e",
+            "smtp.req.parameter",
+            "-e",
+            "smtp.response.code",
+        ])
+        .args(["-e", "tls.alert_message.desc"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (mut mechs, mut codes, mut alerts) = (Vec::new(), Vec::new(), Vec::new());
+    let mut after_auth = false;
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let (cmd, param, code, alert) = (cols[0], cols[1], cols[2], cols[3]);
+        if cmd.eq_ignore_ascii_case("AUTH") {
+            mechs.push(param.split(' ').next().unwrap().to_uppercase());
+            after_auth = true;
+        }
+        if let Ok(c) = code.parse::<u64>() {
+            if after_auth && c != 334 {
+                codes.push(c);
+                after_auth = false;
+            }
+        }
+        alerts.extend(alert.split(',').filter_map(|a| a.parse::<u64>().ok()));
+    }
+    (mechs, codes, alerts)
+}
+
+#[test]
+fn decrypted_facts_match_tshark() {
+    let Some(_) = tshark() else { return };
+    for &(capture, ..) in CASES {
+        let path = common::fixtures().join(capture);
+        let k = keys(capture);
+        let (mechs, codes, alerts) = tshark_facts(&path, &k);
+        let (doc, _) = common::run_json(&path, &["--keylog", k.to_str().unwrap()]);
+        let f = only_flow(&doc);
+        let ours: Vec<String> = f["smtp"]["auth"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| x["mechanism"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(ours, mechs, "{capture}: AUTH mechanisms");
+        let our_codes: Vec<u64> = f["smtp"]["auth"]
+            .as_array()
+            .map(|a| a.iter().map(|x| x["reply"].as_u64().unwrap()).collect())
+            .unwrap_or_default();
+        assert_eq!(our_codes, codes, "{capture}: AUTH replies");
+        // Alert descriptions by code, as tshark numbers them.
+        let names = [
+            (0, "close_notify"),
+            (48, "unknown_ca"),
+            (42, "bad_certificate"),
+        ];
+        let our_alerts: Vec<u64> = f["tls"]["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                let d = a["description"].as_str().unwrap();
+                names
+                    .iter()
+                    .find(|(_, n)| *n == d)
+                    .map(|(c, _)| *c)
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(our_alerts, alerts, "{capture}: alerts");
+    }
+}
