@@ -55,6 +55,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let opts = SinkOptions {
         color,
         line_flush: streaming && interactive,
+        detail: cli.detail,
     };
     let mut sink = report::make_sink(cli.format, out, opts);
     let mut obs = StderrObserver::new(cli.quiet);

@@ -27,7 +27,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::findings::Finding;
-use model::{CaptureRecord, FlowRecord, Summary};
+use model::{CaptureRecord, Detail, FlowRecord, Summary, detail};
 
 pub use ecs::EcsSink;
 pub use html::HtmlSink;
@@ -52,6 +52,8 @@ pub struct SinkOptions {
     pub color: bool,
     /// Flush after every line (streaming formats writing to a pipe or terminal).
     pub line_flush: bool,
+    /// How much of each flow record `json`, `ndjson` and `ecs` write (`--detail`).
+    pub detail: Detail,
 }
 
 /// Receives the analysis as it happens. Flows arrive as they finish (streaming formats write
@@ -69,7 +71,7 @@ pub trait ReportSink {
 pub fn make_sink(format: Format, out: Box<dyn Write>, opts: SinkOptions) -> Box<dyn ReportSink> {
     match format {
         Format::Text => Box::new(TextSink::new(out, opts)),
-        Format::Json => Box::new(JsonSink::new(out)),
+        Format::Json => Box::new(JsonSink::new(out).with_detail(opts.detail)),
         Format::Ndjson => Box::new(NdjsonSink::new(out, opts)),
         Format::Ecs => Box::new(EcsSink::new(out, opts)),
         Format::Html => Box::new(HtmlSink::new(out)),
@@ -83,20 +85,22 @@ struct LineWriter {
     out: Box<dyn Write>,
     buf: Vec<u8>,
     line_flush: bool,
+    detail: Detail,
 }
 
 impl LineWriter {
-    fn new(out: Box<dyn Write>, line_flush: bool) -> Self {
+    fn new(out: Box<dyn Write>, opts: SinkOptions) -> Self {
         LineWriter {
             out,
             buf: Vec::with_capacity(4096),
-            line_flush,
+            line_flush: opts.line_flush,
+            detail: opts.detail,
         }
     }
 
     fn line<T: Serialize + ?Sized>(&mut self, value: &T) -> io::Result<()> {
         self.buf.clear();
-        serde_json::to_writer(&mut self.buf, value)?;
+        detail::with(self.detail, || serde_json::to_writer(&mut self.buf, value))?;
         self.buf.push(b'\n');
         self.out.write_all(&self.buf)?;
         if self.line_flush {

@@ -47,7 +47,7 @@ pub struct NdjsonSink {
 impl NdjsonSink {
     pub fn new(out: Box<dyn Write>, opts: SinkOptions) -> Self {
         NdjsonSink {
-            out: LineWriter::new(out, opts.line_flush),
+            out: LineWriter::new(out, opts),
         }
     }
 }
