@@ -1,6 +1,8 @@
 //! `--detail lean` (the default) and `--detail full`: lean flow records keep every pinned
 //! field (null included) and leave out the rest when it says nothing; full records keep all.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::Command;
 
 use serde_json::Value;
