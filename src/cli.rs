@@ -12,6 +12,7 @@ use crate::findings::spraying::SprayThresholds;
 use crate::flow::FlowConfig;
 use crate::proto::tls::keylog::KeyStore;
 use crate::report::Format;
+use crate::report::model::Detail;
 
 /// Mail ports: a connection to one of these is reported whatever it carries.
 pub const DEFAULT_MAIL_PORTS: [u16; 4] = [25, 465, 587, 2525];
@@ -40,6 +41,12 @@ pub struct Cli {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+
+    /// How much of each flow `json`, `ndjson` and `ecs` write: `lean` leaves out zero
+    /// counters, nulls and details nobody asked for (the fields of the output contract are
+    /// always written); `full` writes every field.
+    #[arg(long, value_enum, default_value_t = Detail::Lean, value_name = "LEVEL")]
+    pub detail: Detail,
 
     /// Write the report to PATH instead of standard output.
     #[arg(short = 'o', long = "output", value_name = "PATH")]

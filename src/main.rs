@@ -56,6 +56,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         // A live capture's flows are awaited one by one (`tail -f`, a log shipper); a file's
         // are flushed once a second.
         flush_each_flow: cli.captures.iter().any(|c| is_live(c)),
+        detail: cli.detail,
     };
     let mut sink = report::make_sink(cli.format, out, opts);
     let mut obs = StderrObserver::new(cli.quiet);

@@ -231,7 +231,15 @@ fn run_binary_capped(pcap: &Pcap, limit_mib: u64, extra: &[&str]) -> Value {
         .arg("-c")
         .arg(script)
         .arg(env!("CARGO_BIN_EXE_smtpaudit"))
-        .args(["--format", "json", "--quiet", "--threads", "1"])
+        .args([
+            "--format",
+            "json",
+            "--detail",
+            "full",
+            "--quiet",
+            "--threads",
+            "1",
+        ])
         .args(extra)
         .arg(file.path())
         .output()

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 fn json(fixture: &str) -> Value {
     let path = common::repo().join("fixtures").join(fixture);
-    let (doc, out) = common::run_json(&path, &[]);
+    let (doc, out) = common::run_json(&path, &["--detail", "full"]);
     assert_eq!(out.status.code(), Some(0), "{fixture}");
     doc
 }

@@ -597,6 +597,7 @@ fn write_all_sinks(flows: &[FinishedFlow]) {
         let opts = SinkOptions {
             color: format == Format::Text,
             flush_each_flow: false,
+            ..SinkOptions::default()
         };
         let mut sink = make_sink(format, Box::new(out.clone()), opts);
         for f in flows {

@@ -102,26 +102,38 @@ pub struct EventMeta {
 /// Per-direction TCP facts, indexed by [`Direction::index`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DirStats {
+    #[serde(skip_serializing_if = "crate::report::model::detail::lean_zero")]
     pub packets: u64,
     /// Payload bytes seen on the wire, including retransmissions and bytes the snap length cut.
+    #[serde(skip_serializing_if = "crate::report::model::detail::lean_zero")]
     pub payload_bytes: u64,
     /// Bytes delivered in order to the analyzer.
+    #[serde(skip_serializing_if = "crate::report::model::detail::lean_zero")]
     pub delivered_bytes: u64,
+    #[serde(skip_serializing_if = "crate::report::model::detail::lean_zero")]
     pub gaps: u64,
+    #[serde(skip_serializing_if = "crate::report::model::detail::lean_zero")]
     pub gap_bytes: u64,
     /// Segments that started beyond the next expected byte.
+    #[serde(skip_serializing_if = "crate::report::model::detail::lean_zero")]
     pub out_of_order_segments: u64,
     /// Segments carrying bytes already delivered or held (whole or partial duplicates).
+    #[serde(skip_serializing_if = "crate::report::model::detail::lean_zero")]
     pub retransmissions: u64,
     /// Overlapping segments whose bytes differ from what was already received.
+    #[serde(skip_serializing_if = "crate::report::model::detail::lean_zero")]
     pub conflicting_overlaps: u64,
     /// Stream bytes (sequence space) past the point where the analyzer answered
     /// [`Interest::Done`]: counted, never delivered or buffered.
+    #[serde(skip_serializing_if = "crate::report::model::detail::lean_zero")]
     pub skipped_bytes: u64,
     /// The direction's SYN (or SYN-ACK) was seen. When false the capture began mid-stream:
     /// delivery starts at the first segment seen and the unseen beginning is not a `Gap`.
+    #[serde(skip_serializing_if = "crate::report::model::detail::lean_zero")]
     pub syn: bool,
+    #[serde(skip_serializing_if = "crate::report::model::detail::lean_zero")]
     pub fin: bool,
+    #[serde(skip_serializing_if = "crate::report::model::detail::lean_zero")]
     pub rst: bool,
     /// How far the peer acknowledged this direction (stream offset of its highest ACK): below
     /// `delivered_bytes` at the end, part of what was sent never reached the peer.

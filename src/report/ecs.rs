@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 use super::community_id;
 use super::model::{
     AuthOutcome, CaptureRecord, EndpointRecord, FlowClass, FlowRecord, HandshakeOutcome,
-    SCHEMA_VERSION, Summary, ToolInfo,
+    SCHEMA_VERSION, Summary, ToolInfo, detail,
 };
 use super::{LineWriter, ReportSink, SinkOptions, finding_for_flow, report_order};
 use crate::findings::{Finding, Kind, Severity};
@@ -56,7 +56,7 @@ pub struct EcsSink {
 impl EcsSink {
     pub fn new(out: Box<dyn Write>, opts: SinkOptions) -> Self {
         EcsSink {
-            out: LineWriter::new(out, opts.flush_each_flow),
+            out: LineWriter::new(out, opts),
             latest: None,
         }
     }
@@ -71,10 +71,12 @@ impl EcsSink {
 impl ReportSink for EcsSink {
     fn flow(&mut self, flow: &FlowRecord, findings: &[Finding]) -> io::Result<()> {
         self.saw(Some(flow.end));
-        self.out.line(&flow_doc(flow)?)?;
+        let doc = detail::with(self.out.detail, || flow_doc(flow))?;
+        self.out.line(&doc)?;
         for f in report_order(findings) {
             let f = finding_for_flow(f, flow);
-            self.out.line(&finding_doc(&f, Some(flow))?)?;
+            let doc = detail::with(self.out.detail, || finding_doc(&f, Some(flow)))?;
+            self.out.line(&doc)?;
         }
         self.out.end_of_flow()
     }
@@ -89,7 +91,8 @@ impl ReportSink for EcsSink {
     fn finish(&mut self, findings: &[Finding], summary: &Summary) -> io::Result<()> {
         for f in findings {
             self.saw(Some(f.ts));
-            self.out.line(&finding_doc(f, None)?)?;
+            let doc = detail::with(self.out.detail, || finding_doc(f, None))?;
+            self.out.line(&doc)?;
         }
         let doc = summary_doc(summary, self.latest)?;
         self.out.line(&doc)?;
@@ -168,17 +171,26 @@ fn endpoints(d: &mut Map<String, Value>, flow: &FlowRecord) {
 /// The fields of [`endpoints`] from the two ends alone (a run-wide finding has no record of
 /// its flow at hand, only the ends its tracker kept).
 fn endpoint_fields(d: &mut Map<String, Value>, c: EndpointRecord, s: EndpointRecord, smtp: bool) {
-    // The client opened the connection (REPORT.md), so it is the ECS source.
-    for prefix in ["source", "client"] {
+    // The client opened the connection (REPORT.md), so it is the ECS source. ECS allows
+    // `client.*`/`server.*` beside them; lean documents do not repeat the same two objects.
+    let (sources, destinations): (&[&str], &[&str]) = if detail::lean() {
+        (&["source"], &["destination"])
+    } else {
+        (&["source", "client"], &["destination", "server"])
+    };
+    for prefix in sources {
         put(d, &format!("{prefix}.ip"), c.ip.to_string());
         put(d, &format!("{prefix}.port"), c.port);
     }
-    for prefix in ["destination", "server"] {
+    for prefix in destinations {
         put(d, &format!("{prefix}.ip"), s.ip.to_string());
         put(d, &format!("{prefix}.port"), s.port);
     }
     put(d, "network.transport", "tcp");
-    put(d, "network.iana_number", "6");
+    if !detail::lean() {
+        // `network.transport` says it.
+        put(d, "network.iana_number", "6");
+    }
     put(d, "network.type", ip_type(c.ip));
     if smtp {
         put(d, "network.protocol", "smtp");
@@ -436,7 +448,8 @@ fn flow_message(flow: &FlowRecord) -> String {
             HandshakeOutcome::Incomplete => "incomplete",
         };
         m.push_str(&format!(", TLS handshake {hs}"));
-        if let Some(v) = &tls.version {
+        // Lean documents have version and cipher in `tls.*` only.
+        if let Some(v) = tls.version.as_ref().filter(|_| !detail::lean()) {
             m.push_str(&format!(" ({v}"));
             if let Some(c) = &tls.cipher {
                 m.push_str(&format!(", {c}"));
@@ -465,7 +478,10 @@ pub fn flow_doc(flow: &FlowRecord) -> io::Result<Map<String, Value>> {
     put(&mut d, "event.category", json!(["network"]));
     put(&mut d, "event.type", json!(["connection"]));
     put_opt(&mut d, "event.outcome", flow_outcome(flow));
-    put(&mut d, "event.start", flow.start.to_string());
+    if !detail::lean() {
+        // `@timestamp` is the start already.
+        put(&mut d, "event.start", flow.start.to_string());
+    }
     put(&mut d, "event.end", flow.end.to_string());
     put(
         &mut d,
@@ -477,7 +493,9 @@ pub fn flow_doc(flow: &FlowRecord) -> io::Result<Map<String, Value>> {
     let (up, down) = (flow.tcp.to_server.packets, flow.tcp.to_client.packets);
     put(&mut d, "source.packets", up);
     put(&mut d, "destination.packets", down);
-    put(&mut d, "network.packets", up.saturating_add(down));
+    if !detail::lean() {
+        put(&mut d, "network.packets", up.saturating_add(down));
+    }
     put(&mut d, "message", flow_message(flow));
 
     // The record as the JSON report has it, minus what ECS fields above already carry.
@@ -487,6 +505,10 @@ pub fn flow_doc(flow: &FlowRecord) -> io::Result<Map<String, Value>> {
     }
     if let Some(Value::Object(mut raw_tls)) = raw.remove("tls") {
         tls_fields(&mut d, &mut raw_tls);
+        if detail::lean() {
+            // `tls.server.x509.*` carries it already.
+            raw_tls.remove("certificate");
+        }
         put(&mut d, "smtpaudit.tls", raw_tls);
     }
     if let Some(smtp) = &flow.smtp {

@@ -14,7 +14,7 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
 use serde::Serialize;
 
-use super::model::{CaptureRecord, FlowRecord, SCHEMA_VERSION, Summary, ToolInfo};
+use super::model::{CaptureRecord, Detail, FlowRecord, SCHEMA_VERSION, Summary, ToolInfo, detail};
 use super::posture::Postures;
 use super::{CaptureOrder, ReportSink, finding_for_flow, sort_findings};
 use crate::findings::Finding;
@@ -199,6 +199,7 @@ pub struct JsonSink {
     scratch: Vec<u8>,
     /// The per-server posture (the document's `servers` array).
     servers: Postures,
+    detail: Detail,
 }
 
 impl JsonSink {
@@ -222,7 +223,14 @@ impl JsonSink {
             written: 0,
             scratch: Vec::new(),
             servers: Postures::default(),
+            detail: Detail::default(),
         }
+    }
+
+    /// How much of each flow record is written (lean by default).
+    pub fn with_detail(mut self, detail: Detail) -> Self {
+        self.detail = detail;
+        self
     }
 }
 
@@ -385,11 +393,12 @@ impl ReportSink for JsonSink {
             findings.iter().map(|f| finding_for_flow(f, flow)).collect();
         sort_findings(&mut findings);
 
+        let detail = self.detail;
         let rec = &mut self.scratch;
         rec.clear();
         rec.extend_from_slice(&u32_len(flow.id.len())?.to_le_bytes());
         rec.extend_from_slice(flow.id.as_bytes());
-        serde_json::to_writer(&mut *rec, flow)?;
+        detail::with(detail, || serde_json::to_writer(&mut *rec, flow))?;
         let findings_at = rec.len();
         rec.extend_from_slice(&u32_len(findings.len())?.to_le_bytes());
         let ends_at = rec.len();

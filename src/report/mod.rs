@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::findings::Finding;
-use model::{CaptureRecord, FlowRecord, Summary};
+use model::{CaptureRecord, Detail, FlowRecord, Summary, detail};
 
 pub use ecs::EcsSink;
 pub use html::HtmlSink;
@@ -55,6 +55,8 @@ pub struct SinkOptions {
     /// reader waits for). Otherwise they flush at a flow's end once a second has passed since
     /// the last flush: lines reach a file or pipe soon, with no write per line on a big run.
     pub flush_each_flow: bool,
+    /// How much of each flow record `json`, `ndjson` and `ecs` write (`--detail`).
+    pub detail: Detail,
 }
 
 /// Receives the analysis as it happens. Flows arrive as they finish (streaming formats write
@@ -72,7 +74,7 @@ pub trait ReportSink {
 pub fn make_sink(format: Format, out: Box<dyn Write>, opts: SinkOptions) -> Box<dyn ReportSink> {
     match format {
         Format::Text => Box::new(TextSink::new(out, opts)),
-        Format::Json => Box::new(JsonSink::new(out)),
+        Format::Json => Box::new(JsonSink::new(out).with_detail(opts.detail)),
         Format::Ndjson => Box::new(NdjsonSink::new(out, opts)),
         Format::Ecs => Box::new(EcsSink::new(out, opts)),
         Format::Html => Box::new(HtmlSink::new(out)),
@@ -87,6 +89,7 @@ struct LineWriter {
     buf: Vec<u8>,
     flush_each_flow: bool,
     last_flush: Instant,
+    detail: Detail,
 }
 
 /// The longest a finished flow's lines wait in the output buffer on a run that is not live
@@ -94,12 +97,13 @@ struct LineWriter {
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 impl LineWriter {
-    fn new(out: Box<dyn Write>, flush_each_flow: bool) -> Self {
+    fn new(out: Box<dyn Write>, opts: SinkOptions) -> Self {
         LineWriter {
             out,
             buf: Vec::with_capacity(4096),
-            flush_each_flow,
+            flush_each_flow: opts.flush_each_flow,
             last_flush: Instant::now(),
+            detail: opts.detail,
         }
     }
 
@@ -115,7 +119,7 @@ impl LineWriter {
 
     fn line<T: Serialize + ?Sized>(&mut self, value: &T) -> io::Result<()> {
         self.buf.clear();
-        serde_json::to_writer(&mut self.buf, value)?;
+        detail::with(self.detail, || serde_json::to_writer(&mut self.buf, value))?;
         self.buf.push(b'\n');
         self.out.write_all(&self.buf)?;
         // One huge flow (thousands of AUTH attempts) must not pin its buffer for the rest of

@@ -48,7 +48,7 @@ pub struct NdjsonSink {
 impl NdjsonSink {
     pub fn new(out: Box<dyn Write>, opts: SinkOptions) -> Self {
         NdjsonSink {
-            out: LineWriter::new(out, opts.flush_each_flow),
+            out: LineWriter::new(out, opts),
         }
     }
 }

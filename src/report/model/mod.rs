@@ -2,8 +2,11 @@
 //! types. Field names here are what SIEMs and scripts rely on: see `docs/report.md` and
 //! `schema/report.schema.json`. Adding fields is fine; renaming is not.
 
+pub mod detail;
 mod smtp;
 mod tls;
+
+pub use detail::Detail;
 
 pub use smtp::*;
 pub use tls::*;
@@ -91,8 +94,10 @@ impl FlowClass {
 /// TCP facts of a reported flow.
 #[derive(Clone, Debug, Serialize)]
 pub struct TcpRecord {
+    #[serde(skip_serializing_if = "detail::lean_syn")]
     pub roles: RoleSource,
     /// True when the analysis swapped the table's client/server guess after seeing content.
+    #[serde(skip_serializing_if = "detail::lean_false")]
     pub roles_corrected: bool,
     pub close: CloseReason,
     pub first_frame: u64,
@@ -101,7 +106,9 @@ pub struct TcpRecord {
     /// into the next file of a chained capture); omitted otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_frame_capture: Option<String>,
+    #[serde(skip_serializing_if = "detail::lean_normal_dir")]
     pub to_server: DirStats,
+    #[serde(skip_serializing_if = "detail::lean_normal_dir")]
     pub to_client: DirStats,
 }
 

@@ -57,28 +57,41 @@ pub struct TlsRecord {
     pub ja3s: Option<String>,
     pub ja4: Option<String>,
     /// Which rule decided `handshake`, and how sure it is; null while `incomplete`.
+    #[serde(skip_serializing_if = "super::detail::lean_none")]
     pub outcome_evidence: Option<OutcomeEvidence>,
+    #[serde(skip_serializing_if = "super::detail::lean_always")]
     pub client_hello_seen: bool,
+    #[serde(skip_serializing_if = "super::detail::lean_always")]
     pub server_hello_seen: bool,
     /// The server answered the first ClientHello with a HelloRetryRequest (RFC 8446 4.1.4).
+    #[serde(skip_serializing_if = "super::detail::lean_false")]
     pub hello_retry_request: bool,
     /// What the client offered.
+    #[serde(skip_serializing_if = "super::detail::lean_always")]
     pub client: Option<ClientHelloRecord>,
     /// What the server chose beyond version and cipher.
+    #[serde(skip_serializing_if = "super::detail::lean_plain_server")]
     pub server: Option<ServerHelloRecord>,
     /// JA3 string before hashing (`SSLVersion,Ciphers,Extensions,Curves,PointFormats`).
+    #[serde(skip_serializing_if = "super::detail::lean_always")]
     pub ja3_full: Option<String>,
     /// JA3S string before hashing (`SSLVersion,Cipher,Extensions`).
+    #[serde(skip_serializing_if = "super::detail::lean_always")]
     pub ja3s_full: Option<String>,
     /// JA4 before hashing, sorted (`ja4_r`).
+    #[serde(skip_serializing_if = "super::detail::lean_always")]
     pub ja4_r: Option<String>,
     /// Server leaf certificate, when sent in clear (TLS 1.2 and older).
+    #[serde(skip_serializing_if = "super::detail::lean_none")]
     pub certificate: Option<CertRecord>,
     /// Record counts per direction.
+    #[serde(skip_serializing_if = "super::detail::lean_normal_tls_dir")]
     pub to_server: TlsDirRecord,
+    #[serde(skip_serializing_if = "super::detail::lean_normal_tls_dir")]
     pub to_client: TlsDirRecord,
     /// Things on the wire that are not well-formed TLS, each reported once per direction
     /// (`to_server: record_too_long at frame 12`).
+    #[serde(skip_serializing_if = "super::detail::lean_empty")]
     pub anomalies: Vec<String>,
 }
 
@@ -154,41 +167,58 @@ pub struct CertRecord {
     pub subject: String,
     pub issuer: String,
     /// dNSName and iPAddress entries of subjectAltName.
+    #[serde(skip_serializing_if = "super::detail::lean_empty")]
     pub san: Vec<String>,
     /// RFC 3339.
     pub not_before: String,
     pub not_after: String,
     /// `RSA`, `EC`, `Ed25519`, `Ed448`, `DSA` or `unknown`.
     pub key_type: String,
+    #[serde(skip_serializing_if = "super::detail::lean_none")]
     pub key_bits: Option<u32>,
     /// SHA-256 of the DER, lowercase hex.
     pub sha256: String,
+    #[serde(skip_serializing_if = "super::detail::lean_false")]
     pub self_signed: bool,
     /// Certificates in the server's Certificate message.
+    #[serde(skip_serializing_if = "super::detail::lean_zero")]
     pub chain_length: u32,
     /// The name checked against the certificate (SNI, else the SMTP banner host).
+    #[serde(skip_serializing_if = "super::detail::lean_none")]
     pub name_checked: Option<String>,
     /// `expired`, `not_yet_valid`, `weak_key`, `self_signed`, `name_mismatch`.
+    #[serde(skip_serializing_if = "super::detail::lean_empty")]
     pub problems: Vec<String>,
 }
 
 /// Records one side sent, by type. Application data is counted, never kept.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct TlsDirRecord {
+    #[serde(skip_serializing_if = "super::detail::lean_zero")]
     pub records: u64,
+    #[serde(skip_serializing_if = "super::detail::lean_zero")]
     pub handshake: u64,
     /// Handshake records sent after the keys changed (Finished and later), TLS 1.2 and older.
+    #[serde(skip_serializing_if = "super::detail::lean_zero")]
     pub encrypted_handshake: u64,
+    #[serde(skip_serializing_if = "super::detail::lean_zero")]
     pub change_cipher_spec: u64,
+    #[serde(skip_serializing_if = "super::detail::lean_zero")]
     pub alert: u64,
+    #[serde(skip_serializing_if = "super::detail::lean_zero")]
     pub application_data: u64,
+    #[serde(skip_serializing_if = "super::detail::lean_zero")]
     pub application_data_bytes: u64,
+    #[serde(skip_serializing_if = "super::detail::lean_zero")]
     pub heartbeat: u64,
     /// Handshake messages dropped at the reassembly caps.
+    #[serde(skip_serializing_if = "super::detail::lean_zero")]
     pub handshake_overflow: u64,
     /// Bytes the capture lost inside TLS.
+    #[serde(skip_serializing_if = "super::detail::lean_zero")]
     pub gap_bytes: u64,
     /// Parsing of this direction stopped at an anomaly (counts are partial after it).
+    #[serde(skip_serializing_if = "super::detail::lean_zero")]
     pub stopped: bool,
     /// With keys: records decrypted and authenticated, records that failed to
     /// authenticate (counted, never read), and application bytes recovered. Omitted at 0.
