@@ -57,6 +57,10 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         // are flushed once a second.
         flush_each_flow: cli.captures.iter().any(|c| is_live(c)),
         detail: cli.detail,
+        // Shells set COLUMNS for the terminal; a table for a pipe or file keeps its width.
+        text_width: std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.trim().parse().ok()),
     };
     let mut sink = report::make_sink(cli.format, out, opts);
     let mut obs = StderrObserver::new(cli.quiet);

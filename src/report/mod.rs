@@ -57,6 +57,9 @@ pub struct SinkOptions {
     pub flush_each_flow: bool,
     /// How much of each flow record `json`, `ndjson` and `ecs` write (`--detail`).
     pub detail: Detail,
+    /// Columns of the terminal the text report goes to, when narrower than its 120 (the CLI
+    /// reads `COLUMNS`); None for the full width.
+    pub text_width: Option<usize>,
 }
 
 /// Receives the analysis as it happens. Flows arrive as they finish (streaming formats write

@@ -20,7 +20,7 @@ use super::story::{Book, Step};
 use super::{CaptureOrder, ReportSink, SinkOptions, finding_for_flow, report_order};
 use crate::findings::{Finding, Severity};
 
-/// The widest the servers table may be; narrower when `COLUMNS` says the terminal is.
+/// The widest the servers table may be; narrower when the terminal is (`SinkOptions::text_width`).
 pub const MAX_WIDTH: usize = 120;
 
 #[derive(Clone, Copy, Default)]
@@ -64,9 +64,8 @@ pub struct TextSink {
 
 impl TextSink {
     pub fn new(out: Box<dyn Write>, opts: SinkOptions) -> Self {
-        let width = std::env::var("COLUMNS")
-            .ok()
-            .and_then(|c| c.trim().parse::<usize>().ok())
+        let width = opts
+            .text_width
             .filter(|&c| c >= 40)
             .map_or(MAX_WIDTH, |c| c.min(MAX_WIDTH));
         TextSink {
