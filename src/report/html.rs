@@ -21,12 +21,13 @@ use std::io::{self, Write};
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
+use super::gather::{Gathered, capture_format, plural, sock};
 use super::model::{
     CaptureRecord, EndpointRecord, FlowClass, FlowRecord, HandshakeOutcome, Summary, ToolInfo,
 };
-use super::posture::{Postures, ServerPosture, StarttlsPosture};
-use super::story::{Book, Problem, Step};
-use super::{CaptureOrder, ReportSink, finding_for_flow, report_order};
+use super::posture::{ServerPosture, StarttlsPosture};
+use super::story::{Problem, Step};
+use super::{ReportSink, report_order};
 use crate::findings::{Finding, Kind, Severity};
 
 /// Flow rows kept for the table.
@@ -134,10 +135,7 @@ struct FlowRow(
 
 pub struct HtmlSink {
     out: Box<dyn Write>,
-    order: CaptureOrder,
-    captures: Vec<CaptureRecord>,
-    servers: Postures,
-    book: Book,
+    g: Gathered,
     rows: Vec<FlowRow>,
     rows_not_kept: u64,
     /// Capture time (ns) and outcome of connections, per server.
@@ -150,10 +148,7 @@ impl HtmlSink {
     pub fn new(out: Box<dyn Write>) -> Self {
         HtmlSink {
             out,
-            order: CaptureOrder::default(),
-            captures: Vec::new(),
-            servers: Postures::default(),
-            book: Book::default(),
+            g: Gathered::default(),
             rows: Vec::new(),
             rows_not_kept: 0,
             points: BTreeMap::new(),
@@ -164,7 +159,7 @@ impl HtmlSink {
 
     fn page(&self, summary: &Summary) -> Markup {
         let tool = ToolInfo::default();
-        let pc = self.book.problem_counts();
+        let pc = self.g.book.problem_counts();
         let problems = pc.critical + pc.high + pc.medium + pc.low + pc.info;
         let cl = &summary.classes;
         html! {
@@ -183,8 +178,8 @@ impl HtmlSink {
                     header {
                         h1 { (tool.name) " " (tool.version) }
                         p.meta {
-                            (plural(self.captures.len() as u64, "capture", "captures")) ", "
-                            (plural(self.captures.iter().map(|c| c.packets).sum(), "packet", "packets")) ", "
+                            (plural(self.g.captures.len() as u64, "capture", "captures")) ", "
+                            (plural(self.g.captures.iter().map(|c| c.packets).sum(), "packet", "packets")) ", "
                             (plural(summary.flows, "mail flow", "mail flows"))
                         }
                     }
@@ -193,7 +188,7 @@ impl HtmlSink {
                         table {
                             thead { tr { th { "file" } th { "format" } th { "packets" } th { "bytes" } th { "flows reported" } th { "notes" } } }
                             tbody {
-                                @for c in &self.captures {
+                                @for c in &self.g.captures {
                                     tr {
                                         td.mono { (c.path) }
                                         td { (capture_format(c)) }
@@ -221,7 +216,7 @@ impl HtmlSink {
                             div.card { div.big { (cl.starttls) } div { "STARTTLS" } }
                             div.card { div.big { (cl.implicit_tls) } div { "implicit TLS" } }
                             div.card { div.big { (cl.unknown) } div { "unknown" } }
-                            div.card.problems { div.big #problem-count { (problems) } div { "problems from " (plural(self.book.finding_count(), "finding", "findings")) } }
+                            div.card.problems { div.big #problem-count { (problems) } div { "problems from " (plural(self.g.book.finding_count(), "finding", "findings")) } }
                         }
                         p.sev {
                             @for (sev, n) in [(Severity::Critical, pc.critical), (Severity::High, pc.high), (Severity::Medium, pc.medium), (Severity::Low, pc.low), (Severity::Info, pc.info)] {
@@ -232,10 +227,10 @@ impl HtmlSink {
                     }
                     section #problems {
                         h2 { "Problems" }
-                        @if self.book.is_empty() {
+                        @if self.g.book.is_empty() {
                             p #no-findings { "No findings." }
                         }
-                        @for ((Reverse(sev), signature, remedy), g) in self.book.groups() {
+                        @for ((Reverse(sev), signature, remedy), g) in self.g.book.groups() {
                             details.problem open class=(sev.as_str()) {
                                 summary {
                                     span class=(format!("badge {}", sev.as_str())) { (sev.as_str()) }
@@ -254,7 +249,7 @@ impl HtmlSink {
                             }
                         }
                     }
-                    @if !self.servers.is_empty() {
+                    @if !self.g.servers.is_empty() {
                         section #servers {
                             h2 { "Servers" }
                             table {
@@ -264,11 +259,11 @@ impl HtmlSink {
                                     th { "AUTH used in clear" } th { "failed flows" } th { "notes" }
                                 } }
                                 tbody {
-                                    @for (server, sp) in self.servers.iter() { (server_row(server, sp)) }
+                                    @for (server, sp) in self.g.servers.iter() { (server_row(server, sp)) }
                                 }
                             }
-                            @if self.servers.flows_not_tabulated() > 0 {
-                                p.more { (self.servers.flows_not_tabulated()) " more flows to servers beyond the first " (super::posture::MAX_SERVERS) " not tabulated" }
+                            @if self.g.servers.flows_not_tabulated() > 0 {
+                                p.more { (self.g.servers.flows_not_tabulated()) " more flows to servers beyond the first " (super::posture::MAX_SERVERS) " not tabulated" }
                             }
                         }
                     }
@@ -334,8 +329,8 @@ impl HtmlSink {
             (None, Some(l)) => l.clone(),
             (None, None) => "run-wide".to_string(),
         };
-        let file = (self.order.len() > 1)
-            .then(|| self.order.paths.get(x.capture).cloned())
+        let file = (self.g.order.len() > 1)
+            .then(|| self.g.order.paths.get(x.capture).cloned())
             .flatten();
         html! {
             span.where {
@@ -564,27 +559,6 @@ fn dialog(flow: &FlowRecord) -> String {
     s
 }
 
-fn capture_format(c: &CaptureRecord) -> String {
-    match &c.format {
-        Some(f) => serde_json::to_value(f)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_else(|| "?".into()),
-        None => "unrecognised".into(),
-    }
-}
-
-fn sock(e: EndpointRecord) -> String {
-    match e.ip {
-        std::net::IpAddr::V4(_) => format!("{}:{}", e.ip, e.port),
-        std::net::IpAddr::V6(_) => format!("[{}]:{}", e.ip, e.port),
-    }
-}
-
-fn plural(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
 fn fmt_ns(ns: i128) -> String {
     let secs = ns.div_euclid(1_000_000_000);
     let t = time::OffsetDateTime::from_unix_timestamp(secs as i64).ok();
@@ -599,22 +573,7 @@ fn fmt_ns(ns: i128) -> String {
 
 impl ReportSink for HtmlSink {
     fn flow(&mut self, flow: &FlowRecord, findings: &[Finding]) -> io::Result<()> {
-        let flow_capture = self.order.index(&flow.capture);
-        self.servers.add_flow(flow, findings);
-        let owned: Vec<_> = findings.iter().map(|f| finding_for_flow(f, flow)).collect();
-        let mut refs: Vec<&Finding> = owned.iter().map(|c| c.as_ref()).collect();
-        super::sort_findings(&mut refs);
-        for f in &refs {
-            self.servers.add_finding(f);
-        }
-        let order = &mut self.order;
-        self.book.add(&refs, Some(flow), &mut |f: &Finding| {
-            if f.capture.is_empty() {
-                flow_capture
-            } else {
-                order.index(&f.capture)
-            }
-        });
+        self.g.flow(flow, findings);
         let outcome = Outcome::of(flow, findings);
         if self.points_kept < MAX_TIMELINE_POINTS {
             self.points
@@ -626,7 +585,10 @@ impl ReportSink for HtmlSink {
             self.points_not_kept += 1;
         }
         if self.rows.len() < MAX_FLOW_ROWS {
-            let mut kinds: Vec<&str> = refs.iter().map(|f| f.kind.as_str()).collect();
+            let mut kinds: Vec<&str> = report_order(findings)
+                .iter()
+                .map(|f| f.kind.as_str())
+                .collect();
             kinds.dedup();
             self.rows.push(FlowRow(
                 flow.id.clone(),
@@ -645,24 +607,12 @@ impl ReportSink for HtmlSink {
     }
 
     fn capture(&mut self, capture: &CaptureRecord) -> io::Result<()> {
-        self.order.index(&capture.path);
-        self.captures.push(capture.clone());
+        self.g.capture(capture);
         Ok(())
     }
 
     fn finish(&mut self, findings: &[Finding], summary: &Summary) -> io::Result<()> {
-        for f in report_order(findings) {
-            self.servers.add_finding(f);
-            let order = &mut self.order;
-            self.book.add(&[f], None, &mut |f: &Finding| {
-                if f.capture.is_empty() {
-                    usize::MAX
-                } else {
-                    order.index(&f.capture)
-                }
-            });
-        }
-        self.book.settle();
+        self.g.finish(findings);
         // Same order whatever order the flows finished in.
         self.rows.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
         let page = self.page(summary).into_string();

@@ -12,6 +12,7 @@
 
 pub mod community_id;
 pub mod ecs;
+mod gather;
 mod html;
 mod json;
 pub mod model;

@@ -12,12 +12,12 @@
 use std::cmp::Reverse;
 use std::fmt::Write as _;
 use std::io::{self, Write};
-use std::net::IpAddr;
 
+use super::gather::{Gathered, capture_format, plural, sock};
 use super::model::{CaptureRecord, EndpointRecord, FlowClass, FlowRecord, Summary, ToolInfo};
-use super::posture::{MAX_SERVERS, Postures, ServerPosture, StarttlsPosture};
-use super::story::{Book, Step};
-use super::{CaptureOrder, ReportSink, SinkOptions, finding_for_flow, report_order};
+use super::posture::{MAX_SERVERS, ServerPosture, StarttlsPosture};
+use super::story::Step;
+use super::{ReportSink, SinkOptions};
 use crate::findings::{Finding, Severity};
 
 /// The widest the servers table may be; narrower when the terminal is (`SinkOptions::text_width`).
@@ -55,10 +55,7 @@ impl Palette {
 pub struct TextSink {
     out: Box<dyn Write>,
     pal: Palette,
-    order: CaptureOrder,
-    captures: Vec<CaptureRecord>,
-    servers: Postures,
-    book: Book,
+    g: Gathered,
     width: usize,
 }
 
@@ -71,10 +68,7 @@ impl TextSink {
         TextSink {
             out,
             pal: Palette { on: opts.color },
-            order: CaptureOrder::default(),
-            captures: Vec::new(),
-            servers: Postures::default(),
-            book: Book::default(),
+            g: Gathered::default(),
             width,
         }
     }
@@ -82,7 +76,7 @@ impl TextSink {
     fn render(&self, summary: &Summary) -> String {
         let p = self.pal;
         let mut s = String::new();
-        let packets: u64 = self.captures.iter().map(|c| c.packets).sum();
+        let packets: u64 = self.g.captures.iter().map(|c| c.packets).sum();
         let tool = ToolInfo::default();
         let _ = writeln!(
             s,
@@ -91,32 +85,26 @@ impl TextSink {
             tool.name,
             tool.version,
             p.reset(),
-            plural(self.captures.len() as u64, "capture", "captures"),
+            plural(self.g.captures.len() as u64, "capture", "captures"),
             plural(packets, "packet", "packets"),
             plural(summary.flows, "mail flow", "mail flows"),
         );
-        let unread = self.captures.iter().filter(|c| c.error.is_some()).count();
+        let unread = self.g.captures.iter().filter(|c| c.error.is_some()).count();
         if unread > 0 {
             let _ = writeln!(
                 s,
                 "  {}WARNING: {unread} of {} inputs could not be read; this report covers the others{}",
                 p.bold(),
-                self.captures.len(),
+                self.g.captures.len(),
                 p.reset(),
             );
         }
-        for c in &self.captures {
+        for c in &self.g.captures {
             if let Some(e) = &c.error {
                 let _ = writeln!(s, "  {}: NOT READ: {}", clean(&c.path), clean(e));
                 continue;
             }
-            let fmt = match &c.format {
-                Some(f) => serde_json::to_value(f)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_else(|| "?".into()),
-                None => "unrecognised".into(),
-            };
+            let fmt = capture_format(c);
             let chained = c
                 .chained_to
                 .as_ref()
@@ -160,7 +148,7 @@ impl TextSink {
                 plural(td.decrypted + td.not_decrypted, "TLS flow", "TLS flows")
             );
         }
-        let pc = self.book.problem_counts();
+        let pc = self.g.book.problem_counts();
         let total = pc.critical + pc.high + pc.medium + pc.low + pc.info;
         let _ = writeln!(
             s,
@@ -171,7 +159,7 @@ impl TextSink {
             pc.medium,
             pc.low,
             pc.info,
-            plural(self.book.finding_count(), "finding", "findings"),
+            plural(self.g.book.finding_count(), "finding", "findings"),
         );
 
         self.render_problems(&mut s);
@@ -189,8 +177,8 @@ impl TextSink {
             (None, Some(l)) => line.push_str(&clean(l)),
             (None, None) => line.push_str("(run-wide)"),
         }
-        if self.order.len() > 1
-            && let Some(path) = self.order.paths.get(x.capture)
+        if self.g.order.len() > 1
+            && let Some(path) = self.g.order.paths.get(x.capture)
         {
             let _ = write!(line, "  {}", clean(path));
         }
@@ -200,15 +188,16 @@ impl TextSink {
 
     fn render_problems(&self, s: &mut String) {
         let p = self.pal;
-        if self.book.is_empty() {
+        if self.g.book.is_empty() {
             let _ = writeln!(s, "\nNo findings.");
             return;
         }
         let mut current: Option<Severity> = None;
-        for ((Reverse(sev), signature, rem), g) in self.book.groups() {
+        for ((Reverse(sev), signature, rem), g) in self.g.book.groups() {
             if current != Some(*sev) {
                 current = Some(*sev);
                 let n: u64 = self
+                    .g
                     .book
                     .groups()
                     .filter(|((Reverse(x), _, _), _)| x == sev)
@@ -273,7 +262,7 @@ impl TextSink {
 
     fn render_servers(&self, s: &mut String) {
         let p = self.pal;
-        if self.servers.is_empty() {
+        if self.g.servers.is_empty() {
             return;
         }
         let header = [
@@ -287,6 +276,7 @@ impl TextSink {
             "FAILED",
         ];
         let rows: Vec<[String; 8]> = self
+            .g
             .servers
             .iter()
             .map(|(e, sp)| server_row(e, sp))
@@ -327,14 +317,14 @@ impl TextSink {
                 }
             }
         }
-        if self.servers.flows_not_tabulated() > 0 {
+        if self.g.servers.flows_not_tabulated() > 0 {
             let _ = writeln!(
                 s,
                 "  ... {} more flows to servers beyond the first {MAX_SERVERS} not tabulated",
-                self.servers.flows_not_tabulated()
+                self.g.servers.flows_not_tabulated()
             );
         }
-        for (server, sp) in self.servers.iter() {
+        for (server, sp) in self.g.servers.iter() {
             if !sp.fell_back_clients.is_empty() {
                 let clients = sp
                     .fell_back_clients
@@ -461,65 +451,21 @@ fn wrap(first: usize, text: &str, width: usize, indent: usize) -> String {
 
 impl ReportSink for TextSink {
     fn flow(&mut self, flow: &FlowRecord, findings: &[Finding]) -> io::Result<()> {
-        let flow_capture = self.order.index(&flow.capture);
-        self.servers.add_flow(flow, findings);
-        let owned: Vec<_> = findings.iter().map(|f| finding_for_flow(f, flow)).collect();
-        let refs: Vec<&Finding> = report_order_owned(&owned);
-        for f in &refs {
-            self.servers.add_finding(f);
-        }
-        let order = &mut self.order;
-        self.book.add(&refs, Some(flow), &mut |f: &Finding| {
-            if f.capture.is_empty() {
-                flow_capture
-            } else {
-                order.index(&f.capture)
-            }
-        });
+        self.g.flow(flow, findings);
         Ok(())
     }
 
     fn capture(&mut self, capture: &CaptureRecord) -> io::Result<()> {
-        self.order.index(&capture.path);
-        self.captures.push(capture.clone());
+        self.g.capture(capture);
         Ok(())
     }
 
     fn finish(&mut self, findings: &[Finding], summary: &Summary) -> io::Result<()> {
-        for f in report_order(findings) {
-            self.servers.add_finding(f);
-            let order = &mut self.order;
-            self.book.add(&[f], None, &mut |f: &Finding| {
-                if f.capture.is_empty() {
-                    usize::MAX
-                } else {
-                    order.index(&f.capture)
-                }
-            });
-        }
-        self.book.settle();
+        self.g.finish(findings);
         let text = self.render(summary);
         self.out.write_all(text.as_bytes())?;
         self.out.flush()
     }
-}
-
-/// Report order of findings held as `Cow`s.
-fn report_order_owned<'a>(v: &'a [std::borrow::Cow<'_, Finding>]) -> Vec<&'a Finding> {
-    let mut refs: Vec<&Finding> = v.iter().map(|c| c.as_ref()).collect();
-    super::sort_findings(&mut refs);
-    refs
-}
-
-fn sock(e: EndpointRecord) -> String {
-    match e.ip {
-        IpAddr::V4(_) => format!("{}:{}", e.ip, e.port),
-        IpAddr::V6(_) => format!("[{}]:{}", e.ip, e.port),
-    }
-}
-
-fn plural(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Escapes control characters (ESC above all) in text that may come from the capture.
