@@ -14,15 +14,16 @@ use std::sync::Arc;
 use crate::cli::Config;
 use crate::decode::IcmpError;
 use crate::findings::correlate::{FlowHints, SilentServerBasis, silent_server_mismatch};
+use crate::findings::evidence::{Evidence, Fact, FlowRef};
 use crate::findings::{Finding, Kind, Severity};
 use crate::flow::{
     CloseReason, DirStats, Direction, Endpoint, EventMeta, FlowHandler, FlowInfo, Interest,
     RoleSource, StreamEvent,
 };
-use crate::proto::smtp::{Feed, SmtpSession};
+use crate::proto::smtp::{Feed, Signal, SmtpSession};
 use crate::proto::tls::keylog::KeyStore;
 use crate::proto::tls::{EndKind, TlsContext, TlsSession};
-use crate::report::model::{EndpointRecord, FlowClass, FlowRecord, TcpRecord};
+use crate::report::model::{EndpointRecord, FlowClass, FlowRecord, HandshakeOutcome, TcpRecord};
 use crate::time::Timestamp;
 use classify::{LineScan, MAX_PROBE_LINE, Opening, classify_line, find_smtp_line, probe_tls};
 
@@ -80,6 +81,9 @@ pub struct FlowState {
     keys: Option<Arc<KeyStore>>,
     /// How and when the server ended its side (FIN or RST), if it did.
     server_end: Option<(ServerEnd, EventMeta)>,
+    /// Evidence already handed on: a STARTTLS offer, a failed TLS attempt (once each).
+    offer_sent: bool,
+    failure_sent: bool,
 }
 
 /// How the server ended its direction.
@@ -119,6 +123,8 @@ impl FlowState {
             server_end: None,
             icmp: None,
             keys,
+            offer_sent: false,
+            failure_sent: false,
         }
     }
 
@@ -147,11 +153,21 @@ pub struct FinishedFlow {
     pub reported: bool,
 }
 
+/// What the analysis hands on, in the order it happened: finished flows, and evidence that
+/// findings of other connections need, at the packet that carried it.
+#[derive(Debug)]
+// Flows are nearly everything handed on; boxing them would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+pub enum Output {
+    Flow(FinishedFlow),
+    Evidence(Evidence),
+}
+
 /// Drives the protocol sessions for every flow of one capture.
 pub struct Analyzer {
     cfg: Config,
     capture: String,
-    finished: Vec<FinishedFlow>,
+    out: Vec<Output>,
     tcp_flows: u64,
     reported_flows: u64,
 }
@@ -161,19 +177,31 @@ impl Analyzer {
         Analyzer {
             cfg,
             capture,
-            finished: Vec::new(),
+            out: Vec::new(),
             tcp_flows: 0,
             reported_flows: 0,
         }
     }
 
-    /// Flows finished since the last call, in the order they finished.
-    pub fn take_finished(&mut self) -> Vec<FinishedFlow> {
-        std::mem::take(&mut self.finished)
+    /// Flows finished and evidence seen since the last call, in the order they happened.
+    pub fn take_output(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.out)
     }
 
-    pub fn has_finished(&self) -> bool {
-        !self.finished.is_empty()
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Flows finished since the last call, in the order they finished, for a caller that
+    /// relates no connections (the evidence is dropped).
+    pub fn take_finished(&mut self) -> Vec<FinishedFlow> {
+        self.take_output()
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Flow(f) => Some(f),
+                Output::Evidence(_) => None,
+            })
+            .collect()
     }
 
     pub fn tcp_flows(&self) -> u64 {
@@ -363,6 +391,99 @@ impl Analyzer {
         dir
     }
 
+    /// Hands on what this flow just showed that other connections' findings need (see
+    /// [`crate::findings::evidence`]): a STARTTLS offer, a failed TLS attempt, failed AUTH.
+    /// Only for a flow that will be reported, so that the evidence never names a flow the
+    /// report lacks; what a flow shows only when it ends (a connection never opened, a
+    /// silent server) goes with its record.
+    fn gather_evidence(&mut self, st: &mut FlowState, info: &FlowInfo, meta: EventMeta) {
+        let signals = match st.smtp.as_mut() {
+            Some(s) if s.has_signals() => s.take_signals(),
+            _ => Vec::new(),
+        };
+        let tls = st.tls.as_ref().map(|t| t.outcome());
+        let mut facts: Vec<(EventMeta, Fact)> = Vec::new();
+        if !st.failure_sent {
+            let failed = if let Some(m) = st.mismatch {
+                Some((m.meta, Kind::TlsModeMismatch))
+            } else if tls == Some(HandshakeOutcome::Failed) {
+                Some((meta, Kind::TlsHandshakeFailure))
+            } else {
+                signals.iter().find_map(|s| match s {
+                    Signal::StarttlsRefused(m) => Some((*m, Kind::StarttlsRefused)),
+                    _ => None,
+                })
+            };
+            if let Some((m, kind)) = failed {
+                st.failure_sent = true;
+                facts.push((m, Fact::TlsFailed(kind)));
+            }
+        }
+        for signal in signals {
+            match signal {
+                Signal::StarttlsOffered(m) if !st.offer_sent => {
+                    st.offer_sent = true;
+                    facts.push((m, Fact::StarttlsOffered));
+                }
+                Signal::AuthFailed {
+                    username,
+                    meta: auth,
+                } => {
+                    facts.push((meta, Fact::AuthFailed { username, auth }));
+                }
+                _ => {}
+            }
+        }
+        if !st.offer_sent
+            && tls == Some(HandshakeOutcome::Complete)
+            && st.smtp.as_ref().is_some_and(|s| s.starttls_accepted())
+        {
+            st.offer_sent = true;
+            facts.push((meta, Fact::StarttlsOffered));
+        }
+        if facts.is_empty() {
+            return;
+        }
+        let (client, server) = if st.swapped {
+            (info.server, info.client)
+        } else {
+            (info.client, info.server)
+        };
+        let reported = self.cfg.is_mail_port(server.port)
+            || st.smtp.as_ref().is_some_and(|s| s.smtp_specific());
+        if !reported {
+            return;
+        }
+        let flow = FlowRef {
+            id: flow_id(
+                &self.capture,
+                client.ip,
+                client.port,
+                server.ip,
+                server.port,
+                info.start.as_nanos(),
+                info.first_frame,
+            ),
+            client: EndpointRecord {
+                ip: client.ip,
+                port: client.port,
+            },
+            server: EndpointRecord {
+                ip: server.ip,
+                port: server.port,
+            },
+            start: info.start,
+            first_frame: info.first_frame,
+        };
+        for (meta, fact) in facts {
+            self.out.push(Output::Evidence(Evidence {
+                flow: flow.clone(),
+                meta,
+                fact,
+            }));
+        }
+    }
+
     fn close_flow(&mut self, mut st: FlowState, info: &FlowInfo, reason: CloseReason) {
         self.tcp_flows += 1;
         let (client, server, to_server, to_client) = if st.swapped {
@@ -389,12 +510,12 @@ impl Analyzer {
         if !smtp_spoken && !mail_port {
             // Only the scan rule wants these.
             if never_opened && self.cfg.scan_threshold > 0 {
-                self.finished.push(FinishedFlow {
+                self.out.push(Output::Flow(FinishedFlow {
                     record: lean_record(info, client, server, to_server, to_client, reason),
                     findings: Vec::new(),
                     hints,
                     reported: false,
-                });
+                }));
             }
             return;
         }
@@ -485,12 +606,12 @@ impl Analyzer {
             .map(|s| s.record(reveal));
         record.tls = st.tls.as_mut().map(|t| t.record());
         record.tcp.roles_corrected = st.swapped;
-        self.finished.push(FinishedFlow {
+        self.out.push(Output::Flow(FinishedFlow {
             record,
             findings,
             hints,
             reported: true,
-        });
+        }));
     }
 }
 
@@ -976,6 +1097,7 @@ impl FlowHandler for Analyzer {
                 }
             }
         }
+        self.gather_evidence(st, info, meta);
         let dir = if st.swapped {
             table_dir.reverse()
         } else {

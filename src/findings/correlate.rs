@@ -1,8 +1,16 @@
 //! Facts that relate connections. Every finished flow of a run passes through one
 //! [`Correlator`] in report order (the order one flow table closes them, whatever the thread
-//! count), so what it decides is the same for any `--threads`. It is the one place that
-//! remembers servers and clients across connections; every table in it is capped and its
-//! overflow counted.
+//! count), and with them, in capture order, the [`Evidence`] that flows still open showed
+//! (a STARTTLS offer, a failed TLS attempt, a failed AUTH) at the packet that carried it. So
+//! when a flow finishes, everything every other connection put on the wire before that moment
+//! is known, whether or not that connection has finished, and what is decided is the same for
+//! any `--threads`. It is the one place that remembers servers and clients across
+//! connections; every table in it is capped and its overflow counted.
+//!
+//! What still comes too late for the flow it belongs to (the proof was on the wire only after
+//! that flow finished, or is known only when its own connection ends: a connection to 465
+//! never answered, a silent server) is decided when it shows up and reported with the run's
+//! findings at the end ([`Correlator::take_late`]).
 //!
 //! A flow may arrive with [`FlowHints`]: observations its own analysis could not turn into a
 //! finding alone (a plaintext client met by a silent server on a port that is not 465 needs
@@ -23,6 +31,7 @@ use std::collections::{HashSet, VecDeque};
 use std::net::IpAddr;
 
 use crate::findings::downgrade::StarttlsMemory;
+use crate::findings::evidence::{Evidence, Fact};
 use crate::findings::fallback::FallbackTracker;
 use crate::findings::spraying::{SprayThresholds, SprayTracker};
 use rustc_hash::FxHashMap;
@@ -46,6 +55,9 @@ const MAX_HELD_FLOWS: usize = 65_536;
 
 /// Servers (address and port) remembered as speaking TLS from the first byte.
 const MAX_IMPLICIT_TLS_SERVERS: usize = 65_536;
+/// Flows still open with findings waiting for them (raised by their evidence) at most;
+/// beyond, a finding goes with the run's findings at the end.
+const MAX_PENDING_FLOWS: usize = 4_096;
 
 /// What a flow's analysis saw but could not decide alone.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -115,6 +127,9 @@ pub fn silent_server_mismatch(
 pub struct CorrelatorStats {
     /// Servers not remembered because the table was full.
     pub implicit_tls_servers_dropped: u64,
+    /// Findings of open flows written with the run's findings because too many flows had
+    /// findings waiting.
+    pub pending_overflow: u64,
 }
 
 /// What the scan rule counted during one capture (reported in its `flow_table`).
@@ -135,6 +150,10 @@ pub struct Correlator {
     starttls: StarttlsMemory,
     fallback: FallbackTracker,
     spray: SprayTracker,
+    /// Findings raised by the evidence of flows still open, by flow id, until they finish.
+    pending: FxHashMap<String, Vec<Finding>>,
+    /// Findings decided after their flow was written.
+    late: Vec<Finding>,
     scans: ScanWatch,
     stats: CorrelatorStats,
 }
@@ -159,6 +178,8 @@ impl Correlator {
             starttls: StarttlsMemory::default(),
             fallback: FallbackTracker::default(),
             spray: SprayTracker::new(spray),
+            pending: FxHashMap::default(),
+            late: Vec::new(),
             scans: ScanWatch::new(scan_threshold),
             stats: CorrelatorStats::default(),
         }
@@ -170,11 +191,46 @@ impl Correlator {
 
     /// Cross-connection findings decided after the flow they belong to was reported (its
     /// evidence came from a connection that closed later); reported with the run's findings.
+    /// Taken as soon as they are decided (the caller maps a chained capture's frame numbers
+    /// with the files read so far) and in any case at the end of the run.
     pub fn take_late(&mut self) -> Vec<Finding> {
-        let mut late = self.starttls.take_late();
+        let mut late = std::mem::take(&mut self.late);
+        late.extend(self.starttls.take_late());
         late.extend(self.fallback.take_late());
         late.sort_by_key(|f| (f.ts, f.frame, f.kind));
         late
+    }
+
+    /// Evidence a flow put on the wire, in capture order among the finished flows (before
+    /// the flow it comes from finishes).
+    pub fn evidence(&mut self, ev: Evidence) {
+        let Evidence { flow, meta, fact } = ev;
+        match fact {
+            Fact::StarttlsOffered => {
+                self.starttls
+                    .offer((flow.server.ip, flow.server.port), flow.start, &flow.id);
+            }
+            Fact::TlsFailed(kind) => {
+                self.fallback.failure(&flow, meta.ts, kind);
+            }
+            Fact::AuthFailed { username, auth } => {
+                for f in self.spray.failure(&flow, &username, auth) {
+                    self.hold_for_flow(f);
+                }
+            }
+        }
+    }
+
+    /// A finding of a flow that has not finished: it goes with that flow when it does.
+    fn hold_for_flow(&mut self, f: Finding) {
+        if let Some(list) = self.pending.get_mut(&f.flow) {
+            list.push(f);
+        } else if self.pending.len() < MAX_PENDING_FLOWS {
+            self.pending.insert(f.flow.clone(), vec![f]);
+        } else {
+            self.stats.pending_overflow += 1;
+            self.late.push(f);
+        }
     }
 
     /// A finished flow (reported or not), in report order. What may be written now is
@@ -202,6 +258,11 @@ impl Correlator {
     /// The end of a capture: every waiting flow is released with its findings, and the
     /// capture's scan counts are handed over.
     pub fn end_capture(&mut self, ready: &mut Vec<FinishedFlow>) -> ScanCounts {
+        // Every flow of the capture has finished: a finding still waiting names a flow that
+        // was not reported after all, and goes with the run's findings.
+        let mut left: Vec<Finding> = self.pending.drain().flat_map(|(_, v)| v).collect();
+        left.sort_by_key(|f| (f.ts, f.frame, f.kind));
+        self.late.extend(left);
         self.scans.end_capture(ready)
     }
 
@@ -226,7 +287,9 @@ impl Correlator {
         }
         self.starttls.observe(record, findings);
         self.fallback.observe(record, findings);
-        findings.extend(self.spray.observe(record));
+        if let Some(raised) = self.pending.remove(&record.id) {
+            findings.extend(raised);
+        }
         for f in findings.iter_mut().filter(|f| f.flow.is_empty()) {
             f.flow.clone_from(&record.id);
         }

@@ -3,10 +3,12 @@
 //! server ignoring STARTTLS for several clients is a TLS-intercepting device or a capture
 //! taken after decryption, not one broken client).
 //!
-//! Flows arrive in the order they close, not the order they began: a connection without
-//! STARTTLS may close before the earlier connection that proves the server offers it. Such a
-//! flow waits (bounded) until an earlier offer shows up; the finding it then gets is reported
-//! with the run's findings at the end.
+//! An offer is known from the EHLO reply that carried it (evidence handed on while its
+//! connection is still open), so a connection without STARTTLS that closes before an earlier
+//! one offering it gets its finding when it finishes. Only an earlier connection whose offer
+//! crossed the wire after that moment (its EHLO came late) is not known yet: the flow then
+//! waits (bounded) until such an offer shows up, and the finding it gets is reported with the
+//! run's findings at the end.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -79,7 +81,8 @@ impl StarttlsMemory {
         let offered = smtp.starttls.offered;
         let mangled = findings.iter().find(|f| f.kind == Kind::StarttlsStripped);
         if offered && mangled.is_none() {
-            self.remember_offer(server, flow);
+            // Known from the flow's evidence already, unless it was not handed on.
+            self.offer(server, flow.start, &flow.id);
             return;
         }
         // An EHLO answered with extensions, none of them STARTTLS (or STARTTLS mangled).
@@ -116,10 +119,11 @@ impl StarttlsMemory {
         }
     }
 
-    fn remember_offer(&mut self, server: Server, flow: &FlowRecord) {
+    /// A connection that began at `start` showed `server` offering STARTTLS.
+    pub fn offer(&mut self, server: Server, start: Timestamp, flow: &str) {
         let offer = Offer {
-            start: flow.start,
-            flow: flow.id.clone(),
+            start,
+            flow: flow.to_string(),
         };
         if let Some(waiting) = self.waiting.get_mut(&server) {
             // Connections that closed first but began after this offer: downgraded.

@@ -3,14 +3,18 @@
 //! sent AUTH or mail to the same server address in plaintext within the window. A retry that
 //! succeeds with TLS is no fallback; another client is another story.
 //!
-//! Flows arrive in the order they close: a blocked 465 attempt closes at its idle timeout,
-//! long after the plaintext connection to 587 that followed it. A plaintext flow therefore
-//! also waits (bounded) for an earlier failure to show up; what it then gets is reported with
-//! the run's findings at the end.
+//! A failure is known from the packet that proved it (evidence handed on while its connection
+//! is still open: an alert, a refusal, the mismatch), so a plaintext connection that closes
+//! first still gets its finding when it finishes. A failure known only when its connection
+//! ends (a connection to 465 never answered closes at its idle timeout, long after the
+//! plaintext connection to 587 that followed it; a silent server) comes later: a plaintext
+//! flow therefore also waits (bounded) for an earlier failure to show up, and what it then
+//! gets is reported with the run's findings at the end.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use crate::findings::evidence::FlowRef;
 use crate::findings::{Endpoints, Finding, Kind, Severity};
 use crate::flow::EventMeta;
 use crate::report::model::{FlowClass, FlowRecord};
@@ -85,6 +89,18 @@ impl FallbackTracker {
         std::mem::take(&mut self.late)
     }
 
+    /// A failed TLS attempt seen on the wire (its flow may still be open).
+    pub fn failure(&mut self, flow: &FlowRef, ts: Timestamp, kind: Kind) {
+        let fail = Failure {
+            ts,
+            flow: flow.id.clone(),
+            kind,
+            port: flow.server.port,
+        };
+        self.add_failure((flow.client.ip, flow.server.ip), fail);
+    }
+
+    /// A finished flow: its failure if only its end showed it, its fallback if it is one.
     pub fn observe(&mut self, flow: &FlowRecord, findings: &mut Vec<Finding>) {
         let pair = (flow.client.ip, flow.server.ip);
         if let Some(fail) = failed_tls(flow, findings) {
@@ -94,8 +110,11 @@ impl FallbackTracker {
             return;
         };
         let window = self.window_secs;
+        // A failure of this very connection (a refused STARTTLS) is no fallback: that needs a
+        // later connection.
         let earlier = self.failures.get(&pair).and_then(|list| {
             list.iter()
+                .filter(|f| f.flow != plain.flow)
                 .filter(|f| f.ts <= plain.ts && plain.ts.secs_since(f.ts) <= window)
                 .max_by_key(|f| f.ts)
                 .cloned()
@@ -107,11 +126,19 @@ impl FallbackTracker {
     }
 
     fn add_failure(&mut self, pair: Pair, fail: Failure) {
+        // One failure per connection: its evidence, or its record when it had none.
+        if self
+            .failures
+            .get(&pair)
+            .is_some_and(|list| list.iter().any(|f| f.flow == fail.flow))
+        {
+            return;
+        }
         let window = self.window_secs;
         if let Some(waiting) = self.plaintext.get_mut(&pair) {
-            let (hit, keep): (Vec<_>, Vec<_>) = waiting
-                .drain(..)
-                .partition(|p| fail.ts <= p.ts && p.ts.secs_since(fail.ts) <= window);
+            let (hit, keep): (Vec<_>, Vec<_>) = waiting.drain(..).partition(|p| {
+                p.flow != fail.flow && fail.ts <= p.ts && p.ts.secs_since(fail.ts) <= window
+            });
             *waiting = keep;
             for p in hit {
                 let mut f = finding(&p, &fail);

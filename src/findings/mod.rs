@@ -186,6 +186,7 @@ impl Finding {
 pub mod bruteforce;
 pub mod correlate;
 pub mod downgrade;
+pub mod evidence;
 pub mod fallback;
 pub mod spraying;
 pub mod window;

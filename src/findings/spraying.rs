@@ -2,17 +2,18 @@
 //! thresholds do: within a window of capture time, failed AUTH attempts are counted per
 //! client by distinct username (`auth_password_spraying`: one client trying many accounts)
 //! and per username by distinct client (`auth_distributed_brute_force`: many clients trying
-//! one account). A finding is raised on the flow whose failure crosses the threshold, so it
-//! streams with that flow; the same client (or username) is not raised again while the
-//! window that raised it lasts.
+//! one account). Failures are counted in capture order as they cross the wire (evidence of
+//! flows perhaps still open); a finding is raised on the flow whose failure crosses the
+//! threshold and streams with that flow when it finishes; the same client (or username) is
+//! not raised again while the window that raised it lasts.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use super::window::{KeyedWindows, WindowDrops};
+use crate::findings::evidence::FlowRef;
 use crate::findings::{Endpoints, Finding, Kind, Severity};
 use crate::flow::EventMeta;
-use crate::report::model::{AuthOutcome, FlowRecord};
 use crate::time::Timestamp;
 
 /// Thresholds, with the defaults documented in docs/report.md.
@@ -77,55 +78,46 @@ impl SprayTracker {
         }
     }
 
-    /// Counts a finished flow's failed AUTH attempts; returns the findings it raises.
-    pub fn observe(&mut self, flow: &FlowRecord) -> Vec<Finding> {
+    /// Counts one failed AUTH attempt (as it was on the wire, its flow perhaps still open);
+    /// returns the findings it raises, for that flow.
+    pub fn failure(&mut self, flow: &FlowRef, user: &str, meta: EventMeta) -> Vec<Finding> {
         let mut out = Vec::new();
-        let Some(smtp) = flow.smtp.as_ref() else {
+        if user.is_empty() {
             return out;
-        };
+        }
         let client = flow.client.ip;
-        for a in smtp
-            .auth
-            .iter()
-            .filter(|a| a.outcome == AuthOutcome::Failure)
-        {
-            let Some(user) = a.username.as_deref().filter(|u| !u.is_empty()) else {
-                continue;
-            };
-            let meta = EventMeta {
-                ts: a.ts,
-                frame: a.frame,
-            };
-            let window = self.limits.window_secs;
-            if let Some(events) = self.by_client.push(&client, a.ts, user.to_string()) {
-                let users: BTreeSet<&str> = events.iter().map(|(_, u)| u.as_str()).collect();
-                let first = events.front().map_or(a.ts, |(t, _)| *t);
-                if users.len() >= self.limits.usernames_per_client
-                    && fresh(&mut self.raised_client, client, a.ts, window)
-                {
-                    out.push(spraying(client, &users, events.len(), first, meta, window));
-                }
+        let window = self.limits.window_secs;
+        if let Some(events) = self.by_client.push(&client, meta.ts, user.to_string()) {
+            let users: BTreeSet<&str> = events.iter().map(|(_, u)| u.as_str()).collect();
+            let first = events.front().map_or(meta.ts, |(t, _)| *t);
+            if users.len() >= self.limits.usernames_per_client
+                && fresh(&mut self.raised_client, client, meta.ts, window)
+            {
+                out.push(spraying(client, &users, events.len(), first, meta, window));
             }
-            if let Some(events) = self.by_username.push(&user.to_string(), a.ts, client) {
-                let clients: BTreeSet<IpAddr> = events.iter().map(|(_, c)| *c).collect();
-                let first = events.front().map_or(a.ts, |(t, _)| *t);
-                if clients.len() >= self.limits.clients_per_username
-                    && fresh(&mut self.raised_username, user.to_string(), a.ts, window)
-                {
-                    out.push(distributed(
-                        user,
-                        &clients,
-                        events.len(),
-                        first,
-                        meta,
-                        window,
-                    ));
-                }
+        }
+        if let Some(events) = self.by_username.push(&user.to_string(), meta.ts, client) {
+            let clients: BTreeSet<IpAddr> = events.iter().map(|(_, c)| *c).collect();
+            let first = events.front().map_or(meta.ts, |(t, _)| *t);
+            if clients.len() >= self.limits.clients_per_username
+                && fresh(&mut self.raised_username, user.to_string(), meta.ts, window)
+            {
+                out.push(distributed(
+                    user,
+                    &clients,
+                    events.len(),
+                    first,
+                    meta,
+                    window,
+                ));
             }
         }
         for f in &mut out {
             f.flow.clone_from(&flow.id);
-            f.endpoints = Some(Endpoints::of(flow));
+            f.endpoints = Some(Endpoints {
+                client: flow.client,
+                server: flow.server,
+            });
         }
         out
     }

@@ -24,10 +24,12 @@ use std::thread;
 use serde_json::{Map, Value};
 
 use super::{CaptureFailure, InputFacts, Observer, PROGRESS_EVERY};
-use crate::analysis::{Analyzer, FinishedFlow, FlowState, flow_id};
+use crate::analysis::{Analyzer, FinishedFlow, FlowState, Output, flow_id};
 use crate::capture::CaptureReader;
 use crate::cli::Config;
 use crate::decode::Decoded;
+use crate::findings::Finding;
+use crate::findings::evidence::Evidence;
 use crate::flow::{
     CloseReason, Direction, EventMeta, FlowHandler, FlowInfo, FlowTable, FlowTableStats, Interest,
     StreamEvent,
@@ -196,6 +198,34 @@ impl Files {
         r.capture = self.path(i).to_string();
     }
 
+    /// Names evidence after the file where its flow starts, as [`name`](Self::name) will
+    /// name that flow when it finishes.
+    pub(super) fn name_evidence(&self, ev: &mut Evidence) {
+        let r = &mut ev.flow;
+        let (i, first) = self.locate(r.first_frame);
+        if i == 0 {
+            return;
+        }
+        r.id = flow_id(
+            self.path(i),
+            r.client.ip,
+            r.client.port,
+            r.server.ip,
+            r.server.port,
+            r.start.as_nanos(),
+            first,
+        );
+    }
+
+    /// A finding written apart from its flow: its `frame` within the file that holds it,
+    /// `capture` that file, and a `*_capture` beside each evidence frame in another file.
+    pub(super) fn localize_finding(&self, finding: &mut Finding) {
+        let (i, local) = self.locate(finding.frame);
+        finding.frame = local;
+        finding.capture = self.path(i).to_string();
+        self.localize_evidence(&mut finding.evidence, i);
+    }
+
     /// Turns chain frame numbers into numbers within their file: in the flow, with a
     /// `*_capture` beside each frame in another file than the flow's; in each finding, whose
     /// `capture` becomes the file holding its `frame`, with a `*_capture` beside each evidence
@@ -245,10 +275,7 @@ impl Files {
             }
         }
         for finding in &mut f.findings {
-            let (i, local) = self.locate(finding.frame);
-            finding.frame = local;
-            finding.capture = self.path(i).to_string();
-            self.localize_evidence(&mut finding.evidence, i);
+            self.localize_finding(finding);
         }
     }
 
@@ -367,8 +394,9 @@ impl FlowHandler for PerFile {
     }
 }
 
-/// Receives each reported flow of a chain as it finishes, with the files read so far.
-pub(super) type ChainEmit<'a> = dyn FnMut(FinishedFlow, &Files) -> std::io::Result<()> + 'a;
+/// Receives each finished flow of a chain, and the evidence seen meanwhile, in order, with
+/// the files read so far.
+pub(super) type ChainEmit<'a> = dyn FnMut(Output, &Files) -> std::io::Result<()> + 'a;
 
 /// One file of a chain, once read: its record without the flow counts, and the flow table's
 /// counters when it began and ended.
@@ -404,8 +432,8 @@ pub(super) fn analyse_chain(
     let mut base = 0u64;
     let mut done: Vec<(String, Result<Read, CaptureFailure>)> = Vec::new();
     let mut flush = |table: &mut FlowTable<PerFile>, files: &Files| -> Result<(), CaptureFailure> {
-        for f in table.handler_mut().inner.take_finished() {
-            emit(f, files).map_err(CaptureFailure::Output)?;
+        for out in table.handler_mut().inner.take_output() {
+            emit(out, files).map_err(CaptureFailure::Output)?;
         }
         Ok(())
     };
@@ -443,7 +471,7 @@ pub(super) fn analyse_chain(
                         Some((Decoded::IcmpError(err), meta)) => table.icmp_error(&err, meta),
                         None => {}
                     }
-                    if table.handler().inner.has_finished() {
+                    if table.handler().inner.has_output() {
                         if let Err(e) = flush(&mut table, &files) {
                             failed = Some(e);
                             break;

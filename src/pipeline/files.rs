@@ -15,7 +15,7 @@ use std::thread;
 
 use super::chain::{self, Files, Unit};
 use super::{CaptureFailure, Observer, Tally, analyse_capture};
-use crate::analysis::FinishedFlow;
+use crate::analysis::Output;
 use crate::cli::Config;
 use crate::report::ReportSink;
 use crate::report::model::CaptureRecord;
@@ -28,7 +28,8 @@ enum Event {
     Progress(u64, u64),
     Finish,
     Warning(String),
-    Flow(Box<FinishedFlow>),
+    /// A finished flow or evidence, in the order the input's analysis handed them on.
+    Out(Box<Output>),
     /// The files of a chain read so far (before the first flow that may point into the last).
     Files(Files),
     Done(String, Box<Result<CaptureRecord, CaptureFailure>>),
@@ -73,21 +74,21 @@ fn analyse_unit(cfg: &Config, unit: &Unit, tx: SyncSender<Event>) {
                 .map_err(CaptureFailure::Unreadable)
                 .and_then(|reader| {
                     let mut emit =
-                        |f: FinishedFlow| tx.send(Event::Flow(Box::new(f))).map_err(|_| hung_up());
+                        |out: Output| tx.send(Event::Out(Box::new(out))).map_err(|_| hung_up());
                     analyse_capture(cfg, reader, &mut obs, &mut emit)
                 });
             let _ = tx.send(Event::Done(path.clone(), Box::new(analysed)));
         }
         Unit::Chain(paths) => {
             let mut sent = 0;
-            let mut emit = |f: FinishedFlow, files: &Files| {
+            let mut emit = |out: Output, files: &Files| {
                 // The calling thread maps frames back with the files as they were then.
                 if files.len() > sent {
                     sent = files.len();
                     tx.send(Event::Files(files.clone()))
                         .map_err(|_| hung_up())?;
                 }
-                tx.send(Event::Flow(Box::new(f))).map_err(|_| hung_up())
+                tx.send(Event::Out(Box::new(out))).map_err(|_| hung_up())
             };
             for (path, analysed) in chain::analyse_chain(cfg, paths, &mut obs, &mut emit) {
                 let _ = tx.send(Event::Done(path, Box::new(analysed)));
@@ -165,7 +166,7 @@ fn replay(
             Event::Progress(bytes, packets) => obs.progress(bytes, packets),
             Event::Finish => obs.finish_capture(),
             Event::Warning(w) => obs.warning(&w),
-            Event::Flow(f) => tally.flow(sink, *f, files.as_ref())?,
+            Event::Out(out) => tally.output(sink, *out, files.as_ref())?,
             Event::Files(f) => files = Some(f),
             Event::Done(p, analysed) => tally.capture(sink, obs, &p, *analysed)?,
             Event::End => return Ok(()),

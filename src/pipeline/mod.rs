@@ -12,7 +12,7 @@ mod sharded;
 use std::collections::BTreeSet;
 use std::io;
 
-use crate::analysis::{Analyzer, FinishedFlow};
+use crate::analysis::{Analyzer, FinishedFlow, Output};
 use crate::capture::{
     CaptureError, CaptureReader, Frame, LinkType, LiveStream, ReadMode, stdin_source,
 };
@@ -84,7 +84,7 @@ pub fn run(
             }
             chain::Unit::Chain(paths) => {
                 let mut emit =
-                    |f: FinishedFlow, files: &chain::Files| tally.flow(sink, f, Some(files));
+                    |out: Output, files: &chain::Files| tally.output(sink, out, Some(files));
                 let done = chain::analyse_chain(cfg, &paths, obs, &mut emit);
                 for (path, analysed) in done {
                     tally.capture(sink, obs, &path, analysed)?;
@@ -153,6 +153,9 @@ struct Tally {
     /// Flows the correlator let go, waiting to be written (reused, so it never allocates
     /// once grown).
     ready: Vec<FinishedFlow>,
+    /// Cross-connection findings decided after their flow was written (frames already
+    /// mapped to their file), for the end of the report.
+    late: Vec<crate::findings::Finding>,
     /// Entries of inputs that could not be read, held until an input is read: when none is,
     /// there is no report (only the errors on stderr), so nothing may have been written.
     unread: Vec<CaptureRecord>,
@@ -165,7 +168,41 @@ impl Tally {
             bruteforce: BruteForceTracker::default(),
             correlator: Correlator::with_spray(cfg.scan_threshold, cfg.spray),
             ready: Vec::new(),
+            late: Vec::new(),
             unread: Vec::new(),
+        }
+    }
+
+    /// What the analysis hands on, in capture order: evidence goes to the correlator at once
+    /// (named, in a chain, after the file where its flow starts), finished flows through
+    /// [`flow`](Self::flow).
+    fn output(
+        &mut self,
+        sink: &mut dyn ReportSink,
+        out: Output,
+        files: Option<&chain::Files>,
+    ) -> io::Result<()> {
+        match out {
+            Output::Flow(f) => self.flow(sink, f, files),
+            Output::Evidence(mut ev) => {
+                if let Some(files) = files {
+                    files.name_evidence(&mut ev);
+                }
+                self.correlator.evidence(ev);
+                self.collect_late(files);
+                Ok(())
+            }
+        }
+    }
+
+    /// Takes what the correlator decided too late for its flow, with its frames mapped to
+    /// their file while the chain's files are at hand.
+    fn collect_late(&mut self, files: Option<&chain::Files>) {
+        for mut f in self.correlator.take_late() {
+            if let Some(files) = files {
+                files.localize_finding(&mut f);
+            }
+            self.late.push(f);
         }
     }
 
@@ -185,6 +222,7 @@ impl Tally {
         }
         // Cross-connection facts compare frames of one numbering: before they are mapped.
         self.correlator.amend_flow(&mut f);
+        self.collect_late(files);
         if let Some(files) = files {
             files.localize(&mut f);
         }
@@ -262,7 +300,9 @@ impl Tally {
         if self.outcome.inputs_read == 0 {
             return Ok(self.outcome);
         }
-        let mut run_findings = self.correlator.take_late();
+        let mut run_findings = std::mem::take(&mut self.late);
+        run_findings.extend(self.correlator.take_late());
+        run_findings.sort_by_key(|f| (f.ts, f.frame, f.kind));
         run_findings.extend(self.bruteforce.findings());
         for f in &run_findings {
             self.outcome.summary.add_finding(f);
@@ -284,7 +324,7 @@ impl Tally {
         let analysed = reader
             .map_err(CaptureFailure::Unreadable)
             .and_then(|reader| {
-                let mut emit = |f: FinishedFlow| self.flow(sink, f, None);
+                let mut emit = |out: Output| self.output(sink, out, None);
                 // Workers each read the file, so only a regular file can be shared out; a pipe
                 // (a live capture) runs on one thread and its flows are reported the moment
                 // they close. Decompression would be repeated by every worker, and it is most
@@ -332,9 +372,9 @@ fn unreadable_record(path: &str, e: &CaptureError) -> CaptureRecord {
     }
 }
 
-fn emit_all(flows: Vec<FinishedFlow>, emit: &mut Emit<'_>) -> Result<(), CaptureFailure> {
-    for f in flows {
-        emit(f).map_err(CaptureFailure::Output)?;
+fn emit_all(outputs: Vec<Output>, emit: &mut Emit<'_>) -> Result<(), CaptureFailure> {
+    for out in outputs {
+        emit(out).map_err(CaptureFailure::Output)?;
     }
     Ok(())
 }
@@ -346,8 +386,9 @@ enum CaptureFailure {
     Output(io::Error),
 }
 
-/// Receives each reported flow as it finishes, in the order of the report.
-type Emit<'a> = dyn FnMut(FinishedFlow) -> io::Result<()> + 'a;
+/// Receives each finished flow in the order of the report, and the evidence seen meanwhile
+/// in capture order among them.
+type Emit<'a> = dyn FnMut(Output) -> io::Result<()> + 'a;
 
 /// What the reading side learns about a capture on its own, whichever way it is analysed.
 struct InputFacts {
@@ -494,8 +535,8 @@ fn analyse_capture(
                     Some((Decoded::IcmpError(err), meta)) => table.icmp_error(&err, meta),
                     None => {}
                 }
-                if table.handler().has_finished() {
-                    emit_all(table.handler_mut().take_finished(), emit)?;
+                if table.handler().has_output() {
+                    emit_all(table.handler_mut().take_output(), emit)?;
                 }
                 if facts.packets % PROGRESS_EVERY == 0 {
                     obs.progress(reader.input_position(), facts.packets);
@@ -509,7 +550,7 @@ fn analyse_capture(
         }
     }
     table.finish_all();
-    emit_all(table.handler_mut().take_finished(), emit)?;
+    emit_all(table.handler_mut().take_output(), emit)?;
     let analyzer = table.handler();
     let (tcp_flows, reported_flows) = (analyzer.tcp_flows(), analyzer.reported_flows());
     let stats = table.stats().clone();

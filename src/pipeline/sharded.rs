@@ -29,6 +29,11 @@
 //! shard only. The high-water mark of live flows is recomputed the same way from per-shard
 //! open/close events.
 //!
+//! Evidence for findings across connections (a STARTTLS offer, a failed TLS attempt, a
+//! failed AUTH) travels in the same rounds, keyed like a flow closed while processing the
+//! frame that carried it: merged with the flows, it reaches the correlator in the order one
+//! table would have handed it on, whichever worker saw it.
+//!
 //! Limits are split across shards: `max_flows` and `max_ooo_bytes_total` are divided by N,
 //! so a capture that reaches them may be evicted or trimmed differently than with one
 //! thread. Below the limits the output does not depend on N.
@@ -40,7 +45,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread;
 
 use super::{CaptureFailure, Emit, InputFacts, Observer, PROGRESS_EVERY};
-use crate::analysis::{Analyzer, FinishedFlow, FlowState};
+use crate::analysis::{Analyzer, FlowState, Output};
 use crate::capture::{CaptureError, CaptureReader, ReadMode};
 use crate::cli::Config;
 use crate::decode::{Decoded, IcmpError};
@@ -89,7 +94,8 @@ enum Phase {
     End,
 }
 
-/// Report position of a finished flow; keys of different flows never compare equal.
+/// Report position of a finished flow or of evidence; keys of different ones never compare
+/// equal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct CloseKey {
     pos: Pos,
@@ -124,7 +130,7 @@ struct Recorder {
     /// Clock steps `(frame, second)` back to the oldest second a live flow may have been
     /// touched in; finds the second of a swept flow's last packet.
     ticks: VecDeque<(u64, i64)>,
-    flows: Vec<(CloseKey, FinishedFlow)>,
+    flows: Vec<(CloseKey, Output)>,
     live: Vec<LiveChange>,
 }
 
@@ -136,6 +142,31 @@ impl Recorder {
             .checked_sub(1)
             .and_then(|i| self.ticks.get(i))
             .map_or(i64::MIN, |&(_, sec)| sec)
+    }
+}
+
+impl Recorder {
+    /// Keys what the analysis handed on for the flow `info` (evidence, its finished record)
+    /// with where it happened, in order.
+    fn keep_output(&mut self, info: &FlowInfo) {
+        if !self.inner.has_output() {
+            return;
+        }
+        let (touched_sec, first_frame) = match self.pos.phase {
+            Phase::Sweep => (self.second_at(info.last_frame), info.first_frame),
+            Phase::Frame => (0, 0),
+            Phase::End => (0, info.first_frame),
+        };
+        for out in self.inner.take_output() {
+            let key = CloseKey {
+                pos: self.pos,
+                touched_sec,
+                first_frame,
+                seq: self.seq,
+            };
+            self.seq += 1;
+            self.flows.push((key, out));
+        }
     }
 }
 
@@ -158,7 +189,11 @@ impl FlowHandler for Recorder {
         ev: StreamEvent<'_>,
         meta: EventMeta,
     ) -> Interest {
-        self.inner.event(state, info, dir, ev, meta)
+        let interest = self.inner.event(state, info, dir, ev, meta);
+        // Evidence: while processing a frame of this shard, or flushed from a flow about to
+        // close (then keyed like its close, and before it).
+        self.keep_output(info);
+        interest
     }
 
     fn waiting(&self, state: &FlowState, info: &FlowInfo) -> bool {
@@ -181,31 +216,14 @@ impl FlowHandler for Recorder {
             opened: false,
         });
         self.inner.close(state, info, reason);
-        if !self.inner.has_finished() {
-            return;
-        }
-        let (touched_sec, first_frame) = match self.pos.phase {
-            Phase::Sweep => (self.second_at(info.last_frame), info.first_frame),
-            Phase::Frame => (0, 0),
-            Phase::End => (0, info.first_frame),
-        };
-        for flow in self.inner.take_finished() {
-            let key = CloseKey {
-                pos: self.pos,
-                touched_sec,
-                first_frame,
-                seq: self.seq,
-            };
-            self.seq += 1;
-            self.flows.push((key, flow));
-        }
+        self.keep_output(info);
     }
 }
 
 /// What a worker finished in one round of frames.
 #[derive(Default)]
 struct Round {
-    flows: Vec<(CloseKey, FinishedFlow)>,
+    flows: Vec<(CloseKey, Output)>,
     live: Vec<LiveChange>,
     /// Set on the worker's last round (its input ended).
     totals: Option<ShardTotals>,
@@ -396,7 +414,7 @@ struct Merger {
     /// Each shard's live flows and the capture-wide high-water mark.
     live: Vec<u64>,
     max_live: u64,
-    flows: Vec<(CloseKey, FinishedFlow)>,
+    flows: Vec<(CloseKey, Output)>,
     changes: Vec<(Pos, usize, bool)>,
     /// Each shard's totals, once its last round is in.
     totals: Vec<Option<ShardTotals>>,

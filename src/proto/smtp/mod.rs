@@ -44,7 +44,7 @@ mod smuggle;
 
 pub use auth::{AuthExchange, Mechanism, Secret, SecretKind};
 pub use line::MAX_LINE;
-pub use session::SmtpSession;
+pub use session::{Signal, SmtpSession};
 
 use crate::findings::Finding;
 use crate::report::model::SmtpRecord;

@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 
 use crate::flow::{Direction, EventMeta};
-use crate::report::model::{SmtpStats, TransactionRecord};
+use crate::report::model::{AuthOutcome, SmtpStats, TransactionRecord};
 
 use super::Feed;
 use super::auth::AuthExchange;
@@ -221,7 +221,21 @@ pub struct SmtpSession {
     /// The bytes fed now are decrypted TLS application data (`feed_inside_tls`): nothing
     /// said from here on crossed the wire in clear.
     in_tls: bool,
+    /// What another connection's findings may need, as it was on the wire (see [`Signal`]).
+    signals: Vec<Signal>,
     pub(super) facts: Facts,
+}
+
+/// A fact of this dialog that findings across connections need at the moment it crossed the
+/// wire, not when the connection ends (the connection may stay open long after).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// An EHLO reply listed STARTTLS (the reply line's frame).
+    StarttlsOffered(EventMeta),
+    /// STARTTLS was answered 4xx/5xx (the reply's frame).
+    StarttlsRefused(EventMeta),
+    /// An AUTH exchange failed: its user name and the AUTH command's frame.
+    AuthFailed { username: String, meta: EventMeta },
 }
 
 impl Default for SmtpSession {
@@ -267,6 +281,7 @@ impl SmtpSession {
             client_seen: false,
             body_gapped: false,
             in_tls: false,
+            signals: Vec::new(),
             facts: Facts {
                 banner: None,
                 banner_host: None,
@@ -315,6 +330,15 @@ impl SmtpSession {
             Direction::ToServer => self.feed_client(data, meta),
             Direction::ToClient => self.feed_server(data, meta),
         }
+    }
+
+    /// Signals raised since the last call, in wire order.
+    pub fn take_signals(&mut self) -> Vec<Signal> {
+        std::mem::take(&mut self.signals)
+    }
+
+    pub fn has_signals(&self) -> bool {
+        !self.signals.is_empty()
     }
 
     /// `len` bytes of this direction are lost. The line they cut short is interpreted as far
@@ -1060,6 +1084,9 @@ impl SmtpSession {
             return;
         }
         if cap.keyword.eq_ignore_ascii_case(parser::STARTTLS) {
+            if !self.facts.starttls_offered {
+                self.signals.push(Signal::StarttlsOffered(meta));
+            }
             self.facts.starttls_offered = true;
         } else if looks_mangled_starttls(cap.keyword) && self.facts.mangled.is_none() {
             self.facts.mangled = Some((lossy(text.trim_ascii(), MAX_TEXT), meta));
@@ -1108,6 +1135,9 @@ impl SmtpSession {
                     self.facts.starttls_phase = TlsPhase::Accepted;
                 } else {
                     self.facts.starttls_phase = TlsPhase::Refused;
+                    if let Some((_, _, meta)) = &self.facts.starttls_reply {
+                        self.signals.push(Signal::StarttlsRefused(*meta));
+                    }
                     if self.facts.starttls_offered
                         && matches!(code, ReplyCode::SYNTAX_ERROR | ReplyCode::NOT_IMPLEMENTED)
                     {
@@ -1118,6 +1148,14 @@ impl SmtpSession {
             Pending::Auth(idx) => {
                 if let Some(ex) = idx.and_then(|i| self.facts.auths.get_mut(i)) {
                     ex.finish(code);
+                    if ex.outcome == AuthOutcome::Failure
+                        && let Some(user) = ex.username.as_ref().filter(|u| !u.is_empty())
+                    {
+                        self.signals.push(Signal::AuthFailed {
+                            username: user.clone(),
+                            meta: ex.meta,
+                        });
+                    }
                 }
                 // Counted beyond the cap on kept exchanges, for brute-force aggregation.
                 if code.0 >= 400 {
