@@ -649,6 +649,128 @@ mod tests {
         assert_eq!(c.end_capture(&mut ready), ScanCounts::default());
     }
 
+    /// A reported SMTP connection from 192.0.2.`src` to 198.51.100.7:`port`, begun at
+    /// `T0 + start` and finished then; with EHLO capabilities (none listing STARTTLS).
+    fn smtp_flow(id: &str, src: u8, port: u16, start: i64) -> FinishedFlow {
+        let mut f = attempt(src, port, start, start + 1, true);
+        f.findings.clear();
+        f.hints.never_opened = false;
+        f.record.id = id.to_string();
+        f.record.class = FlowClass::Plaintext;
+        f.record.smtp = Some(crate::report::model::SmtpRecord {
+            capabilities: vec!["SIZE 1048576".into()],
+            ..Default::default()
+        });
+        f
+    }
+
+    fn evidence(of: &FinishedFlow, at: i64, fact: Fact) -> Evidence {
+        let r = &of.record;
+        Evidence {
+            flow: crate::findings::evidence::FlowRef {
+                id: r.id.clone(),
+                client: r.client,
+                server: r.server,
+                start: r.start,
+                first_frame: r.tcp.first_frame,
+            },
+            meta: EventMeta {
+                ts: Timestamp::new(T0 + at, 0),
+                frame: 3,
+            },
+            fact,
+        }
+    }
+
+    fn kinds(f: &FinishedFlow) -> Vec<Kind> {
+        f.findings.iter().map(|x| x.kind).collect()
+    }
+
+    #[test]
+    fn an_offer_from_a_connection_still_open_counts_for_the_one_that_finishes_first() {
+        let mut c = Correlator::new(0);
+        let mut ready = Vec::new();
+        let open = smtp_flow("offering", 1, 587, 0);
+        c.evidence(evidence(&open, 0, Fact::StarttlsOffered));
+        c.flow(smtp_flow("stripped", 2, 587, 5), &mut ready);
+        assert_eq!(kinds(&ready[0]), [Kind::StarttlsDowngrade]);
+        assert_eq!(ready[0].findings[0].evidence["related_flow"], "offering");
+        assert!(c.take_late().is_empty(), "decided with the later flow");
+        // Another port of that address is another server.
+        ready.clear();
+        c.flow(smtp_flow("other", 2, 2525, 6), &mut ready);
+        assert!(kinds(&ready[0]).is_empty());
+    }
+
+    #[test]
+    fn a_failure_of_the_plaintext_connection_itself_is_no_fallback() {
+        let mut c = Correlator::new(0);
+        let mut ready = Vec::new();
+        let mut f = smtp_flow("refused", 1, 587, 0);
+        c.evidence(evidence(&f, 1, Fact::TlsFailed(Kind::StarttlsRefused)));
+        f.record.smtp = Some(crate::report::model::SmtpRecord {
+            transactions: 1,
+            transaction_list: vec![Default::default()],
+            ..Default::default()
+        });
+        c.flow(f, &mut ready);
+        assert!(!kinds(&ready[0]).contains(&Kind::PlaintextFallback));
+        assert!(c.take_late().is_empty());
+    }
+
+    #[test]
+    fn spraying_raised_by_an_open_flow_waits_for_it_and_the_wait_is_capped() {
+        let limits = SprayThresholds {
+            usernames_per_client: 3,
+            clients_per_username: 1000,
+            window_secs: 600,
+        };
+        let mut c = Correlator::with_spray(0, limits);
+        let mut ready = Vec::new();
+        let sprayer = smtp_flow("sprayer", 1, 25, 0);
+        for (i, user) in ["a", "b", "c"].into_iter().enumerate() {
+            let fact = Fact::AuthFailed {
+                username: user.into(),
+                auth: EventMeta {
+                    ts: Timestamp::new(T0 + i as i64, 0),
+                    frame: 10 + i as u64,
+                },
+            };
+            c.evidence(evidence(&sprayer, i as i64, fact));
+        }
+        c.flow(smtp_flow("bystander", 2, 25, 1), &mut ready);
+        assert!(kinds(&ready[0]).is_empty());
+        c.flow(sprayer, &mut ready);
+        assert_eq!(kinds(&ready[1]), [Kind::AuthPasswordSpraying]);
+        assert_eq!(ready[1].findings[0].frame, 12, "the failure that crossed");
+
+        // More open flows with findings than the table holds: the rest go with the run's
+        // findings, counted.
+        let limits = SprayThresholds {
+            usernames_per_client: 1,
+            ..limits
+        };
+        let mut c = Correlator::with_spray(0, limits);
+        for i in 0..=MAX_PENDING_FLOWS {
+            let mut f = smtp_flow(&format!("f{i}"), 1, 25, 0);
+            let b = (i % 250) as u8;
+            f.record.client.ip = IpAddr::V4(Ipv4Addr::new(10, (i / 250) as u8, b, 1));
+            let fact = Fact::AuthFailed {
+                username: format!("u{i}"),
+                auth: EventMeta {
+                    ts: Timestamp::new(T0, 0),
+                    frame: 1,
+                },
+            };
+            c.evidence(evidence(&f, 0, fact));
+        }
+        assert_eq!(c.stats().pending_overflow, 1);
+        assert_eq!(c.take_late().len(), 1);
+        // Flows that never finish: their findings go with the run's at the end of the capture.
+        c.end_capture(&mut ready);
+        assert_eq!(c.take_late().len(), MAX_PENDING_FLOWS);
+    }
+
     #[test]
     fn unreported_attempts_are_never_written() {
         let mut c = Correlator::new(SCAN_THRESHOLD);
