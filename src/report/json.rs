@@ -779,7 +779,12 @@ mod tests {
 
     #[test]
     fn nested_values_are_indented_from_their_depth() {
-        let v = serde_json::json!({"k": [1, {"x": 2}], "deep": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]});
+        // Deeper than one run of the indentation's spaces.
+        let mut deep = serde_json::json!(1);
+        for _ in 0..40 {
+            deep = serde_json::json!([deep]);
+        }
+        let v = serde_json::json!({"k": [1, {"x": 2}], "deep": deep});
         let whole =
             serde_json::to_string_pretty(&serde_json::json!({"outer": [v.clone()]})).unwrap();
         let inner = pretty_at_depth(&v, 2);
