@@ -278,9 +278,23 @@ fn relates_connections(lab: &Value) -> bool {
     all.iter().any(|k| cross.contains(&k.as_str())) || silent_by_history
 }
 
-/// How the corpus is shaped. The defaults give the mixed benchmark corpus.
+/// Which traffic the corpus imitates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mix {
+    /// Few, large flows: every template alike, bodies and TLS sessions of about 200 KB on
+    /// average, a new flow whenever one of `concurrent` slots frees.
+    Large,
+    /// A mail relay's day: many short sessions (40% implicit TLS, 40% STARTTLS, 20%
+    /// plaintext, 7% failed handshakes), messages mostly 0.5-10 KB, Poisson arrivals, the
+    /// receiver acknowledging every filler segment.
+    MailDay,
+}
+
+/// How the corpus is shaped. The defaults give the large-flow benchmark corpus;
+/// [`Options::mailday`] the small-flow one.
 #[derive(Clone, Debug)]
 pub struct Options {
+    pub mix: Mix,
     /// Stop starting flows once the capture is expected to reach this many bytes.
     pub size: u64,
     pub out: PathBuf,
@@ -288,7 +302,8 @@ pub struct Options {
     pub fixtures: PathBuf,
     /// Flows replayed at once (interleaved).
     pub concurrent: usize,
-    /// Mean microseconds between two flow starts.
+    /// Mean microseconds between two flow starts (uniform 0.1-1.9x the mean with the large
+    /// mix, exponential with the mail-day mix).
     pub arrival_us: u64,
     /// Every DATA body gets this many bytes (`None`: the mixed distribution; 0: none).
     pub body: Option<u32>,
@@ -303,6 +318,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
+            mix: Mix::Large,
             size: 50 << 20,
             out: PathBuf::from("bench-data/mixed.pcap"),
             seed: 1,
@@ -313,6 +329,20 @@ impl Default for Options {
             tls: None,
             mss: MSS,
             truth: true,
+        }
+    }
+}
+
+impl Options {
+    /// The mail-day mix: a busy relay's sessions, one every 20 ms on average (Poisson), as
+    /// many live at once as their arrivals and durations make (up to 4,096).
+    pub fn mailday() -> Options {
+        Options {
+            mix: Mix::MailDay,
+            out: PathBuf::from("bench-data/mailday.pcap"),
+            concurrent: 4_096,
+            arrival_us: 20_000,
+            ..Options::default()
         }
     }
 }
@@ -344,6 +374,72 @@ fn mixed_tls(rng: &mut Rng) -> u32 {
         60..=89 => 20_000 + rng.below(180_000) as u32,
         90..=98 => 200_000 + rng.below(1_800_000) as u32,
         _ => 2_000_000 + rng.below(18_000_000) as u32,
+    }
+}
+
+/// Message sizes of a mail relay: mostly short mail, some attachments, a few large ones up
+/// to 4 MB (mean about 36 KB).
+fn mailday_body(rng: &mut Rng) -> u32 {
+    match rng.below(1000) {
+        0..=849 => 500 + rng.below(9_500) as u32,
+        850..=991 => 10_000 + rng.below(190_000) as u32,
+        _ => 200_000 + rng.below(3_800_000) as u32,
+    }
+}
+
+/// Exponentially distributed microseconds with the given mean (Poisson arrivals).
+fn exponential_us(rng: &mut Rng, mean: u64) -> u64 {
+    // 53 random bits in (0, 1]: never ln(0).
+    let u = ((rng.next() >> 11) + 1) as f64 / (1u64 << 53) as f64;
+    (-u.ln() * mean as f64).round() as u64
+}
+
+/// Template indices of the mail-day mix, by kind.
+struct Buckets {
+    implicit: Vec<usize>,
+    starttls: Vec<usize>,
+    plaintext: Vec<usize>,
+    failed: Vec<usize>,
+}
+
+impl Buckets {
+    fn new(templates: &[Template]) -> Buckets {
+        let mut b = Buckets {
+            implicit: Vec::new(),
+            starttls: Vec::new(),
+            plaintext: Vec::new(),
+            failed: Vec::new(),
+        };
+        for (i, t) in templates.iter().enumerate() {
+            let l = &t.label;
+            let expects = |k: &str| {
+                l["expected_findings"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == k))
+            };
+            let hs = l["tls"]["handshake"].as_str().unwrap_or("none");
+            match (l["class"].as_str().unwrap_or(""), hs) {
+                (_, "failed") => b.failed.push(i),
+                ("implicit_tls", "complete") if t.tls_complete => b.implicit.push(i),
+                ("starttls", "complete") if t.tls_complete => b.starttls.push(i),
+                // Smuggling probes are a test bench's traffic, not a relay's day.
+                ("plaintext", "none") if !expects("smtp_smuggling") => b.plaintext.push(i),
+                _ => {}
+            }
+        }
+        b
+    }
+
+    /// 7% failed handshakes, the rest 40:40:20 implicit TLS, STARTTLS, plaintext.
+    fn pick(&self, rng: &mut Rng) -> usize {
+        let r = rng.below(1000);
+        let bucket = match r {
+            0..=69 => &self.failed,
+            70..=441 => &self.implicit,
+            442..=813 => &self.starttls,
+            _ => &self.plaintext,
+        };
+        bucket[rng.below(bucket.len() as u64) as usize]
     }
 }
 
@@ -465,9 +561,11 @@ fn tls_filler(len: usize, rng: &mut Rng) -> Vec<u8> {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: gencorpus [--size 50M|1G] [--out PATH] [--seed N] [--fixtures DIR]
-                 [--concurrent N] [--arrival-us N] [--body SIZE] [--tls SIZE] [--mss N]
-                 [--no-truth]
+        "usage: gencorpus [--mix large|mailday] [--size 50M|1G] [--out PATH] [--seed N]
+                 [--fixtures DIR] [--concurrent N] [--arrival-us N] [--body SIZE]
+                 [--tls SIZE] [--mss N] [--no-truth]
+  --mix large (the default): few large flows; mailday: a mail relay's many short sessions
+  (benches/README.md describes both; the other options override the mix's settings).
   --body/--tls SIZE give every DATA body / completed TLS session that much filler
   (0 for none); without them sizes follow the mixed distribution (benches/README.md)."
     );
@@ -476,13 +574,25 @@ fn usage() -> ! {
 
 #[allow(dead_code)]
 fn main() {
-    let mut o = Options::default();
-    let mut args = std::env::args().skip(1);
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    // The mix sets the defaults the other options then override, wherever it is given.
+    let mut o = match argv
+        .iter()
+        .position(|a| a == "--mix")
+        .map(|i| argv.get(i + 1))
+    {
+        None => Options::default(),
+        Some(Some(m)) if m == "large" => Options::default(),
+        Some(Some(m)) if m == "mailday" => Options::mailday(),
+        Some(_) => usage(),
+    };
+    let mut args = argv.into_iter();
     while let Some(a) = args.next() {
         let mut val = || args.next().unwrap_or_else(|| usage());
         let size = |v: String| parse_size(&v).unwrap_or_else(|| usage());
         let num = |v: String| v.parse::<u64>().unwrap_or_else(|_| usage());
         match a.as_str() {
+            "--mix" => drop(val()),
             "--size" => o.size = size(val()),
             "--out" => o.out = PathBuf::from(val()),
             "--seed" => o.seed = num(val()),
@@ -517,6 +627,22 @@ pub fn generate(o: &Options) -> Generated {
     let out = &o.out;
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).ok();
+    }
+    let mailday = o.mix == Mix::MailDay;
+    let buckets = Buckets::new(&templates);
+    if mailday {
+        for (name, b) in [
+            ("implicit TLS", &buckets.implicit),
+            ("STARTTLS", &buckets.starttls),
+            ("plaintext", &buckets.plaintext),
+            ("failed handshake", &buckets.failed),
+        ] {
+            assert!(
+                !b.is_empty(),
+                "no {name} template in {}",
+                o.fixtures.display()
+            );
+        }
     }
     let mut rng = Rng(o.seed);
     let mut w = Writer::new(out);
@@ -564,7 +690,11 @@ pub fn generate(o: &Options) -> Generated {
                           label_flows: &mut Vec<Value>|
      -> u64 {
         flow_no += 1;
-        let tpl = rng.below(templates.len() as u64) as usize;
+        let tpl = if mailday {
+            buckets.pick(rng)
+        } else {
+            rng.below(templates.len() as u64) as usize
+        };
         let t = &templates[tpl];
         let v6 = rng.chance(250);
         let n = flow_no;
@@ -598,11 +728,14 @@ pub fn generate(o: &Options) -> Generated {
         let body_extra = match (t.body_end.is_some(), o.body) {
             (false, _) => 0,
             (true, Some(n)) => n,
+            (true, None) if mailday => mailday_body(rng),
             (true, None) => mixed_body(rng),
         };
         let tls_extra = match (t.tls_complete, o.tls) {
             (false, _) => 0,
             (true, Some(n)) => n,
+            // A message inside TLS: its SMTP dialog records and TLS framing on top.
+            (true, None) if mailday => 300 + mailday_body(rng),
             (true, None) => mixed_tls(rng),
         };
         let cur = Cursor {
@@ -691,14 +824,46 @@ pub fn generate(o: &Options) -> Generated {
             .iter()
             .map(|s| (s.payload.len().div_ceil(mss) as u64).saturating_sub(1))
             .sum();
+        // The receiver's acknowledgement of every filler segment (mail-day mix).
+        let acks = |extra: u32| {
+            if mailday {
+                u64::from(extra).div_ceil(mss.min(MSS) as u64) * overhead(v6)
+            } else {
+                0
+            }
+        };
         t.wire_bytes(v6)
             + pieces * overhead(v6)
             + filler_bytes(body_extra, mss.min(MSS), v6)
             + filler_bytes(tls_extra, mss.min(MSS), v6)
+            + acks(body_extra)
+            + acks(tls_extra)
     };
+    let mut next_arrival = clock_us;
 
     while planned < o.size || !heap.is_empty() {
-        while planned < o.size && heap.len() < concurrent {
+        // Mail-day arrivals are a Poisson process: a flow starts when its time comes, however
+        // many are live (up to `concurrent`).
+        while mailday
+            && planned < o.size
+            && heap.len() < concurrent
+            && heap
+                .peek()
+                .is_none_or(|std::cmp::Reverse((t, _))| next_arrival <= *t)
+        {
+            clock_us = next_arrival;
+            next_arrival += exponential_us(&mut rng, o.arrival_us).max(1);
+            planned += start_flow(
+                &mut cursors,
+                &mut free,
+                &mut heap,
+                &mut rng,
+                clock_us,
+                &mut *truth,
+                &mut label_flows,
+            );
+        }
+        while !mailday && planned < o.size && heap.len() < concurrent {
             clock_us += o.arrival_us / 10 + rng.below(o.arrival_us.max(1) * 9 / 5 + 1);
             planned += start_flow(
                 &mut cursors,
@@ -757,6 +922,22 @@ pub fn generate(o: &Options) -> Generated {
                     ));
                     cur.time_shift += 12;
                     off = off.wrapping_add(c.len() as u32);
+                    // The receiver acknowledges every segment (as Linux does in quick-ack
+                    // mode, at a connection's start), from where its own stream stands (the
+                    // template segment's acknowledgement).
+                    if mailday && s.flags & 0x10 != 0 {
+                        filler.push((
+                            Seg {
+                                t_us: s.t_us + cur.time_shift,
+                                from_client: !from_client,
+                                seq: ack,
+                                ack: base.wrapping_add(off),
+                                flags: 0x10,
+                                payload: Vec::new(),
+                            },
+                            true,
+                        ));
+                    }
                 }
                 if from_client {
                     cur.client_shift = cur.client_shift.wrapping_add(off);

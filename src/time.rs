@@ -48,6 +48,27 @@ impl fmt::Display for Timestamp {
         let days = self.secs.div_euclid(86_400);
         let rem = self.secs.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
+        if (0..=9999).contains(&y) && self.nanos < 1_000_000_000 {
+            // Every report line carries timestamps: digits into a fixed buffer, one write.
+            let mut b = *b"0000-00-00T00:00:00.000000Z";
+            let mut put = |at: usize, width: usize, mut v: u64| {
+                for i in (at..at + width).rev() {
+                    if let Some(c) = b.get_mut(i) {
+                        *c = b'0' + (v % 10) as u8;
+                    }
+                    v /= 10;
+                }
+            };
+            let rem = rem as u64;
+            put(0, 4, y as u64);
+            put(5, 2, u64::from(m));
+            put(8, 2, u64::from(d));
+            put(11, 2, rem / 3600);
+            put(14, 2, (rem / 60) % 60);
+            put(17, 2, rem % 60);
+            put(20, 6, u64::from(self.nanos / 1000));
+            return f.write_str(std::str::from_utf8(&b).map_err(|_| fmt::Error)?);
+        }
         write!(
             f,
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
@@ -100,6 +121,19 @@ mod tests {
             Timestamp::new(951_782_400, 0).to_string(),
             "2000-02-29T00:00:00.000000Z"
         );
+    }
+
+    #[test]
+    fn formats_the_edges_of_four_digit_years() {
+        for (secs, nanos, text) in [
+            (-1, 0, "1969-12-31T23:59:59.000000Z"),
+            (-62_167_219_200, 0, "0000-01-01T00:00:00.000000Z"),
+            (253_402_300_799, 999_999_999, "9999-12-31T23:59:59.999999Z"),
+            (253_402_300_800, 0, "10000-01-01T00:00:00.000000Z"),
+            (1_767_225_600, 1_000, "2026-01-01T00:00:00.000001Z"),
+        ] {
+            assert_eq!(Timestamp::new(secs, nanos).to_string(), text);
+        }
     }
 
     #[test]

@@ -65,6 +65,9 @@ fn lean_leaves_out_the_client_hello_and_counters_full_keeps_them() {
     assert!(lean["tls"].get("ja3_full").is_none());
     assert!(lean["tcp"].get("to_server").is_none());
     assert!(lean["smtp"].get("stats").is_none());
+    // A handshake seen to complete in clear: the deciding rule says nothing more.
+    assert_eq!(lean["tls"]["handshake"], "complete");
+    assert!(lean["tls"].get("outcome_evidence").is_none());
 
     let full = flow_line(TLS, &["--detail", "full"]);
     assert!(
@@ -80,6 +83,7 @@ fn lean_leaves_out_the_client_hello_and_counters_full_keeps_them() {
     );
     assert!(full["smtp"]["stats"]["reply_codes"].is_array());
     assert_eq!(full["tcp"]["roles"], "syn");
+    assert_eq!(full["tls"]["outcome_evidence"]["confidence"], "certain");
 
     // What lean writes (scalars and arrays), full writes the same.
     for k in ["smtp", "tls"] {
@@ -89,4 +93,11 @@ fn lean_leaves_out_the_client_hello_and_counters_full_keeps_them() {
             }
         }
     }
+}
+
+#[test]
+fn lean_keeps_the_evidence_of_a_failed_handshake() {
+    let lean = flow_line("smtps-465-tls12-no-shared-cipher.pcap", &[]);
+    assert_eq!(lean["tls"]["handshake"], "failed");
+    assert!(lean["tls"]["outcome_evidence"]["rule"].is_string());
 }

@@ -329,22 +329,29 @@ pub fn x509_doc(cert: &Map<String, Value>) -> Map<String, Value> {
 
 fn x509_fields(d: &mut Map<String, Value>, cert: &Map<String, Value>) {
     const X: &str = "tls.server.x509";
+    // Lean documents write subject, issuer and validity once, in ECS's `tls.server.*`: the
+    // `x509` copies (and the common names inside those names) would repeat them.
+    let full = !detail::lean();
     if let Some(s) = pick_str(cert, &["subject", "subject_dn"]) {
         put(d, "tls.server.subject", s);
-        put(d, &format!("{X}.subject.distinguished_name"), s);
+        if full {
+            put(d, &format!("{X}.subject.distinguished_name"), s);
+        }
     }
     let subject_cn = pick_strings(cert, &["subject_cn", "common_name", "cn"])
         .or_else(|| pick_str(cert, &["subject", "subject_dn"]).and_then(dn_common_names));
-    if let Some(cn) = subject_cn {
+    if let Some(cn) = subject_cn.filter(|_| full) {
         put(d, &format!("{X}.subject.common_name"), cn);
     }
     if let Some(s) = pick_str(cert, &["issuer", "issuer_dn"]) {
         put(d, "tls.server.issuer", s);
-        put(d, &format!("{X}.issuer.distinguished_name"), s);
+        if full {
+            put(d, &format!("{X}.issuer.distinguished_name"), s);
+        }
     }
     let issuer_cn = pick_strings(cert, &["issuer_cn"])
         .or_else(|| pick_str(cert, &["issuer", "issuer_dn"]).and_then(dn_common_names));
-    if let Some(cn) = issuer_cn {
+    if let Some(cn) = issuer_cn.filter(|_| full) {
         put(d, &format!("{X}.issuer.common_name"), cn);
     }
     for (keys, ecs) in [
@@ -353,7 +360,9 @@ fn x509_fields(d: &mut Map<String, Value>, cert: &Map<String, Value>) {
     ] {
         if let Some(t) = pick_str(cert, keys) {
             put(d, &format!("tls.server.{ecs}"), t);
-            put(d, &format!("{X}.{ecs}"), t);
+            if full {
+                put(d, &format!("{X}.{ecs}"), t);
+            }
         }
     }
     if let Some(san) = pick_strings(
@@ -529,7 +538,8 @@ pub fn flow_doc(flow: &FlowRecord) -> io::Result<Map<String, Value>> {
     if let Some(id) = raw.remove("id") {
         put(&mut d, "smtpaudit.flow.id", id);
     }
-    if let Some(c) = raw.remove("capture") {
+    // `log.file.path` is the capture; lean documents do not repeat it.
+    if let Some(c) = raw.remove("capture").filter(|_| !detail::lean()) {
         put(&mut d, "smtpaudit.flow.capture", c);
     }
     // class, smtp, tcp and whatever the model grows later.
@@ -602,6 +612,10 @@ pub fn finding_doc(f: &Finding, flow: Option<&FlowRecord>) -> io::Result<Map<Str
     match raw.remove("flow") {
         Some(Value::String(id)) if !id.is_empty() => put(&mut d, "smtpaudit.flow.id", id),
         _ => {}
+    }
+    if detail::lean() && !f.capture.is_empty() {
+        // In `log.file.path` already.
+        raw.remove("capture");
     }
     // kind, severity (the word), frame, evidence and any later field.
     for (k, v) in raw {

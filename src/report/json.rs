@@ -2,12 +2,12 @@
 //! `schema/report.schema.json` describe it.
 //!
 //! The document's `flows` are sorted, so none can be written before the last flow is known.
-//! Each flow is kept, with its findings, as compact JSON text in an unnamed temporary file
-//! (in `TMPDIR`, gone when the run ends); memory holds only a 40-byte index entry per flow
-//! (its sort key and where its record is), so it grows by that rather than by the few KB a
-//! flow's JSON takes. At the end the records are read back in document order and
-//! re-indented. Should no temporary file be available (or writing it fail), the records are
-//! held in memory instead, with the same output.
+//! Each flow is kept, with its findings, as JSON text in an unnamed temporary file (in
+//! `TMPDIR`, gone when the run ends), already indented as the document has it; memory holds
+//! only a 40-byte index entry per flow (its sort key and where its record is), so it grows by
+//! that rather than by the few KB a flow's JSON takes. At the end the records are copied into
+//! the document in its order, unchanged. Should no temporary file be available (or writing
+//! it fail), the records are held in memory instead, with the same output.
 
 use std::borrow::Cow;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
@@ -21,9 +21,9 @@ use crate::findings::Finding;
 
 /// Where a flow's record is and where it goes in the document: 40 bytes.
 ///
-/// A record is the flow's id (`u32` length, bytes) and compact JSON, then at `findings_at`
-/// its findings: a `u32` count, each one's end (`u32`, from the first one's start), their
-/// compact JSON.
+/// A record is the flow's id (`u32` length, bytes) and JSON, then at `findings_at` its
+/// findings: a `u32` count, each one's end (`u32`, from the first one's start), their JSON;
+/// all JSON indented for depth 2 (elements of the document's arrays).
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     start_secs: i64,
@@ -267,86 +267,102 @@ fn order_ties_by_id(
     Ok(())
 }
 
-/// Writes `compact` (serde_json's compact output) the way `serde_json::to_writer_pretty`
-/// writes the same value nested `depth` levels deep: two spaces per level, `": "` after
-/// keys, one member or element per line, `{}` and `[]` when empty. Bytes between two
-/// structural bytes (strings, numbers, literals) are copied in one piece.
-fn write_pretty(out: &mut Vec<u8>, compact: &[u8], depth: usize) {
-    fn newline(out: &mut Vec<u8>, level: usize) {
-        out.push(b'\n');
-        out.resize(out.len() + level * 2, b' ');
-    }
-    let mut level = depth;
-    let mut run = 0;
-    let mut i = 0;
-    while let Some(&b) = compact.get(i) {
-        i += 1;
-        if b == b'"' {
-            // Skip the string: to its closing quote, over escapes.
-            while let Some(p) = compact.get(i..).and_then(find_quote_or_backslash) {
-                let at = i + p;
-                i = at + 1;
-                if compact.get(at) == Some(&b'"') {
-                    break;
-                }
-                i += 1;
-            }
-            continue;
-        }
-        if !matches!(b, b'{' | b'[' | b'}' | b']' | b',' | b':') {
-            continue;
-        }
-        out.extend_from_slice(compact.get(run..i - 1).unwrap_or_default());
-        run = i;
-        match b {
-            b'{' | b'[' => {
-                let close = if b == b'{' { b'}' } else { b']' };
-                if compact.get(i) == Some(&close) {
-                    out.extend_from_slice(&[b, close]);
-                    i += 1;
-                    run = i;
-                } else {
-                    out.push(b);
-                    level += 1;
-                    newline(out, level);
-                }
-            }
-            b'}' | b']' => {
-                level = level.saturating_sub(1);
-                newline(out, level);
-                out.push(b);
-            }
-            b',' => {
-                out.push(b',');
-                newline(out, level);
-            }
-            _ => out.extend_from_slice(b": "),
-        }
-    }
-    out.extend_from_slice(compact.get(run..).unwrap_or_default());
+/// `serde_json`'s pretty form (two spaces per level, `": "` after keys, one member or
+/// element per line, `{}` and `[]` when empty) of a value nested `depth` levels deep in the
+/// document: records are serialised once, in the bytes the document has, and copied into it
+/// at the end without another pass.
+struct Indented {
+    level: usize,
+    has_value: bool,
 }
 
-/// Position of the first `"` or `\\` in `h`: whole blocks are tested without an early exit
-/// (vector compares), bytes only in the block that has one.
-fn find_quote_or_backslash(h: &[u8]) -> Option<usize> {
-    const BLOCK: usize = 16;
-    let mut at = 0;
-    while let Some(block) = h
-        .get(at..at + BLOCK)
-        .and_then(|b| <&[u8; BLOCK]>::try_from(b).ok())
-    {
-        if block
-            .iter()
-            .fold(false, |hit, &c| hit | (c == b'"') | (c == b'\\'))
-        {
-            break;
+impl Indented {
+    fn at(depth: usize) -> Self {
+        Indented {
+            level: depth,
+            has_value: false,
         }
-        at += BLOCK;
     }
-    h.get(at..)?
-        .iter()
-        .position(|&c| c == b'"' || c == b'\\')
-        .map(|p| p + at)
+}
+
+fn newline<W: ?Sized + Write>(w: &mut W, level: usize) -> io::Result<()> {
+    const SPACES: &[u8; 64] = &[b' '; 64];
+    w.write_all(b"\n")?;
+    let mut n = level * 2;
+    while n > 0 {
+        let k = n.min(SPACES.len());
+        w.write_all(SPACES.get(..k).unwrap_or_default())?;
+        n -= k;
+    }
+    Ok(())
+}
+
+impl serde_json::ser::Formatter for Indented {
+    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.level += 1;
+        self.has_value = false;
+        w.write_all(b"[")
+    }
+
+    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.level -= 1;
+        if self.has_value {
+            newline(w, self.level)?;
+        }
+        w.write_all(b"]")
+    }
+
+    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        if !first {
+            w.write_all(b",")?;
+        }
+        newline(w, self.level)
+    }
+
+    fn end_array_value<W: ?Sized + Write>(&mut self, _w: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+
+    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.level += 1;
+        self.has_value = false;
+        w.write_all(b"{")
+    }
+
+    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.level -= 1;
+        if self.has_value {
+            newline(w, self.level)?;
+        }
+        w.write_all(b"}")
+    }
+
+    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        if !first {
+            w.write_all(b",")?;
+        }
+        newline(w, self.level)
+    }
+
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(b": ")
+    }
+
+    fn end_object_value<W: ?Sized + Write>(&mut self, _w: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+}
+
+/// Appends `value` to `out` as the document has it at `depth`.
+fn write_indented<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    value: &T,
+    depth: usize,
+) -> io::Result<()> {
+    let mut ser = serde_json::Serializer::with_formatter(out, Indented::at(depth));
+    value.serialize(&mut ser).map_err(io::Error::from)
 }
 
 /// Writes `"name": [ ... ]` as the last members of the document do, each value pretty at
@@ -367,11 +383,19 @@ impl<'a, W: Write> ArrayWriter<'a, W> {
         })
     }
 
-    fn value(&mut self, v: &[u8]) -> io::Result<()> {
+    /// One element, already indented for array depth (see [`write_indented`]).
+    fn indented(&mut self, v: &[u8]) -> io::Result<()> {
+        self.w
+            .write_all(if self.any { b",\n    " } else { b"\n    " })?;
+        self.any = true;
+        self.w.write_all(v)
+    }
+
+    fn value<T: Serialize + ?Sized>(&mut self, v: &T) -> io::Result<()> {
         self.text.clear();
-        self.text
-            .extend_from_slice(if self.any { b",\n    " } else { b"\n    " });
-        write_pretty(self.text, v, 2);
+        write_indented(self.text, v, 2)?;
+        self.w
+            .write_all(if self.any { b",\n    " } else { b"\n    " })?;
         self.any = true;
         self.w.write_all(self.text)
     }
@@ -398,14 +422,14 @@ impl ReportSink for JsonSink {
         rec.clear();
         rec.extend_from_slice(&u32_len(flow.id.len())?.to_le_bytes());
         rec.extend_from_slice(flow.id.as_bytes());
-        detail::with(detail, || serde_json::to_writer(&mut *rec, flow))?;
+        detail::with(detail, || write_indented(rec, flow, 2))?;
         let findings_at = rec.len();
         rec.extend_from_slice(&u32_len(findings.len())?.to_le_bytes());
         let ends_at = rec.len();
         rec.resize(ends_at + 4 * findings.len(), 0);
         let json_at = rec.len();
         for (i, f) in findings.iter().enumerate() {
-            serde_json::to_writer(&mut *rec, f.as_ref())?;
+            write_indented(rec, f.as_ref(), 2)?;
             let end = u32_len(rec.len() - json_at)?.to_le_bytes();
             if let Some(slot) = rec.get_mut(ends_at + 4 * i..ends_at + 4 * (i + 1)) {
                 slot.copy_from_slice(&end);
@@ -470,7 +494,7 @@ impl ReportSink for JsonSink {
         let mut flows = ArrayWriter::begin(&mut w, &mut text, "flows")?;
         for e in &self.entries {
             let (_, json) = split_head(source.read(e.offset, e.findings_at, &mut buf)?)?;
-            flows.value(json)?;
+            flows.indented(json)?;
         }
         flows.end()?;
 
@@ -486,23 +510,19 @@ impl ReportSink for JsonSink {
             let mut from = 0usize;
             for end in ends.chunks_exact(4) {
                 let end = u32::from_le_bytes(end.try_into().map_err(|_| corrupt())?) as usize;
-                all.value(json.get(from..end).ok_or_else(corrupt)?)?;
+                all.indented(json.get(from..end).ok_or_else(corrupt)?)?;
                 from = end;
             }
         }
         for f in findings {
-            self.scratch.clear();
-            serde_json::to_writer(&mut self.scratch, f)?;
-            all.value(&self.scratch)?;
+            all.value(f)?;
             self.servers.add_finding(f);
         }
         all.end()?;
 
         let mut servers = ArrayWriter::begin(&mut w, &mut text, "servers")?;
         for server in self.servers.to_json() {
-            self.scratch.clear();
-            serde_json::to_writer(&mut self.scratch, &server)?;
-            servers.value(&self.scratch)?;
+            servers.value(&server)?;
         }
         servers.end()?;
         write!(
@@ -730,12 +750,12 @@ mod tests {
 
     fn pretty_at_depth(v: &serde_json::Value, depth: usize) -> String {
         let mut out = Vec::new();
-        write_pretty(&mut out, &serde_json::to_vec(v).unwrap(), depth);
+        write_indented(&mut out, v, depth).unwrap();
         String::from_utf8(out).unwrap()
     }
 
     #[test]
-    fn re_indents_compact_json_exactly_like_serde_json() {
+    fn indents_exactly_like_serde_json() {
         let v = serde_json::json!({
             "a": 1, "b": [], "c": {}, "d": [1, -2.5e-7, true, null, "x"],
             "e": {"f": [{"g": "q\"uo,te:{}[]\\"}, []], "h": {}},
@@ -759,7 +779,12 @@ mod tests {
 
     #[test]
     fn nested_values_are_indented_from_their_depth() {
-        let v = serde_json::json!({"k": [1, {"x": 2}]});
+        // Deeper than one run of the indentation's spaces.
+        let mut deep = serde_json::json!(1);
+        for _ in 0..40 {
+            deep = serde_json::json!([deep]);
+        }
+        let v = serde_json::json!({"k": [1, {"x": 2}], "deep": deep});
         let whole =
             serde_json::to_string_pretty(&serde_json::json!({"outer": [v.clone()]})).unwrap();
         let inner = pretty_at_depth(&v, 2);

@@ -34,7 +34,24 @@ fn join<T: Copy + Into<u32>>(out: &mut String, values: &[T]) {
             out.push('-');
         }
         first = false;
-        let _ = write!(out, "{v}");
+        push_decimal(out, v);
+    }
+}
+
+/// `v` in decimal, without the formatting machinery (JA3 strings are built per connection).
+fn push_decimal(out: &mut String, mut v: u32) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
     }
 }
 
@@ -73,6 +90,15 @@ pub fn ja3s(sh: &ServerHello) -> Ja3 {
 mod tests {
     use super::*;
     use crate::proto::tls::names::Version;
+
+    #[test]
+    fn decimals_as_format_writes_them() {
+        for v in [0, 7, 10, 771, 65_535, 0x00ff_ffff, u32::MAX] {
+            let mut s = String::new();
+            push_decimal(&mut s, v);
+            assert_eq!(s, v.to_string());
+        }
+    }
 
     #[test]
     fn salesforce_readme_vectors() {

@@ -11,7 +11,7 @@
 
 use std::cell::Cell;
 
-use super::{ServerHelloRecord, SmtpStats, TlsDirRecord};
+use super::{Confidence, OutcomeEvidence, ServerHelloRecord, SmtpStats, TlsDirRecord};
 use crate::flow::{DirStats, RoleSource};
 
 /// `--detail`.
@@ -84,6 +84,17 @@ pub(crate) fn lean_normal_dir(d: &DirStats) -> bool {
 /// already in the record, are all it said.
 pub(crate) fn lean_plain_server(s: &Option<ServerHelloRecord>) -> bool {
     lean() && s.as_ref().is_none_or(|s| !s.resumed && s.alpn.is_none())
+}
+
+/// No evidence, or a handshake seen to complete in clear: the rule and frame would only
+/// repeat `handshake: complete`. Failures, and outcomes inferred from encrypted records, keep
+/// theirs.
+pub(crate) fn lean_plain_outcome(e: &Option<OutcomeEvidence>) -> bool {
+    lean()
+        && e.as_ref().is_none_or(|e| {
+            e.confidence == Confidence::Certain
+                && matches!(e.rule.as_str(), "ccs_finished_both" | "app_data_both_ways")
+        })
 }
 
 /// Record counts of a TLS direction that parsed to the end without loss or overflow.

@@ -57,7 +57,7 @@ pub struct TlsRecord {
     pub ja3s: Option<String>,
     pub ja4: Option<String>,
     /// Which rule decided `handshake`, and how sure it is; null while `incomplete`.
-    #[serde(skip_serializing_if = "super::detail::lean_none")]
+    #[serde(skip_serializing_if = "super::detail::lean_plain_outcome")]
     pub outcome_evidence: Option<OutcomeEvidence>,
     #[serde(skip_serializing_if = "super::detail::lean_always")]
     pub client_hello_seen: bool,
