@@ -507,8 +507,8 @@ impl Analyzer {
             .smtp
             .as_ref()
             .filter(|_| smtp_spoken)
-            .map(|s| s.record(reveal));
-        record.tls = st.tls.as_mut().map(|t| t.record());
+            .map(|s| Box::new(s.record(reveal)));
+        record.tls = st.tls.as_mut().map(|t| Box::new(t.record()));
         record.tcp.roles_corrected = st.swapped;
         self.finished.push(FinishedFlow {
             record,

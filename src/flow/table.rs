@@ -857,9 +857,7 @@ impl<H: FlowHandler> FlowTable<H> {
         } = flow;
         let info = match body {
             Body::Syn(s) => {
-                self.mem_used = self
-                    .mem_used
-                    .saturating_sub(entry_cost::<H::State>());
+                self.mem_used = self.mem_used.saturating_sub(entry_cost::<H::State>());
                 s.info(key, client_is_lo)
             }
             Body::Full(full) => {
@@ -1524,6 +1522,58 @@ mod tests {
         assert_eq!(f.table.stats().evicted_flow_cap, 1);
         assert_eq!(f.table.stats().max_live_flows, 2);
         assert_eq!(f.table.live_flows(), 2);
+    }
+
+    #[test]
+    fn a_syn_only_connection_costs_at_most_256_bytes() {
+        assert!(entry_cost::<crate::analysis::FlowState>() <= 256);
+    }
+
+    #[test]
+    fn memory_budget_evicts_the_longest_idle_flows_and_counts_them() {
+        let entry = entry_cost::<usize>();
+        // Room for three SYN-only flows, not four.
+        let config = FlowConfig {
+            memcap: 3 * entry + entry / 2,
+            ..FlowConfig::default()
+        };
+        let mut f = Feed::new(config);
+        let t0 = f.secs;
+        let client = |n: u16| ("10.0.0.1", 40000 + n);
+        for n in 0..5u16 {
+            f.at(t0 + i64::from(n))
+                .send(seg(client(n), S, CI, 0, SYN, b""));
+            assert!(f.table.mem_used() <= config.memcap);
+        }
+        assert_eq!(f.table.live_flows(), 3);
+        assert_eq!(f.table.stats().evicted_memcap, 2);
+        assert_eq!(f.table.stats().evicted_flow_cap, 0);
+        let closed: Vec<(usize, CloseReason)> =
+            f.rec().closed.iter().map(|(n, r, _)| (*n, *r)).collect();
+        assert_eq!(
+            closed,
+            [(0, CloseReason::Evicted), (1, CloseReason::Evicted)]
+        );
+        // A SYN-only flow reports what its SYNs said.
+        let (_, _, info) = &f.rec().closed[0];
+        assert_eq!((info.dirs[0].packets, info.dirs[0].syn), (1, true));
+        assert_eq!(info.roles, RoleSource::Syn);
+
+        // The newest flow is answered: it grows past the budget, and the longest idle of the
+        // others goes, never the flow that grows.
+        f.at(t0 + 5)
+            .send(seg(S, client(4), SI, CI + 1, SYN | ACK, b""));
+        assert!(f.table.mem_used() <= config.memcap);
+        assert_eq!(f.table.stats().evicted_memcap, 4);
+        assert_eq!(f.table.live_flows(), 1);
+        assert!(f.rec().closed.iter().all(|(n, _, _)| *n != 4));
+        f.send(seg(client(4), S, CI + 1, SI + 1, ACK, b"EHLO x\r\n"));
+        assert_eq!(
+            f.rec().stream(4, Direction::ToServer),
+            [Ev::Data(b"EHLO x\r\n".to_vec())]
+        );
+        f.table.finish_all();
+        assert_eq!(f.table.mem_used(), 0);
     }
 
     #[test]

@@ -29,7 +29,12 @@
 //! shard only. The high-water mark of live flows is recomputed the same way from per-shard
 //! open/close events.
 //!
-//! Limits are split across shards: `max_flows` and `max_ooo_bytes_total` are divided by N,
+//! At the end of input each worker finishes its table in creation order and sends the flows
+//! in rounds of [`END_FLOWS`], each marked with its last key; the merge writes only the flows
+//! below the least such key of the workers still sending, so that a full table's records are
+//! never all in memory at once.
+//!
+//! Limits are split across shards: `max_flows`, `memcap` and `max_ooo_bytes_total` are divided by N,
 //! so a capture that reaches them may be evicted or trimmed differently than with one
 //! thread. Below the limits the output does not depend on N.
 
