@@ -87,6 +87,12 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value_t = FlowConfig::default().stall_timeout_secs)]
     pub stall_timeout: u64,
 
+    /// Memory the flow table may hold for live connections, in bytes or with a K, M or G
+    /// suffix (powers of 1024); beyond it the longest-idle connection is evicted and counted
+    /// in `flow_table.evicted_memcap` (as Suricata's `flow.memcap`).
+    #[arg(long, value_name = "BYTES", default_value = "64M", value_parser = parse_size)]
+    pub flow_memcap: usize,
+
     /// Worker threads (default: the number of cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -125,6 +131,27 @@ pub enum ColorChoice {
     Auto,
     Always,
     Never,
+}
+
+/// `4096`, `512K`, `64M`, `1G` (powers of 1024; a trailing `B` or `iB` is allowed).
+fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (num, shift) = match t.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&t[..i], 10),
+        Some((i, 'M' | 'm')) => (&t[..i], 20),
+        Some((i, 'G' | 'g')) => (&t[..i], 30),
+        _ => (t, 0),
+    };
+    num.trim()
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(1usize << shift))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("not a size in bytes: {s:?} (e.g. 64M)"))
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -219,6 +246,7 @@ impl Cli {
             flow: FlowConfig {
                 idle_timeout_secs: self.idle_timeout,
                 stall_timeout_secs: self.stall_timeout,
+                memcap: self.flow_memcap,
                 ..FlowConfig::default()
             },
             threads: threads.max(1),

@@ -47,8 +47,33 @@ struct Mismatch {
     meta: EventMeta,
 }
 
-/// Analysis state of one flow, indexed by direction *after* role correction.
+/// The analyzer's state of one flow: nothing but a flag until the flow delivers its first
+/// event, so a connection that never gets past its SYN (a flood, a scan) costs 16 bytes here.
 pub struct FlowState {
+    /// Roles may still be corrected by content (as decided when the flow opened).
+    roles_open: bool,
+    analysis: Option<Box<Analysis>>,
+}
+
+impl FlowState {
+    /// What the flow's analysis is, created on first use.
+    fn analysis(&mut self, keys: &Option<Arc<KeyStore>>) -> &mut Analysis {
+        let roles_open = self.roles_open;
+        self.analysis
+            .get_or_insert_with(|| Box::new(Analysis::new(roles_open, keys.clone())))
+    }
+
+    /// The analysis, or that of a flow that delivered nothing (built on the stack).
+    fn into_analysis(self) -> Analysis {
+        match self.analysis {
+            Some(a) => *a,
+            None => Analysis::new(self.roles_open, None),
+        }
+    }
+}
+
+/// Analysis state of one flow, indexed by direction *after* role correction.
+struct Analysis {
     swapped: bool,
     /// Roles may still be corrected by content (no handshake, nothing decided yet).
     roles_open: bool,
@@ -102,9 +127,9 @@ impl ServerEnd {
     }
 }
 
-impl FlowState {
+impl Analysis {
     fn new(roles_open: bool, keys: Option<Arc<KeyStore>>) -> Self {
-        FlowState {
+        Analysis {
             swapped: false,
             roles_open,
             modes: [Mode::Probe; 2],
@@ -214,7 +239,7 @@ impl Analyzer {
 
     fn on_data(
         &mut self,
-        st: &mut FlowState,
+        st: &mut Analysis,
         info: &FlowInfo,
         dir: Direction,
         data: &[u8],
@@ -231,7 +256,7 @@ impl Analyzer {
     /// Looks at the first bytes of a direction until they prove TLS or SMTP.
     fn probe(
         &mut self,
-        st: &mut FlowState,
+        st: &mut Analysis,
         info: &FlowInfo,
         dir: Direction,
         data: &[u8],
@@ -326,7 +351,7 @@ impl Analyzer {
     /// direction of the bytes in hand.
     fn decide(
         &mut self,
-        st: &mut FlowState,
+        st: &mut Analysis,
         info: &FlowInfo,
         dir: Direction,
         what: Opening,
@@ -369,7 +394,7 @@ impl Analyzer {
         // Records other than a hello, in a direction whose start was not captured (no SYN),
         // prove nothing about the mode the connection began in: a capture started
         // mid-session sees a TLS alert from one side and anything from the other.
-        let midstream = |st: &FlowState, d: Direction| {
+        let midstream = |st: &Analysis, d: Direction| {
             let table = if st.swapped { d.reverse() } else { d };
             !info.dirs[table.index()].syn
         };
@@ -396,7 +421,7 @@ impl Analyzer {
     /// Only for a flow that will be reported, so that the evidence never names a flow the
     /// report lacks; what a flow shows only when it ends (a connection never opened, a
     /// silent server) goes with its record.
-    fn gather_evidence(&mut self, st: &mut FlowState, info: &FlowInfo, meta: EventMeta) {
+    fn gather_evidence(&mut self, st: &mut Analysis, info: &FlowInfo, meta: EventMeta) {
         let signals = match st.smtp.as_mut() {
             Some(s) if s.has_signals() => s.take_signals(),
             _ => Vec::new(),
@@ -484,7 +509,7 @@ impl Analyzer {
         }
     }
 
-    fn close_flow(&mut self, mut st: FlowState, info: &FlowInfo, reason: CloseReason) {
+    fn close_flow(&mut self, mut st: Analysis, info: &FlowInfo, reason: CloseReason) {
         self.tcp_flows += 1;
         let (client, server, to_server, to_client) = if st.swapped {
             (info.server, info.client, info.dirs[1], info.dirs[0])
@@ -603,8 +628,8 @@ impl Analyzer {
             .smtp
             .as_ref()
             .filter(|_| smtp_spoken)
-            .map(|s| s.record(reveal));
-        record.tls = st.tls.as_mut().map(|t| t.record());
+            .map(|s| Box::new(s.record(reveal)));
+        record.tls = st.tls.as_mut().map(|t| Box::new(t.record()));
         record.tcp.roles_corrected = st.swapped;
         self.out.push(Output::Flow(FinishedFlow {
             record,
@@ -805,7 +830,7 @@ fn is_posture(kind: Kind) -> bool {
     matches!(kind, Kind::CleartextAuthOffered | Kind::CleartextMail)
 }
 
-fn feed_smtp(st: &mut FlowState, dir: Direction, data: &[u8], meta: EventMeta) {
+fn feed_smtp(st: &mut Analysis, dir: Direction, data: &[u8], meta: EventMeta) {
     if data.is_empty() {
         return;
     }
@@ -836,7 +861,7 @@ fn feed_smtp(st: &mut FlowState, dir: Direction, data: &[u8], meta: EventMeta) {
 
 /// TLS bytes of a direction; with keys, what they decrypt to goes on to the SMTP session,
 /// marked as inside TLS.
-fn feed_tls(st: &mut FlowState, dir: Direction, data: &[u8], meta: EventMeta) {
+fn feed_tls(st: &mut Analysis, dir: Direction, data: &[u8], meta: EventMeta) {
     let Some(tls) = st.tls.as_mut() else {
         return;
     };
@@ -939,7 +964,7 @@ fn explain_silence(findings: &mut [Finding], silence: TlsSilence, end: crate::ti
 /// A plaintext SMTP client met by a server that never sent a byte: the frame of the client's
 /// first command. The server's own packets (its SYN-ACK, ACKs, FIN or RST) must be in the
 /// capture, so that a tap that lost the server's direction is not taken for silence.
-fn silent_server(st: &FlowState, to_client: &crate::flow::DirStats) -> Option<EventMeta> {
+fn silent_server(st: &Analysis, to_client: &crate::flow::DirStats) -> Option<EventMeta> {
     let first = st.first_command?;
     let server_seen = to_client.packets > 0 && (to_client.syn || st.server_end.is_some());
     let nothing_said = to_client.payload_bytes == 0 && to_client.gaps == 0;
@@ -1017,7 +1042,10 @@ impl FlowHandler for Analyzer {
     type State = FlowState;
 
     fn open(&mut self, info: &FlowInfo, _meta: EventMeta) -> FlowState {
-        FlowState::new(!info.roles.from_handshake(), self.cfg.keys.clone())
+        FlowState {
+            roles_open: !info.roles.from_handshake(),
+            analysis: None,
+        }
     }
 
     fn event(
@@ -1028,6 +1056,7 @@ impl FlowHandler for Analyzer {
         ev: StreamEvent<'_>,
         meta: EventMeta,
     ) -> Interest {
+        let st = st.analysis(&self.cfg.keys);
         let table_dir = dir;
         let dir = if st.swapped { dir.reverse() } else { dir };
         let i = dir.index();
@@ -1120,16 +1149,24 @@ impl FlowHandler for Analyzer {
         meta: EventMeta,
     ) {
         // The last one: the error after which the client gave up.
-        st.icmp = Some(Box::new((*err, meta)));
+        st.analysis(&self.cfg.keys).icmp = Some(Box::new((*err, meta)));
     }
 
     fn close(&mut self, st: FlowState, info: &FlowInfo, reason: CloseReason) {
-        self.close_flow(st, info, reason);
+        self.close_flow(st.into_analysis(), info, reason);
     }
 
     /// An established connection whose server has not said a word (a banner, or a TLS
     /// server's first flight), or whose TLS handshake began and is still unanswered.
     fn waiting(&self, st: &FlowState, info: &FlowInfo) -> bool {
+        let fresh;
+        let st = match &st.analysis {
+            Some(a) => &**a,
+            None => {
+                fresh = Analysis::new(st.roles_open, None);
+                &fresh
+            }
+        };
         let server = Direction::ToClient.index();
         // `info.dirs` follows the table's roles, `st` the corrected ones.
         let server_stats = info.dirs[if st.swapped { 0 } else { 1 }];

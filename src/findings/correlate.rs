@@ -422,7 +422,14 @@ impl ScanWatch {
         if t >= floor {
             match source.pairs.iter_mut().find(|p| (p.0, p.1) == pair) {
                 Some(p) => p.2 = p.2.max(t),
-                None => source.pairs.push((pair.0, pair.1, t)),
+                None => {
+                    // Most sources of a flood or a scan try once: room for one pair, not the
+                    // four a first push would reserve (65,536 sources, 7 MB).
+                    if source.pairs.capacity() == 0 {
+                        source.pairs.reserve_exact(1);
+                    }
+                    source.pairs.push((pair.0, pair.1, t));
+                }
             }
         }
         if source.pairs.len() < threshold {

@@ -307,10 +307,10 @@ mod tests {
             frame_capture: None,
             secret_frame_capture: None,
         };
-        f.smtp = Some(SmtpRecord {
+        f.smtp = Some(Box::new(SmtpRecord {
             auth: vec![auth],
             ..SmtpRecord::default()
-        });
+        }));
         f
     }
 

@@ -6,6 +6,7 @@
 //! per direction `Data`, `Gap`, `Fin` and `Reset` events through [`FlowHandler`].
 
 mod assembler;
+mod store;
 mod table;
 
 pub use assembler::{CHUNK_OVERHEAD, StreamAssembler, StreamSink, SynOutcome};
@@ -226,6 +227,13 @@ pub struct FlowConfig {
     pub stall_timeout_secs: u64,
     /// Live flows at most; beyond it the longest-idle flow is evicted.
     pub max_flows: usize,
+    /// Bytes the live flows may hold at most, counted per flow: its entry (key, times,
+    /// counters, index and idle-order entries; about 200 bytes for a connection that only
+    /// sent a SYN) and, once it carries more, its reassembly state and full counters (about
+    /// 450 bytes more). Beyond it the longest-idle flow is evicted, as Suricata's
+    /// `flow.memcap` does. Out-of-order data has its own cap (`max_ooo_bytes_total`) and the
+    /// protocol state of each flow its own per-flow caps.
+    pub memcap: usize,
     /// Out-of-order bytes held per direction at most. Each held chunk also counts
     /// [`CHUNK_OVERHEAD`] bytes, so floods of tiny segments stay bounded in memory.
     pub max_ooo_bytes_per_flow: usize,
@@ -242,6 +250,10 @@ impl Default for FlowConfig {
             // Postfix smtp_helo_timeout 300 s); an hour keeps the latest of them in one flow.
             stall_timeout_secs: 3600,
             max_flows: 262_144,
+            // Suricata's built-in `flow.memcap` is 32 MiB (its shipped suricata.yaml says
+            // 128mb); 64 MiB holds the 262,144 flows of the cap when they are SYN-only (a
+            // flood, a scan) and about 100,000 established ones.
+            memcap: 64 * 1024 * 1024,
             max_ooo_bytes_per_flow: 256 * 1024,
             max_ooo_bytes_total: 32 * 1024 * 1024,
         }
@@ -265,6 +277,9 @@ pub struct FlowTableStats {
     pub stall_timeouts: u64,
     /// Flows finished early because `max_flows` was reached (longest idle first).
     pub evicted_flow_cap: u64,
+    /// Flows finished early because the memory budget (`memcap`) was reached (longest idle
+    /// first).
+    pub evicted_memcap: u64,
     /// New SYNs on a 5-tuple whose previous connection was finishing or finished.
     pub port_reuse: u64,
     /// Hole bytes given up (declared `Gap`) because a direction's out-of-order cap was reached.

@@ -22,6 +22,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use rustc_hash::{FxHashMap, FxHasher};
 
+use super::store::{FlowStore, INDEX_BYTES_PER_FLOW, Keyed};
+
 use super::{
     CloseReason, DirStats, Direction, Endpoint, EventMeta, FlowConfig, FlowHandler, FlowInfo,
     FlowTableStats, Interest, RoleSource, StreamAssembler, StreamEvent, StreamSink, SynOutcome,
@@ -220,17 +222,107 @@ struct Budget {
     max: usize,
 }
 
-struct Flow<S> {
-    id: u64,
-    /// The client is the key's lower endpoint.
-    client_is_lo: bool,
-    /// Capture second of the flow's `lru` (or `stalled`) entry.
-    lru_sec: i64,
-    /// The entry is in `stalled`, not `lru`.
-    stalled: bool,
+/// What a connection costs before it carries anything but its client's SYN: the facts that
+/// a later close reports (times, frames, SYNs sent), and the ISN that ties a retransmitted
+/// SYN or an ICMP error to it. A SYN flood or a scan is mostly such connections; the
+/// reassembly state and the full [`FlowInfo`] are only built when the connection goes on.
+#[derive(Clone, Copy, Debug)]
+struct SynOnly {
+    start: Timestamp,
+    last: Timestamp,
+    first_frame: u64,
+    last_frame: u64,
+    isn: u32,
+    /// SYNs seen, the first included.
+    syns: u32,
+}
+
+/// A connection past its first SYN: what the handler sees and both directions' reassembly.
+struct Full {
     info: FlowInfo,
     asm: [StreamAssembler; 2],
+}
+
+enum Body {
+    Syn(SynOnly),
+    Full(Box<Full>),
+}
+
+struct Flow<S> {
+    key: FlowKey,
+    id: u64,
+    /// Capture second of the flow's `lru` (or `stalled`) entry.
+    lru_sec: i64,
+    /// The client is the key's lower endpoint.
+    client_is_lo: bool,
+    /// The entry is in `stalled`, not `lru`.
+    stalled: bool,
     state: S,
+    body: Body,
+}
+
+impl<S> Keyed for Flow<S> {
+    fn key(&self) -> &FlowKey {
+        &self.key
+    }
+}
+
+/// Bytes of a remembered live-flow entry beyond the entry itself: its `lru` entry (key,
+/// slot, in B-tree nodes that may be half full) and its place in the free list.
+const LRU_BYTES_PER_FLOW: usize = 2 * (16 + 4) + 16 + 4;
+
+/// What the memory budget counts for a flow that has only sent a SYN.
+fn entry_cost<S>() -> usize {
+    std::mem::size_of::<Option<Flow<S>>>() + INDEX_BYTES_PER_FLOW + LRU_BYTES_PER_FLOW
+}
+
+/// What it counts on top once the flow carries more: the boxed [`Full`] and the
+/// allocator's header.
+const FULL_COST: usize = std::mem::size_of::<Full>() + 16;
+
+/// True for a segment a [`SynOnly`] flow absorbs: a bare SYN, nothing else set that the
+/// table acts on, no payload.
+fn bare_syn(seg: &TcpSegment<'_>) -> bool {
+    let f = seg.flags;
+    f.syn()
+        && !f.ack()
+        && !f.rst()
+        && !f.fin()
+        && seg.payload.is_empty()
+        && seg.missing_payload == 0
+}
+
+impl SynOnly {
+    fn info(&self, key: &FlowKey, client_is_lo: bool) -> FlowInfo {
+        let (lo, hi) = (key.lo.endpoint(), key.hi.endpoint());
+        let (client, server) = if client_is_lo { (lo, hi) } else { (hi, lo) };
+        let to_server = DirStats {
+            packets: u64::from(self.syns),
+            retransmissions: u64::from(self.syns.saturating_sub(1)),
+            syn: true,
+            ..DirStats::default()
+        };
+        FlowInfo {
+            client,
+            server,
+            roles: RoleSource::Syn,
+            start: self.start,
+            last: self.last,
+            first_frame: self.first_frame,
+            last_frame: self.last_frame,
+            dirs: [to_server, DirStats::default()],
+        }
+    }
+
+    /// The reassembly state the SYNs seen so far would have built.
+    fn full(&self, key: &FlowKey, client_is_lo: bool, per_dir: usize) -> Full {
+        let mut to_server = StreamAssembler::new(per_dir);
+        to_server.syn(self.isn);
+        Full {
+            info: self.info(key, client_is_lo),
+            asm: [to_server, StreamAssembler::new(per_dir)],
+        }
+    }
 }
 
 impl<S> Flow<S> {
@@ -244,8 +336,12 @@ impl<S> Flow<S> {
 
     /// True when a SYN (without ACK) from `dir` starts a new connection on this 5-tuple.
     fn is_new_connection(&self, dir: Direction, seq: u32) -> bool {
-        let asm = &self.asm[dir.index()];
-        let closing = self.asm.iter().any(StreamAssembler::fin_seen);
+        let full = match &self.body {
+            Body::Syn(s) => return dir == Direction::ToServer && s.isn != seq,
+            Body::Full(full) => full,
+        };
+        let asm = &full.asm[dir.index()];
+        let closing = full.asm.iter().any(StreamAssembler::fin_seen);
         match (asm.isn(), asm.expected_seq()) {
             (Some(isn), _) => isn != seq,
             (None, Some(expected)) => {
@@ -253,6 +349,14 @@ impl<S> Flow<S> {
                 closing || d.min(d.wrapping_neg()) > REUSE_WINDOW
             }
             (None, None) => closing,
+        }
+    }
+
+    /// The flow's facts as the handler sees them (built for a SYN-only flow).
+    fn info(&self) -> std::borrow::Cow<'_, FlowInfo> {
+        match &self.body {
+            Body::Syn(s) => std::borrow::Cow::Owned(s.info(&self.key, self.client_is_lo)),
+            Body::Full(full) => std::borrow::Cow::Borrowed(&full.info),
         }
     }
 }
@@ -295,16 +399,26 @@ impl<H: FlowHandler> StreamSink for Sink<'_, H> {
     }
 }
 
+/// Why room is being made for a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Room {
+    /// A new flow: the live-flow cap applies as well as the memory budget.
+    Open,
+    /// A SYN-only flow (this slot) grows into a full one: only the memory budget applies,
+    /// and the flow itself is not a candidate.
+    Grow(u32),
+}
+
 /// Tracks live TCP flows and drives a [`FlowHandler`] with reassembled stream events.
 pub struct FlowTable<H: FlowHandler> {
     handler: H,
     config: FlowConfig,
     stats: FlowTableStats,
-    flows: FxHashMap<FlowKey, Flow<H::State>>,
-    lru: BTreeMap<(i64, u64), FlowKey>,
+    flows: FlowStore<Flow<H::State>>,
+    lru: BTreeMap<(i64, u64), u32>,
     /// Flows idle past the idle timeout that wait on an answer, ordered like `lru`; they are
     /// finished at the stall timeout instead.
-    stalled: BTreeMap<(i64, u64), FlowKey>,
+    stalled: BTreeMap<(i64, u64), u32>,
     /// Connections finished by FIN or RST, with the capture second they are forgotten at.
     /// The tags are already uniform, so the cheap FxHash of the map only spreads them.
     closed: FxHashMap<ClosedTag, i64>,
@@ -312,6 +426,8 @@ pub struct FlowTable<H: FlowHandler> {
     /// expiry and "forget the oldest" over the cap in O(1) each, at 16 bytes an entry.
     closed_queue: VecDeque<(i64, ClosedTag)>,
     budget: Budget,
+    /// Bytes the live flows hold by the memory budget's count (`FlowConfig::memcap`).
+    mem_used: usize,
     /// Capture clock: the latest whole second seen (timestamps may step back a little).
     now: i64,
     last_sweep: i64,
@@ -324,7 +440,7 @@ impl<H: FlowHandler> FlowTable<H> {
             handler,
             config,
             stats: FlowTableStats::default(),
-            flows: FxHashMap::default(),
+            flows: FlowStore::new(),
             lru: BTreeMap::new(),
             stalled: BTreeMap::new(),
             closed: FxHashMap::default(),
@@ -333,6 +449,7 @@ impl<H: FlowHandler> FlowTable<H> {
                 used: 0,
                 max: config.max_ooo_bytes_total,
             },
+            mem_used: 0,
             now: i64::MIN,
             last_sweep: i64::MIN,
             next_id: 0,
@@ -345,31 +462,32 @@ impl<H: FlowHandler> FlowTable<H> {
         let (key, src_is_lo) = FlowKey::of_oriented(seg);
         let syn_only = seg.flags.syn() && !seg.flags.ack();
 
-        if let Some(flow) = self.flows.get_mut(&key) {
-            let dir = flow.direction(src_is_lo);
-            if !(syn_only && flow.is_new_connection(dir, seg.seq)) {
-                if flow.lru_sec != self.now {
-                    if std::mem::take(&mut flow.stalled) {
-                        self.stalled.remove(&(flow.lru_sec, flow.id));
-                    } else {
-                        self.lru.remove(&(flow.lru_sec, flow.id));
+        if let Some(slot) = self.flows.find(&key) {
+            if let Some(flow) = self.flows.get_mut(slot) {
+                let dir = flow.direction(src_is_lo);
+                if !(syn_only && flow.is_new_connection(dir, seg.seq)) {
+                    if flow.lru_sec != self.now {
+                        if std::mem::take(&mut flow.stalled) {
+                            self.stalled.remove(&(flow.lru_sec, flow.id));
+                        } else {
+                            self.lru.remove(&(flow.lru_sec, flow.id));
+                        }
+                        flow.lru_sec = self.now;
+                        self.lru.insert((self.now, flow.id), slot);
                     }
-                    flow.lru_sec = self.now;
-                    self.lru.insert((self.now, flow.id), key);
+                    if let Body::Syn(s) = &mut flow.body {
+                        if dir == Direction::ToServer && bare_syn(seg) && s.syns < u32::MAX {
+                            // The same SYN again (a new ISN was port reuse above).
+                            s.syns += 1;
+                            s.last = s.last.max(meta.ts);
+                            s.last_frame = meta.frame;
+                            return;
+                        }
+                        self.grow(slot);
+                    }
+                    self.drive_slot(&key, slot, dir, seg, meta);
+                    return;
                 }
-                let end = drive(
-                    flow,
-                    dir,
-                    seg,
-                    meta,
-                    &mut self.handler,
-                    &mut self.stats,
-                    &mut self.budget,
-                );
-                if let Some((reason, reset_by)) = end {
-                    self.close(&key, reason, Some(meta), reset_by);
-                }
-                return;
             }
             self.stats.port_reuse += 1;
             self.close(&key, CloseReason::PortReuse, Some(meta), None);
@@ -385,21 +503,55 @@ impl<H: FlowHandler> FlowTable<H> {
             }
         }
 
-        self.open(key, src_is_lo, seg, meta);
-        if let Some(flow) = self.flows.get_mut(&key) {
-            let dir = flow.direction(src_is_lo);
-            let end = drive(
-                flow,
-                dir,
-                seg,
-                meta,
-                &mut self.handler,
-                &mut self.stats,
-                &mut self.budget,
-            );
-            if let Some((reason, reset_by)) = end {
-                self.close(&key, reason, Some(meta), reset_by);
-            }
+        let slot = self.open(key, src_is_lo, seg, meta);
+        if let Some(slot) = slot {
+            let dir = match self.flows.get(slot) {
+                Some(flow) => flow.direction(src_is_lo),
+                None => return,
+            };
+            self.drive_slot(&key, slot, dir, seg, meta);
+        }
+    }
+
+    /// Applies a segment to the full flow in `slot`, and closes it if that ends it.
+    fn drive_slot(
+        &mut self,
+        key: &FlowKey,
+        slot: u32,
+        dir: Direction,
+        seg: &TcpSegment<'_>,
+        meta: EventMeta,
+    ) {
+        let Some(flow) = self.flows.get_mut(slot) else {
+            return;
+        };
+        let Body::Full(full) = &mut flow.body else {
+            return;
+        };
+        let end = drive(
+            full,
+            &mut flow.state,
+            dir,
+            seg,
+            meta,
+            &mut self.handler,
+            &mut self.stats,
+            &mut self.budget,
+        );
+        if let Some((reason, reset_by)) = end {
+            self.close(key, reason, Some(meta), reset_by);
+        }
+    }
+
+    /// Turns the SYN-only flow in `slot` into a full one, within the memory budget.
+    fn grow(&mut self, slot: u32) {
+        self.make_room(FULL_COST, Room::Grow(slot));
+        let per_dir = self.config.max_ooo_bytes_per_flow;
+        if let Some(flow) = self.flows.get_mut(slot)
+            && let Body::Syn(s) = flow.body
+        {
+            flow.body = Body::Full(Box::new(s.full(&flow.key, flow.client_is_lo, per_dir)));
+            self.mem_used += FULL_COST;
         }
     }
 
@@ -412,14 +564,20 @@ impl<H: FlowHandler> FlowTable<H> {
             PackedEndpoint::new(err.src, err.src_port),
             PackedEndpoint::new(err.dst, err.dst_port),
         );
-        let taken = match self.flows.get_mut(&key) {
+        let flow = self.flows.find(&key).and_then(|s| self.flows.get_mut(s));
+        let taken = match flow {
             Some(flow) => {
-                let unanswered = flow.info.dirs[Direction::ToClient.index()].packets == 0;
-                let quotes_syn = flow.asm[Direction::ToServer.index()].isn() == Some(err.seq);
                 let from_client = flow.direction(src_is_lo) == Direction::ToServer;
+                let (unanswered, quotes_syn) = match &flow.body {
+                    Body::Syn(s) => (true, s.isn == err.seq),
+                    Body::Full(full) => (
+                        full.info.dirs[Direction::ToClient.index()].packets == 0,
+                        full.asm[Direction::ToServer.index()].isn() == Some(err.seq),
+                    ),
+                };
                 if from_client && quotes_syn && unanswered {
-                    self.handler
-                        .icmp_error(&mut flow.state, &flow.info, err, meta);
+                    let info = flow.info().into_owned();
+                    self.handler.icmp_error(&mut flow.state, &info, err, meta);
                     true
                 } else {
                     false
@@ -438,11 +596,21 @@ impl<H: FlowHandler> FlowTable<H> {
     /// order the flows were opened. The table is empty afterwards and may be fed another
     /// capture (whose clock may start earlier); counters keep adding up.
     pub fn finish_all(&mut self) {
-        let mut order: Vec<(u64, FlowKey)> = self.flows.iter().map(|(k, f)| (f.id, *k)).collect();
+        self.finish_all_each(|_| {});
+    }
+
+    /// [`finish_all`](Self::finish_all), calling `each` after every flow it finishes, so the
+    /// caller can hand finished flows on as they come rather than hold them all.
+    pub fn finish_all_each(&mut self, mut each: impl FnMut(&mut H)) {
+        let mut order: Vec<(u64, u32)> = self.flows.iter().map(|(s, f)| (f.id, s)).collect();
         order.sort_unstable();
-        for (_, key) in order {
-            self.close(&key, CloseReason::EndOfInput, None, None);
+        for (_, slot) in order {
+            if let Some(key) = self.flows.get(slot).map(|f| f.key) {
+                self.close(&key, CloseReason::EndOfInput, None, None);
+                each(&mut self.handler);
+            }
         }
+        self.flows.reset_if_empty();
         self.closed.clear();
         self.closed_queue.clear();
         self.now = i64::MIN;
@@ -461,6 +629,11 @@ impl<H: FlowHandler> FlowTable<H> {
     /// Out-of-order bytes (with chunk overhead) currently held across all flows.
     pub fn ooo_bytes_held(&self) -> usize {
         self.budget.used
+    }
+
+    /// Bytes the live flows hold, as the memory budget counts them.
+    pub fn mem_used(&self) -> usize {
+        self.mem_used
     }
 
     pub fn config(&self) -> &FlowConfig {
@@ -502,29 +675,38 @@ impl<H: FlowHandler> FlowTable<H> {
             // Due flows of both queues close in one `(second, id)` order, the order a sharded
             // run merges its workers' closes in.
             loop {
-                let due = |q: &BTreeMap<(i64, u64), FlowKey>, limit: i64| {
+                let due = |q: &BTreeMap<(i64, u64), u32>, limit: i64| {
                     q.first_key_value()
                         .filter(|(e, _)| self.now.saturating_sub(e.0) > limit)
-                        .map(|(e, k)| (*e, *k))
+                        .map(|(e, s)| (*e, *s))
                 };
-                let (entry, key, from_stalled) =
+                let (entry, slot, from_stalled) =
                     match (due(&self.lru, timeout), due(&self.stalled, stall)) {
                         (Some(a), Some(b)) if b.0 < a.0 => (b.0, b.1, true),
                         (Some(a), _) => (a.0, a.1, false),
                         (None, Some(b)) => (b.0, b.1, true),
                         (None, None) => break,
                     };
+                let Some(key) = self.flows.get(slot).map(|f| f.key) else {
+                    // Cannot happen (every entry names a live slot); drop it to go on.
+                    if from_stalled {
+                        self.stalled.remove(&entry);
+                    } else {
+                        self.lru.remove(&entry);
+                    }
+                    continue;
+                };
                 if from_stalled {
                     self.stats.stall_timeouts += 1;
                 } else if stall > timeout
                     && self
                         .flows
-                        .get(&key)
-                        .is_some_and(|f| self.handler.waiting(&f.state, &f.info))
+                        .get(slot)
+                        .is_some_and(|f| self.handler.waiting(&f.state, &f.info()))
                 {
                     self.lru.remove(&entry);
-                    self.stalled.insert(entry, key);
-                    if let Some(f) = self.flows.get_mut(&key) {
+                    self.stalled.insert(entry, slot);
+                    if let Some(f) = self.flows.get_mut(slot) {
                         f.stalled = true;
                     }
                     self.stats.stalled_flows += 1;
@@ -544,21 +726,60 @@ impl<H: FlowHandler> FlowTable<H> {
         }
     }
 
-    fn open(&mut self, key: FlowKey, src_is_lo: bool, seg: &TcpSegment<'_>, meta: EventMeta) {
+    /// The longest idle flow of all, waiting or not, other than `except`.
+    fn oldest(&self, except: Option<u32>) -> Option<u32> {
+        let first = |q: &BTreeMap<(i64, u64), u32>| {
+            q.iter()
+                .find(|&(_, &s)| Some(s) != except)
+                .map(|(e, s)| (*e, *s))
+        };
+        match (first(&self.lru), first(&self.stalled)) {
+            (Some(a), Some(b)) => Some(if b.0 < a.0 { b.1 } else { a.1 }),
+            (Some((_, s)), None) | (None, Some((_, s))) => Some(s),
+            (None, None) => None,
+        }
+    }
+
+    /// Evicts the longest idle flows until `cost` more bytes fit in the memory budget (and,
+    /// for a new flow, one more fits under the live-flow cap). Each eviction is counted under
+    /// the limit that made it.
+    fn make_room(&mut self, cost: usize, room: Room) {
+        let except = match room {
+            Room::Open => None,
+            Room::Grow(slot) => Some(slot),
+        };
         let cap = self.config.max_flows.max(1);
-        while self.flows.len() >= cap {
-            // The longest idle of all, waiting or not.
-            let oldest = match (self.lru.first_key_value(), self.stalled.first_key_value()) {
-                (Some((a, ka)), Some((b, kb))) => Some(if b < a { *kb } else { *ka }),
-                (Some((_, k)), None) | (None, Some((_, k))) => Some(*k),
-                (None, None) => None,
-            };
-            let Some(victim) = oldest else {
+        loop {
+            let over_cap = room == Room::Open && self.flows.len() >= cap;
+            let over_mem = self.mem_used + cost > self.config.memcap;
+            if !over_cap && !over_mem {
+                break;
+            }
+            let Some(victim) = self.oldest(except) else {
                 break;
             };
-            self.stats.evicted_flow_cap += 1;
-            self.close(&victim, CloseReason::Evicted, None, None);
+            let Some(key) = self.flows.get(victim).map(|f| f.key) else {
+                break;
+            };
+            if over_cap {
+                self.stats.evicted_flow_cap += 1;
+            } else {
+                self.stats.evicted_memcap += 1;
+            }
+            self.close(&key, CloseReason::Evicted, None, None);
         }
+    }
+
+    fn open(
+        &mut self,
+        key: FlowKey,
+        src_is_lo: bool,
+        seg: &TcpSegment<'_>,
+        meta: EventMeta,
+    ) -> Option<u32> {
+        let syn_only = bare_syn(seg);
+        let cost = entry_cost::<H::State>() + if syn_only { 0 } else { FULL_COST };
+        self.make_room(cost, Room::Open);
         let (client, server, roles) = roles_of(seg);
         // The first packet's sender is the client unless the roles say otherwise.
         let client_is_lo = src_is_lo == (client.ip == seg.src && client.port == seg.src_port);
@@ -575,22 +796,37 @@ impl<H: FlowHandler> FlowTable<H> {
         let state = self.handler.open(&info, meta);
         let id = self.next_id;
         self.next_id += 1;
-        let per_dir = self.config.max_ooo_bytes_per_flow;
-        self.flows.insert(
-            key,
-            Flow {
-                id,
-                client_is_lo,
-                lru_sec: self.now,
-                stalled: false,
+        let body = if syn_only {
+            Body::Syn(SynOnly {
+                start: meta.ts,
+                last: meta.ts,
+                first_frame: meta.frame,
+                last_frame: meta.frame,
+                isn: seg.seq,
+                syns: 1,
+            })
+        } else {
+            let per_dir = self.config.max_ooo_bytes_per_flow;
+            Body::Full(Box::new(Full {
                 info,
                 asm: [StreamAssembler::new(per_dir), StreamAssembler::new(per_dir)],
-                state,
-            },
-        );
-        self.lru.insert((self.now, id), key);
+            }))
+        };
+        let slot = self.flows.insert(Flow {
+            key,
+            id,
+            lru_sec: self.now,
+            client_is_lo,
+            stalled: false,
+            state,
+            body,
+        });
+        self.mem_used += cost;
+        self.lru.insert((self.now, id), slot);
         self.stats.flows += 1;
         self.stats.max_live_flows = self.stats.max_live_flows.max(self.flows.len() as u64);
+        // A bare SYN is all counted here; anything else goes through `drive`.
+        (!syn_only).then_some(slot)
     }
 
     /// Finishes a flow: remaining holes become gaps, held data and FINs are delivered, the
@@ -602,7 +838,7 @@ impl<H: FlowHandler> FlowTable<H> {
         meta: Option<EventMeta>,
         reset_by: Option<Direction>,
     ) {
-        let Some(flow) = self.flows.remove(key) else {
+        let Some(flow) = self.flows.find(key).and_then(|s| self.flows.remove(s)) else {
             return;
         };
         if flow.stalled {
@@ -611,11 +847,53 @@ impl<H: FlowHandler> FlowTable<H> {
             self.lru.remove(&(flow.lru_sec, flow.id));
         }
         let Flow {
-            mut info,
-            mut asm,
+            key: _,
+            id: _,
+            lru_sec: _,
+            client_is_lo,
+            stalled: _,
             mut state,
-            ..
+            body,
         } = flow;
+        let info = match body {
+            Body::Syn(s) => {
+                self.mem_used = self.mem_used.saturating_sub(entry_cost::<H::State>());
+                s.info(key, client_is_lo)
+            }
+            Body::Full(full) => {
+                self.mem_used = self
+                    .mem_used
+                    .saturating_sub(entry_cost::<H::State>() + FULL_COST);
+                let Full {
+                    mut info, mut asm, ..
+                } = *full;
+                self.flush(&mut state, &mut info, &mut asm, meta, reset_by);
+                info
+            }
+        };
+        match reason {
+            CloseReason::Fin => self.stats.closed_fin += 1,
+            CloseReason::Reset => self.stats.closed_reset += 1,
+            CloseReason::IdleTimeout => self.stats.idle_timeouts += 1,
+            CloseReason::EndOfInput => self.stats.closed_end_of_input += 1,
+            // Counted where they are decided.
+            CloseReason::Evicted | CloseReason::PortReuse => {}
+        }
+        self.handler.close(state, &info, reason);
+        if matches!(reason, CloseReason::Fin | CloseReason::Reset) {
+            self.remember_closed(*key);
+        }
+    }
+
+    /// Delivers what a closing flow still holds, and the `Reset` of the sender of a RST.
+    fn flush(
+        &mut self,
+        state: &mut H::State,
+        info: &mut FlowInfo,
+        asm: &mut [StreamAssembler; 2],
+        meta: Option<EventMeta>,
+        reset_by: Option<Direction>,
+    ) {
         let meta = meta.unwrap_or(EventMeta {
             ts: info.last,
             frame: info.last_frame,
@@ -623,8 +901,8 @@ impl<H: FlowHandler> FlowTable<H> {
         for dir in [Direction::ToServer, Direction::ToClient] {
             let mut sink = Sink {
                 handler: &mut self.handler,
-                state: &mut state,
-                info: &mut info,
+                state: &mut *state,
+                info: &mut *info,
                 dir,
                 meta,
                 counters: &mut self.stats,
@@ -637,8 +915,8 @@ impl<H: FlowHandler> FlowTable<H> {
         if let Some(dir) = reset_by {
             let mut sink = Sink {
                 handler: &mut self.handler,
-                state: &mut state,
-                info: &mut info,
+                state,
+                info,
                 dir,
                 meta,
                 counters: &mut self.stats,
@@ -647,18 +925,6 @@ impl<H: FlowHandler> FlowTable<H> {
             if let Some(a) = asm.get_mut(dir.index()) {
                 a.reset(&mut sink);
             }
-        }
-        match reason {
-            CloseReason::Fin => self.stats.closed_fin += 1,
-            CloseReason::Reset => self.stats.closed_reset += 1,
-            CloseReason::IdleTimeout => self.stats.idle_timeouts += 1,
-            CloseReason::EndOfInput => self.stats.closed_end_of_input += 1,
-            // Counted where they are decided.
-            CloseReason::Evicted | CloseReason::PortReuse => {}
-        }
-        self.handler.close(state, &info, reason);
-        if matches!(reason, CloseReason::Fin | CloseReason::Reset) {
-            self.remember_closed(*key);
         }
     }
 
@@ -689,8 +955,10 @@ impl<H: FlowHandler> FlowTable<H> {
 }
 
 /// Applies one segment to a live flow. Returns how the flow ends, if this segment ends it.
+#[allow(clippy::too_many_arguments)]
 fn drive<H: FlowHandler>(
-    flow: &mut Flow<H::State>,
+    full: &mut Full,
+    state: &mut H::State,
     dir: Direction,
     seg: &TcpSegment<'_>,
     meta: EventMeta,
@@ -698,9 +966,7 @@ fn drive<H: FlowHandler>(
     counters: &mut FlowTableStats,
     budget: &mut Budget,
 ) -> Option<(CloseReason, Option<Direction>)> {
-    let Flow {
-        info, asm, state, ..
-    } = flow;
+    let Full { info, asm } = full;
     if meta.ts > info.last {
         info.last = meta.ts;
     }
@@ -1256,6 +1522,58 @@ mod tests {
         assert_eq!(f.table.stats().evicted_flow_cap, 1);
         assert_eq!(f.table.stats().max_live_flows, 2);
         assert_eq!(f.table.live_flows(), 2);
+    }
+
+    #[test]
+    fn a_syn_only_connection_costs_at_most_256_bytes() {
+        assert!(entry_cost::<crate::analysis::FlowState>() <= 256);
+    }
+
+    #[test]
+    fn memory_budget_evicts_the_longest_idle_flows_and_counts_them() {
+        let entry = entry_cost::<usize>();
+        // Room for three SYN-only flows, not four.
+        let config = FlowConfig {
+            memcap: 3 * entry + entry / 2,
+            ..FlowConfig::default()
+        };
+        let mut f = Feed::new(config);
+        let t0 = f.secs;
+        let client = |n: u16| ("10.0.0.1", 40000 + n);
+        for n in 0..5u16 {
+            f.at(t0 + i64::from(n))
+                .send(seg(client(n), S, CI, 0, SYN, b""));
+            assert!(f.table.mem_used() <= config.memcap);
+        }
+        assert_eq!(f.table.live_flows(), 3);
+        assert_eq!(f.table.stats().evicted_memcap, 2);
+        assert_eq!(f.table.stats().evicted_flow_cap, 0);
+        let closed: Vec<(usize, CloseReason)> =
+            f.rec().closed.iter().map(|(n, r, _)| (*n, *r)).collect();
+        assert_eq!(
+            closed,
+            [(0, CloseReason::Evicted), (1, CloseReason::Evicted)]
+        );
+        // A SYN-only flow reports what its SYNs said.
+        let (_, _, info) = &f.rec().closed[0];
+        assert_eq!((info.dirs[0].packets, info.dirs[0].syn), (1, true));
+        assert_eq!(info.roles, RoleSource::Syn);
+
+        // The newest flow is answered: it grows past the budget, and the longest idle of the
+        // others goes, never the flow that grows.
+        f.at(t0 + 5)
+            .send(seg(S, client(4), SI, CI + 1, SYN | ACK, b""));
+        assert!(f.table.mem_used() <= config.memcap);
+        assert_eq!(f.table.stats().evicted_memcap, 4);
+        assert_eq!(f.table.live_flows(), 1);
+        assert!(f.rec().closed.iter().all(|(n, _, _)| *n != 4));
+        f.send(seg(client(4), S, CI + 1, SI + 1, ACK, b"EHLO x\r\n"));
+        assert_eq!(
+            f.rec().stream(4, Direction::ToServer),
+            [Ev::Data(b"EHLO x\r\n".to_vec())]
+        );
+        f.table.finish_all();
+        assert_eq!(f.table.mem_used(), 0);
     }
 
     #[test]

@@ -563,6 +563,7 @@ fn stats_between(b: &FlowTableStats, a: &FlowTableStats) -> FlowTableStats {
         stalled_flows,
         stall_timeouts,
         evicted_flow_cap,
+        evicted_memcap,
         port_reuse,
         ooo_bytes_dropped_flow_cap,
         ooo_bytes_dropped_total_cap,
@@ -589,6 +590,7 @@ fn stats_between(b: &FlowTableStats, a: &FlowTableStats) -> FlowTableStats {
         stalled_flows: stalled_flows.saturating_sub(b.stalled_flows),
         stall_timeouts: stall_timeouts.saturating_sub(b.stall_timeouts),
         evicted_flow_cap: evicted_flow_cap.saturating_sub(b.evicted_flow_cap),
+        evicted_memcap: evicted_memcap.saturating_sub(b.evicted_memcap),
         port_reuse: port_reuse.saturating_sub(b.port_reuse),
         ooo_bytes_dropped_flow_cap: ooo_bytes_dropped_flow_cap
             .saturating_sub(b.ooo_bytes_dropped_flow_cap),

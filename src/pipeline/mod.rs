@@ -549,7 +549,17 @@ fn analyse_capture(
             }
         }
     }
-    table.finish_all();
+    // Handed on as they finish: a flood leaves a full table, whose records held all at
+    // once would cost more than the table.
+    let mut failed = None;
+    table.finish_all_each(|analyzer| {
+        if failed.is_none() && analyzer.has_output() {
+            failed = emit_all(analyzer.take_output(), emit).err();
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
     emit_all(table.handler_mut().take_output(), emit)?;
     let analyzer = table.handler();
     let (tcp_flows, reported_flows) = (analyzer.tcp_flows(), analyzer.reported_flows());

@@ -34,7 +34,12 @@
 //! frame that carried it: merged with the flows, it reaches the correlator in the order one
 //! table would have handed it on, whichever worker saw it.
 //!
-//! Limits are split across shards: `max_flows` and `max_ooo_bytes_total` are divided by N,
+//! At the end of input each worker finishes its table in creation order and sends the flows
+//! in rounds of [`END_FLOWS`], each marked with its last key; the merge writes only the flows
+//! below the least such key of the workers still sending, so that a full table's records are
+//! never all in memory at once.
+//!
+//! Limits are split across shards: `max_flows`, `memcap` and `max_ooo_bytes_total` are divided by N,
 //! so a capture that reaches them may be evicted or trimmed differently than with one
 //! thread. Below the limits the output does not depend on N.
 
@@ -63,6 +68,9 @@ use crate::report::model::CaptureRecord;
 const ROUND_FRAMES: u64 = 1024;
 /// Rounds a worker may be ahead of the merge, at most.
 const ROUNDS_IN_FLIGHT: usize = 2;
+/// Flows per round at the end of input, where a worker finishes its whole table: a flood
+/// leaves it full, and its records sent as one round would cost more than the table.
+const END_FLOWS: usize = 256;
 
 /// The frame at which every worker ends after a stop, as the merge sets it when it has
 /// merged `merged` rounds: beyond the furthest any worker can have read by then. A worker
@@ -227,6 +235,9 @@ struct Round {
     live: Vec<LiveChange>,
     /// Set on the worker's last round (its input ended).
     totals: Option<ShardTotals>,
+    /// Set on a round of the end of input that more will follow: the key of its last flow,
+    /// below every key the worker sends later.
+    partial: Option<CloseKey>,
 }
 
 /// Progress of the first worker, shown by the calling thread (the observer stays there).
@@ -285,6 +296,7 @@ impl Shard {
             flows: std::mem::take(&mut rec.flows),
             live: std::mem::take(&mut rec.live),
             totals: None,
+            partial: None,
         }
     }
 }
@@ -391,7 +403,19 @@ impl Worker<'_> {
             frame: u64::MAX,
             phase: Phase::End,
         };
-        shard.table.finish_all();
+        let mut hung_up = false;
+        shard.table.finish_all_each(|rec| {
+            if !hung_up && rec.flows.len() >= END_FLOWS {
+                let partial = rec.flows.last().map(|&(key, _)| key);
+                let round = Round {
+                    flows: std::mem::take(&mut rec.flows),
+                    live: std::mem::take(&mut rec.live),
+                    totals: None,
+                    partial,
+                };
+                hung_up = tx.send(round).is_err();
+            }
+        });
         let mut last = shard.round();
         let analyzer = &shard.table.handler().inner;
         last.totals = Some(ShardTotals {
@@ -428,11 +452,17 @@ impl Merger {
     /// Waits for the next round from every worker still reading and emits its flows in report
     /// order. Returns `false` once every worker's last round has been merged.
     fn merge_round(&mut self, emit: &mut Emit<'_>) -> Result<bool, CaptureFailure> {
+        // Below it every flow of every worker is in: the least of the last keys of the workers
+        // that are part-way through their end of input.
+        let mut upto = None;
         for (s, from) in self.from.iter().enumerate() {
             if self.totals.get(s).is_some_and(Option::is_some) {
                 continue;
             }
             let mut round = from.recv().map_err(|_| worker_gone())?;
+            if let Some(key) = round.partial {
+                upto = Some(upto.map_or(key, |u: CloseKey| u.min(key)));
+            }
             self.flows.append(&mut round.flows);
             self.changes
                 .extend(round.live.iter().map(|c| (c.pos, s, c.opened)));
@@ -457,7 +487,10 @@ impl Merger {
         }
         self.changes.clear();
         self.flows.sort_unstable_by_key(|&(key, _)| key);
-        for (_, flow) in self.flows.drain(..) {
+        let ready = upto.map_or(self.flows.len(), |u| {
+            self.flows.partition_point(|&(key, _)| key <= u)
+        });
+        for (_, flow) in self.flows.drain(..ready) {
             emit(flow).map_err(CaptureFailure::Output)?;
         }
         Ok(self.totals.iter().any(Option::is_none))
@@ -502,6 +535,7 @@ pub(super) fn analyse_capture(
     obs.start_capture(&path, readers.first().and_then(CaptureReader::total_size));
     let flow_cfg = FlowConfig {
         max_flows: (cfg.flow.max_flows / shards).max(1),
+        memcap: cfg.flow.memcap / shards,
         max_ooo_bytes_total: cfg.flow.max_ooo_bytes_total / shards,
         ..cfg.flow
     };
@@ -620,6 +654,7 @@ fn add_stats(sum: &mut FlowTableStats, s: &FlowTableStats) {
         stalled_flows,
         stall_timeouts,
         evicted_flow_cap,
+        evicted_memcap,
         port_reuse,
         ooo_bytes_dropped_flow_cap,
         ooo_bytes_dropped_total_cap,
@@ -644,6 +679,7 @@ fn add_stats(sum: &mut FlowTableStats, s: &FlowTableStats) {
     sum.stalled_flows += stalled_flows;
     sum.stall_timeouts += stall_timeouts;
     sum.evicted_flow_cap += evicted_flow_cap;
+    sum.evicted_memcap += evicted_memcap;
     sum.port_reuse += port_reuse;
     sum.ooo_bytes_dropped_flow_cap += ooo_bytes_dropped_flow_cap;
     sum.ooo_bytes_dropped_total_cap += ooo_bytes_dropped_total_cap;

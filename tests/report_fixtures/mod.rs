@@ -217,7 +217,7 @@ pub fn plaintext_auth() -> (FlowRecord, Vec<Finding>) {
         auth_record("LOGIN", "bob", AuthOutcome::Failure, 535, 12, 1_200),
     ];
     smtp.transactions = 1;
-    f.smtp = Some(smtp);
+    f.smtp = Some(Box::new(smtp));
     // Deliberately out of report order (frame 14 before frame 5) to test sorting.
     let findings = vec![
         finding(
@@ -269,8 +269,8 @@ pub fn starttls_ok() -> (FlowRecord, Vec<Finding>) {
         &["PIPELINING", "STARTTLS"],
     );
     smtp.starttls = starttls(true, true, Some(220));
-    f.smtp = Some(smtp);
-    f.tls = Some(tls_record(
+    f.smtp = Some(Box::new(smtp));
+    f.tls = Some(Box::new(tls_record(
         Some("TLSv1.2"),
         Some("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
         Some("mail.example.org"),
@@ -279,7 +279,7 @@ pub fn starttls_ok() -> (FlowRecord, Vec<Finding>) {
         Some("e7d705a3286e19ea42f587b344ee6865"),
         Some("ccc514751b175866924439bdbb5bba34"),
         Some("t12d1209h2_d34a8e72043a_b39be8c56a14"),
-    ));
+    )));
     let findings = vec![
         finding(
             Kind::CertificateProblem,
@@ -306,7 +306,7 @@ pub fn implicit_failed() -> (FlowRecord, Vec<Finding>) {
         FlowClass::ImplicitTls,
         (50, 55),
     );
-    f.tls = Some(tls_record(
+    f.tls = Some(Box::new(tls_record(
         None,
         None,
         Some("smtp.example.org"),
@@ -321,7 +321,7 @@ pub fn implicit_failed() -> (FlowRecord, Vec<Finding>) {
         Some("6734f37431670b3ab4292b8f60f29984"),
         None,
         Some("t10d070600_c50f5591e341_1a3805c3aa63"),
-    ));
+    )));
     let findings = vec![
         finding(
             Kind::TlsHandshakeFailure,
@@ -350,8 +350,8 @@ pub fn mode_mismatch() -> (FlowRecord, Vec<Finding>) {
         FlowClass::Unknown,
         (51, 60),
     );
-    f.smtp = Some(smtp_record("220 mx.example.org ESMTP", None, &[]));
-    f.tls = Some(tls_record(
+    f.smtp = Some(Box::new(smtp_record("220 mx.example.org ESMTP", None, &[])));
+    f.tls = Some(Box::new(tls_record(
         None,
         None,
         None,
@@ -360,7 +360,7 @@ pub fn mode_mismatch() -> (FlowRecord, Vec<Finding>) {
         None,
         None,
         None,
-    ));
+    )));
     let findings = vec![
         finding(
             Kind::TlsModeMismatch,
@@ -391,7 +391,7 @@ pub fn second_capture() -> (FlowRecord, Vec<Finding>) {
     let mut smtp = smtp_record("220 relay.example.net", Some("relay"), &["STARTTLS"]);
     smtp.starttls = starttls(true, false, None);
     smtp.transactions = 1;
-    f.smtp = Some(smtp);
+    f.smtp = Some(Box::new(smtp));
     let findings = vec![
         finding(
             Kind::StarttlsNotUsed,

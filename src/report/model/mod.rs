@@ -124,8 +124,8 @@ pub struct FlowRecord {
     pub end: Timestamp,
     pub duration_secs: f64,
     pub class: FlowClass,
-    pub smtp: Option<SmtpRecord>,
-    pub tls: Option<TlsRecord>,
+    pub smtp: Option<Box<SmtpRecord>>,
+    pub tls: Option<Box<TlsRecord>>,
     pub tcp: TcpRecord,
 }
 
