@@ -664,10 +664,10 @@ mod tests {
         f.hints.never_opened = false;
         f.record.id = id.to_string();
         f.record.class = FlowClass::Plaintext;
-        f.record.smtp = Some(crate::report::model::SmtpRecord {
+        f.record.smtp = Some(Box::new(crate::report::model::SmtpRecord {
             capabilities: vec!["SIZE 1048576".into()],
             ..Default::default()
-        });
+        }));
         f
     }
 
@@ -715,11 +715,11 @@ mod tests {
         let mut ready = Vec::new();
         let mut f = smtp_flow("refused", 1, 587, 0);
         c.evidence(evidence(&f, 1, Fact::TlsFailed(Kind::StarttlsRefused)));
-        f.record.smtp = Some(crate::report::model::SmtpRecord {
+        f.record.smtp = Some(Box::new(crate::report::model::SmtpRecord {
             transactions: 1,
             transaction_list: vec![Default::default()],
             ..Default::default()
-        });
+        }));
         c.flow(f, &mut ready);
         assert!(!kinds(&ready[0]).contains(&Kind::PlaintextFallback));
         assert!(c.take_late().is_empty());
