@@ -53,6 +53,38 @@ const CASES: &[(&str, &str, &str, Auth, Option<&str>)] = &[
         None,
         Some("unknown_ca"),
     ),
+    (
+        "smtp-587-keylog-tls13-aes128-ccm-auth-plain.pcap",
+        "TLSv1.3",
+        "starttls",
+        Some(("PLAIN", "alice@test.example", "success")),
+        None,
+    ),
+    (
+        "smtps-465-keylog-tls12-dhe-aes256-ccm-auth-login-fail.pcap",
+        "TLSv1.2",
+        "implicit_tls",
+        Some(("LOGIN", "bob@test.example", "failure")),
+        None,
+    ),
+    // No AUTH: the greeting and the message are what decryption shows.
+    (
+        "smtps-465-keylog-tls13-aes128-ccm8.pcap",
+        "TLSv1.3",
+        "implicit_tls",
+        None,
+        None,
+    ),
+];
+
+/// The suite each capture negotiated, as tshark reads its ServerHello.
+const SUITES: &[(&str, &str)] = &[
+    ("smtp-587-keylog-tls13-aes128-ccm-auth-plain.pcap", "0x1304"),
+    (
+        "smtps-465-keylog-tls12-dhe-aes256-ccm-auth-login-fail.pcap",
+        "0xc09f",
+    ),
+    ("smtps-465-keylog-tls13-aes128-ccm8.pcap", "0x1305"),
 ];
 
 fn keys(capture: &str) -> PathBuf {
@@ -121,6 +153,10 @@ fn decrypted_dialogs_say_what_ran_inside_tls() {
                     );
                     assert!(!found.iter().any(|k| k == "starttls_ignored"), "{capture}");
                 }
+            }
+            None if alert.is_none() => {
+                assert!(f["smtp"]["banner"].as_str().unwrap().starts_with("220 "));
+                assert_eq!(f["smtp"]["messages"], 1, "{capture}");
             }
             None => {
                 let a = &tls["alerts"][0];
@@ -235,6 +271,23 @@ fn tshark_facts(path: &Path, keys: &Path) -> (Vec<String>, Vec<u64>, Vec<u64>) {
         alerts.extend(alert.split(',').filter_map(|a| a.parse::<u64>().ok()));
     }
     (mechs, codes, alerts)
+}
+
+#[test]
+fn ccm_captures_negotiated_ccm() {
+    let Some(_) = tshark() else { return };
+    for &(capture, suite) in SUITES {
+        let out = Command::new("tshark")
+            .arg("-n")
+            .arg("-r")
+            .arg(common::fixtures().join(capture))
+            .args(["-d", "tcp.port==465,tls", "-Y", "tls.handshake.type == 2"])
+            .args(["-T", "fields", "-e", "tls.handshake.ciphersuite"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text.trim(), suite, "{capture}");
+    }
 }
 
 #[test]
