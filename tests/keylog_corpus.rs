@@ -48,11 +48,6 @@ const KNOWN_GAPS: &[(&str, &str, u64, u64)] = &[
         0,
         0,
     ),
-    // AES-CCM suites are not decrypted.
-    ("captures/tls12-aes128ccm.pcap", "127.0.0.1:50586", 0, 0),
-    // Renegotiation: the first handshake's keys decrypt until the second ChangeCipherSpec;
-    // the handshakes inside the encryption are not followed.
-    ("captures/tls-renegotiation.pcap", "127.0.0.1:50242", 48, 0),
 ];
 
 fn run(dir: &Path, capture: &str, keylog: Option<&str>) -> Value {

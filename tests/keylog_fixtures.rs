@@ -335,3 +335,79 @@ fn decrypted_facts_match_tshark() {
         assert_eq!(our_alerts, alerts, "{capture}: alerts");
     }
 }
+
+/// A TLS 1.2 renegotiation inside the encrypted stream (openssl s_client `R`): the session
+/// follows the second handshake (its randoms from the decrypted hellos, the key log's second
+/// CLIENT_RANDOM line) and each side's ChangeCipherSpec switches it to the new keys, so the
+/// commands after it decrypt like those before; tshark reads the same commands.
+#[test]
+fn renegotiation_is_followed() {
+    let capture = "smtps-465-keylog-tls12-renegotiation.pcap";
+    let path = common::fixtures().join(capture);
+    let k = keys(capture);
+    let full = ["--keylog", k.to_str().unwrap(), "--detail", "full"];
+    let (doc, _) = common::run_json(&path, &full);
+    let f = only_flow(&doc);
+    let tls = &f["tls"];
+    assert_eq!(tls["decrypted"], true);
+    for dir in ["to_server", "to_client"] {
+        assert_eq!(tls[dir]["renegotiations"], 1, "{dir}");
+        assert!(tls[dir].get("undecryptable_records").is_none(), "{dir}");
+    }
+    let names: Vec<&str> = tls["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["description"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["close_notify", "close_notify"]);
+    let stats = &f["smtp"]["stats"];
+    let codes: Vec<u64> = stats["reply_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .collect();
+    assert_eq!(codes, [220, 250, 250, 221]);
+    // Without the key log's second line the records after the renegotiation fail.
+    let dir = tempfile::tempdir().unwrap();
+    let first = std::fs::read_to_string(&k)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("CLIENT_RANDOM"))
+        .unwrap()
+        .to_string();
+    let only_first = dir.path().join("first.keys");
+    std::fs::write(&only_first, format!("{first}\n")).unwrap();
+    let (doc, _) = common::run_json(
+        &path,
+        &["--keylog", only_first.to_str().unwrap(), "--detail", "full"],
+    );
+    let tls = &only_flow(&doc)["tls"];
+    assert_eq!(tls["decrypted"], true);
+    for dir in ["to_server", "to_client"] {
+        assert!(tls[dir].get("renegotiations").is_none(), "{dir}");
+        assert!(
+            tls[dir]["undecryptable_records"].as_u64().unwrap() > 0,
+            "{dir}"
+        );
+    }
+
+    let Some(_) = tshark() else { return };
+    let out = Command::new("tshark")
+        .arg("-n")
+        .arg("-r")
+        .arg(&path)
+        .arg("-o")
+        .arg(format!("tls.keylog_file:{}", k.display()))
+        .args(["-d", "tcp.port==465,tls", "-Y", "smtp.req"])
+        .args(["-T", "fields", "-e", "smtp.req.command"])
+        .output()
+        .unwrap();
+    let cmds: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.to_uppercase())
+        .collect();
+    assert_eq!(cmds, ["EHLO", "NOOP", "QUIT"]);
+    assert_eq!(stats["commands"], cmds.len() as u64);
+}

@@ -6,9 +6,10 @@
 //!
 //! Only sessions with keys pay for any of this: without them no body is copied.
 
+use super::keys::{self, tls13_keys};
 use super::*;
-use crate::proto::tls::decrypt::schedule::{self, HashAlg, KeyBytes, Prf};
-use crate::proto::tls::decrypt::{self as dec, RecordKeys, RecordMode, Suite};
+use crate::proto::tls::decrypt::schedule::{self, KeyBytes};
+use crate::proto::tls::decrypt::{self as dec, RecordKeys, Suite};
 use crate::proto::tls::keylog::{ClientSecrets, KeySource};
 
 /// Decrypted application bytes held per direction until the caller takes them; past it
@@ -23,6 +24,9 @@ pub(super) struct Decryption {
     /// The TLS 1.3 suite (its hash drives key updates).
     suite: Option<Suite>,
     tls13: bool,
+    /// TLS 1.2 and older: the client random of a renegotiation's ClientHello, until its
+    /// ServerHello says how to derive the keys.
+    reneg_random: Option<[u8; 32]>,
     dirs: [DirDecrypt; 2],
 }
 
@@ -31,6 +35,9 @@ struct DirDecrypt {
     keys: Option<RecordKeys>,
     /// TLS 1.2 and older: keys that take effect at this side's ChangeCipherSpec.
     next: Option<RecordKeys>,
+    /// `next` comes from a renegotiation (counted when it takes effect).
+    next_renegotiated: bool,
+    renegotiations: u64,
     /// TLS 1.3: the traffic secret in use after the handshake, for KeyUpdate.
     secret: Option<KeyBytes>,
     /// The body of the record being collected, when it is one to decrypt.
@@ -47,22 +54,17 @@ struct DirDecrypt {
 }
 
 impl Decryption {
-    /// Records of `dir` decrypted and authenticated, and those that failed.
-    pub(super) fn counts(&self, dir: Direction) -> (u64, u64, u64) {
-        self.dirs
-            .get(dir.index())
-            .map_or((0, 0, 0), |d| (d.ok, d.failed, d.plain_bytes))
+    /// Records of `dir` decrypted and authenticated, those that failed, the application
+    /// bytes recovered, and the renegotiated keys this side switched to.
+    pub(super) fn counts(&self, dir: Direction) -> (u64, u64, u64, u64) {
+        self.dirs.get(dir.index()).map_or((0, 0, 0, 0), |d| {
+            (d.ok, d.failed, d.plain_bytes, d.renegotiations)
+        })
     }
 
     pub(super) fn any_decrypted(&self) -> bool {
         self.dirs.iter().any(|d| d.ok > 0)
     }
-}
-
-/// TLS 1.3 keys of a direction from its traffic secret.
-fn tls13_keys(suite: Suite, secret: &[u8]) -> Option<RecordKeys> {
-    let (key, iv) = schedule::traffic_keys(suite.hash, secret, suite.aead.key_len())?;
-    RecordKeys::new(suite.aead, &key, &iv, RecordMode::Tls13)
 }
 
 impl TlsSession {
@@ -85,13 +87,9 @@ impl TlsSession {
             source,
             suite: None,
             tls13: sh.selected_version == Version::TLS13,
+            reneg_random: None,
             dirs: [DirDecrypt::default(), DirDecrypt::default()],
         };
-        let tls12_family = matches!(
-            sh.selected_version,
-            Version::TLS10 | Version::TLS11 | Version::TLS12
-        );
-        let master = d.secrets.master.clone();
         if d.tls13 {
             let Some(suite) = dec::tls13_suite(sh.cipher) else {
                 return;
@@ -102,84 +100,11 @@ impl TlsSession {
             };
             d.dirs[0].keys = keys(&d.secrets.client_handshake);
             d.dirs[1].keys = keys(&d.secrets.server_handshake);
-        } else if let (true, Some(master)) = (tls12_family, master) {
-            let prf = |h| {
-                if sh.selected_version == Version::TLS12 {
-                    Prf::Tls12(h)
-                } else {
-                    Prf::Tls10
-                }
-            };
-            let block = |len| {
-                schedule::key_block(
-                    prf(HashAlg::Sha256),
-                    master.bytes(),
-                    &ch.random,
-                    &sh.random,
-                    len,
-                )
-            };
-            if let Some(suite) =
-                dec::tls12_suite(sh.cipher).filter(|_| sh.selected_version == Version::TLS12)
-            {
-                let (kl, il) = (suite.aead.key_len(), suite.tls12_iv_len());
-                let block = schedule::key_block(
-                    Prf::Tls12(suite.hash),
-                    master.bytes(),
-                    &ch.random,
-                    &sh.random,
-                    2 * kl + 2 * il,
-                );
-                let mode = match suite.aead {
-                    dec::AeadAlg::ChaCha20Poly1305 => RecordMode::Tls12XorNonce,
-                    _ => RecordMode::Tls12ExplicitNonce,
-                };
-                // RFC 5246 section 6.3: client key, server key, client IV, server IV (AEAD
-                // suites have no MAC keys).
-                if let Some(b) = block {
-                    let part = |from: usize, len: usize| b.get(from..from + len);
-                    if let (Some(ck), Some(sk), Some(ci), Some(si)) = (
-                        part(0, kl),
-                        part(kl, kl),
-                        part(2 * kl, il),
-                        part(2 * kl + il, il),
-                    ) {
-                        d.dirs[0].next = RecordKeys::new(suite.aead, ck, ci, mode);
-                        d.dirs[1].next = RecordKeys::new(suite.aead, sk, si, mode);
-                    }
-                }
-            } else if let Some(suite) = dec::cbc_suite(sh.cipher) {
-                let (ml, kl) = (suite.mac.output_len(), suite.key_len);
-                let tls10 = sh.selected_version == Version::TLS10;
-                // RFC 7366: encrypt_then_mac (extension 22) in the ServerHello.
-                let etm = sh.extensions.contains(&22);
-                let block = if sh.selected_version == Version::TLS12 {
-                    schedule::key_block(
-                        Prf::Tls12(suite.prf_hash),
-                        master.bytes(),
-                        &ch.random,
-                        &sh.random,
-                        2 * (ml + kl + 16),
-                    )
-                } else {
-                    block(2 * (ml + kl + 16))
-                };
-                // MAC keys, then cipher keys, then IVs (used by TLS 1.0 only).
-                if let Some(b) = block {
-                    let part = |from: usize, len: usize| b.get(from..from + len);
-                    if let (Some(cm), Some(sm), Some(ck), Some(sk), Some(ci), Some(si)) = (
-                        part(0, ml),
-                        part(ml, ml),
-                        part(2 * ml, kl),
-                        part(2 * ml + kl, kl),
-                        part(2 * (ml + kl), 16),
-                        part(2 * (ml + kl) + 16, 16),
-                    ) {
-                        d.dirs[0].next = RecordKeys::new_cbc(ck, suite.mac, cm, ci, tls10, etm);
-                        d.dirs[1].next = RecordKeys::new_cbc(sk, suite.mac, sm, si, tls10, etm);
-                    }
-                }
-            }
+        } else if let Some(master) = &d.secrets.master
+            && let Some([c, s]) = keys::tls12_keys(master.bytes(), &ch.random, sh)
+        {
+            d.dirs[0].next = c;
+            d.dirs[1].next = s;
         }
         if d.dirs.iter().any(|x| x.keys.is_some() || x.next.is_some()) {
             self.dec = Some(Box::new(d));
@@ -197,10 +122,13 @@ impl TlsSession {
             return false;
         };
         if !tls13 && hdr.content_type == ContentType::CHANGE_CIPHER_SPEC {
-            // Renegotiation installs new keys only if the key log had them: the old ones
-            // then stop (their records would fail anyway).
+            // A renegotiation installs new keys only if the key log had them: without them
+            // the old ones stay, and the records that follow fail and are counted.
             if let Some(next) = dd.next.take() {
                 dd.keys = Some(next);
+                if std::mem::take(&mut dd.next_renegotiated) {
+                    dd.renegotiations += 1;
+                }
             }
             return false;
         }
@@ -324,7 +252,7 @@ impl TlsSession {
             return;
         };
         let Some(suite) = d.suite.filter(|_| d.tls13) else {
-            // TLS 1.2 and older: the Finished and any renegotiation stay unread.
+            self.on_renegotiation_message(dir, ty, body);
             return;
         };
         let tls13 = true;
@@ -368,6 +296,42 @@ impl TlsSession {
                 {
                     dd.keys = tls13_keys(suite, &next);
                     dd.secret = Some(next);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// TLS 1.2 and older: a handshake message inside the encrypted stream belongs to a
+    /// renegotiation (RFC 5746). Its ClientHello brings a new client random, its ServerHello
+    /// the server random and suite; with the key log's master secret for that client random
+    /// both sides get new keys, each taking effect at that side's next ChangeCipherSpec.
+    fn on_renegotiation_message(&mut self, dir: Direction, ty: HandshakeType, body: &[u8]) {
+        let Some(d) = self.dec.as_mut() else {
+            return;
+        };
+        match (dir, ty) {
+            (Direction::ToServer, HandshakeType::CLIENT_HELLO) => {
+                d.reneg_random = handshake::parse_client_hello(body)
+                    .ok()
+                    .filter(|ch| !ch.sslv2)
+                    .map(|ch| ch.random);
+            }
+            (Direction::ToClient, HandshakeType::SERVER_HELLO) => {
+                let (Some(random), Some(store)) = (d.reneg_random.take(), &self.ctx.keys) else {
+                    return;
+                };
+                let Ok(sh) = handshake::parse_server_hello(body) else {
+                    return;
+                };
+                let Some(master) = store.lookup(&random).and_then(|s| s.master) else {
+                    return;
+                };
+                if let Some(pair) = keys::tls12_keys(master.bytes(), &random, &sh) {
+                    for (dd, k) in d.dirs.iter_mut().zip(pair) {
+                        dd.next_renegotiated = k.is_some();
+                        dd.next = k;
+                    }
                 }
             }
             _ => {}

@@ -31,6 +31,7 @@ use super::{EndKind, TlsContext};
 
 mod decrypt;
 mod framing;
+mod keys;
 mod messages;
 mod outcome;
 mod records;
