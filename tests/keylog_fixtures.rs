@@ -411,3 +411,104 @@ fn renegotiation_is_followed() {
     assert_eq!(cmds, ["EHLO", "NOOP", "QUIT"]);
     assert_eq!(stats["commands"], cmds.len() as u64);
 }
+
+fn flow_from(doc: &Value, port: u64) -> &Value {
+    doc["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["client"]["port"] == port)
+        .unwrap()
+}
+
+/// The client's SMTP commands tshark decrypts in one connection of a capture.
+fn tshark_commands(path: &Path, keys: &Path, port: u64) -> Vec<String> {
+    let out = Command::new("tshark")
+        .arg("-n")
+        .arg("-r")
+        .arg(path)
+        .arg("-o")
+        .arg(format!("tls.keylog_file:{}", keys.display()))
+        .args(["-d", "tcp.port==465,tls", "-Y"])
+        .arg(format!("smtp.req && tcp.srcport == {port}"))
+        .args(["-T", "fields", "-e", "smtp.req.command"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.to_uppercase())
+        .collect()
+}
+
+/// TLS 1.3 0-RTT: the second connection resumes with the first one's ticket and sends EHLO
+/// as early data. Accepted, it decrypts with CLIENT_EARLY_TRAFFIC_SECRET and reaches the SMTP
+/// session as tshark reads it; refused by the server (a new s_server that cannot read the
+/// ticket), the server never read it, so neither does the session, and nothing counts as
+/// undecryptable. Without the early secret the early records are passed over the same way.
+#[test]
+fn early_data_is_decrypted_when_the_server_takes_it() {
+    let cases = [
+        ("smtps-465-keylog-tls13-early-data.pcap", true),
+        ("smtps-465-keylog-tls13-early-data-rejected.pcap", false),
+    ];
+    for (capture, accepted) in cases {
+        let path = common::fixtures().join(capture);
+        let k = keys(capture);
+        let full = ["--keylog", k.to_str().unwrap(), "--detail", "full"];
+        let (doc, _) = common::run_json(&path, &full);
+        let flows = doc["flows"].as_array().unwrap();
+        assert_eq!(flows.len(), 2, "{capture}");
+        let second = flows
+            .iter()
+            .max_by_key(|f| f["client"]["port"].as_u64().unwrap())
+            .unwrap();
+        let port = second["client"]["port"].as_u64().unwrap();
+        let tls = &second["tls"];
+        assert_eq!(tls["decrypted"], true, "{capture}");
+        assert_eq!(tls["client"]["early_data"], true, "{capture}");
+        for dir in ["to_server", "to_client"] {
+            assert!(
+                tls[dir].get("undecryptable_records").is_none(),
+                "{capture} {dir}"
+            );
+        }
+        let smtp = &second["smtp"];
+        if accepted {
+            assert_eq!(smtp["helo"], "client.test.example", "{capture}");
+            assert_eq!(smtp["stats"]["commands"], 2, "{capture}");
+        } else {
+            assert!(smtp["helo"].is_null(), "{capture}");
+            assert_eq!(smtp["stats"]["commands"], 1, "{capture}");
+        }
+        // Without the early secret: the early records are skipped, not failures.
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(&k).unwrap();
+        let no_early: String = text
+            .lines()
+            .filter(|l| !l.starts_with("CLIENT_EARLY_TRAFFIC_SECRET"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let kl = dir.path().join("noearly.keys");
+        std::fs::write(&kl, no_early).unwrap();
+        let (doc, _) = common::run_json(
+            &path,
+            &["--keylog", kl.to_str().unwrap(), "--detail", "full"],
+        );
+        let f = flow_from(&doc, port);
+        assert_eq!(f["tls"]["decrypted"], true, "{capture}");
+        assert!(
+            f["tls"]["to_server"].get("undecryptable_records").is_none(),
+            "{capture}"
+        );
+        assert!(f["smtp"]["helo"].is_null(), "{capture}");
+
+        if tshark().is_none() {
+            continue;
+        }
+        // tshark decrypts the early EHLO whether or not the server took it.
+        let cmds = tshark_commands(&path, &k, port);
+        assert_eq!(cmds, ["EHLO", "QUIT"], "{capture}");
+        let ours = smtp["stats"]["commands"].as_u64().unwrap() as usize;
+        assert_eq!(ours, if accepted { cmds.len() } else { cmds.len() - 1 });
+    }
+}

@@ -6,6 +6,7 @@
 //!
 //! Only sessions with keys pay for any of this: without them no body is copied.
 
+use super::early::{Early, EarlyRecord};
 use super::keys::{self, tls13_keys};
 use super::*;
 use crate::proto::tls::decrypt::schedule::{self, KeyBytes};
@@ -14,7 +15,7 @@ use crate::proto::tls::keylog::{ClientSecrets, KeySource};
 
 /// Decrypted application bytes held per direction until the caller takes them; past it
 /// they are counted and dropped (the caller takes them after every chunk it feeds).
-const MAX_PLAIN: usize = 1 << 20;
+pub(super) const MAX_PLAIN: usize = 1 << 20;
 
 /// What decryption knows of a session.
 #[derive(Debug)]
@@ -27,12 +28,16 @@ pub(super) struct Decryption {
     /// TLS 1.2 and older: the client random of a renegotiation's ClientHello, until its
     /// ServerHello says how to derive the keys.
     reneg_random: Option<[u8; 32]>,
-    dirs: [DirDecrypt; 2],
+    /// TLS 1.3: the ClientHello offered early data, and the 0-RTT state when the key log has
+    /// its secret.
+    early_offered: bool,
+    pub(super) early: Option<Box<Early>>,
+    pub(super) dirs: [DirDecrypt; 2],
 }
 
 #[derive(Debug, Default)]
-struct DirDecrypt {
-    keys: Option<RecordKeys>,
+pub(super) struct DirDecrypt {
+    pub(super) keys: Option<RecordKeys>,
     /// TLS 1.2 and older: keys that take effect at this side's ChangeCipherSpec.
     next: Option<RecordKeys>,
     /// `next` comes from a renegotiation (counted when it takes effect).
@@ -46,14 +51,39 @@ struct DirDecrypt {
     /// Decrypted handshake bytes not yet a whole message.
     hs: Vec<u8>,
     plain: Vec<u8>,
-    ok: u64,
+    pub(super) ok: u64,
     failed: u64,
     plain_bytes: u64,
     dropped: u64,
     finished: bool,
 }
 
+impl DirDecrypt {
+    /// Application bytes for the caller, up to [`MAX_PLAIN`] held (the rest counted).
+    pub(super) fn push_plain(&mut self, content: &[u8]) {
+        self.plain_bytes += content.len() as u64;
+        if self.plain.len() + content.len() <= MAX_PLAIN {
+            self.plain.extend_from_slice(content);
+        } else {
+            self.dropped += content.len() as u64;
+        }
+    }
+}
+
 impl Decryption {
+    pub(super) fn new(secrets: ClientSecrets, source: KeySource, tls13: bool) -> Self {
+        Decryption {
+            secrets,
+            source,
+            suite: None,
+            tls13,
+            reneg_random: None,
+            early_offered: false,
+            early: None,
+            dirs: [DirDecrypt::default(), DirDecrypt::default()],
+        }
+    }
+
     /// Records of `dir` decrypted and authenticated, those that failed, the application
     /// bytes recovered, and the renegotiated keys this side switched to.
     pub(super) fn counts(&self, dir: Direction) -> (u64, u64, u64, u64) {
@@ -75,21 +105,24 @@ impl TlsSession {
         else {
             return;
         };
-        if ch.sslv2 || self.dec.is_some() {
+        // Keys from a ClientHello's early data are replaced; others are final.
+        let early = match self.dec.take() {
+            Some(mut d) if d.early.is_some() => Some((d.early.take(), d.dirs[0].failed)),
+            Some(d) => {
+                self.dec = Some(d);
+                return;
+            }
+            None => None,
+        };
+        if ch.sslv2 {
             return;
         }
         let Some(secrets) = store.lookup(&ch.random) else {
             return;
         };
         let source = secrets.source.unwrap_or(KeySource::Keylog);
-        let mut d = Decryption {
-            secrets,
-            source,
-            suite: None,
-            tls13: sh.selected_version == Version::TLS13,
-            reneg_random: None,
-            dirs: [DirDecrypt::default(), DirDecrypt::default()],
-        };
+        let mut d = Decryption::new(secrets, source, sh.selected_version == Version::TLS13);
+        d.early_offered = ch.early_data;
         if d.tls13 {
             let Some(suite) = dec::tls13_suite(sh.cipher) else {
                 return;
@@ -100,13 +133,20 @@ impl TlsSession {
             };
             d.dirs[0].keys = keys(&d.secrets.client_handshake);
             d.dirs[1].keys = keys(&d.secrets.server_handshake);
+            // Early data may come first: the client's handshake keys wait for its end.
+            if let Some((Some(mut e), failed)) = early {
+                e.handshake = d.dirs[0].keys.take();
+                e.keep_suite(sh.cipher);
+                d.early = Some(e);
+                d.dirs[0].failed = failed;
+            }
         } else if let Some(master) = &d.secrets.master
             && let Some([c, s]) = keys::tls12_keys(master.bytes(), &ch.random, sh)
         {
             d.dirs[0].next = c;
             d.dirs[1].next = s;
         }
-        if d.dirs.iter().any(|x| x.keys.is_some() || x.next.is_some()) {
+        if d.early.is_some() || d.dirs.iter().any(|x| x.keys.is_some() || x.next.is_some()) {
             self.dec = Some(Box::new(d));
         }
     }
@@ -132,7 +172,11 @@ impl TlsSession {
             }
             return false;
         }
-        dd.collecting = dd.keys.is_some()
+        let early = dir == Direction::ToServer && d.early.is_some();
+        let Some(dd) = d.dirs.get_mut(dir.index()) else {
+            return false;
+        };
+        dd.collecting = (dd.keys.is_some() || early)
             && hdr.content_type != ContentType::CHANGE_CIPHER_SPEC
             && (!tls13 || hdr.content_type == ContentType::APPLICATION_DATA);
         dd.body.clear();
@@ -160,10 +204,7 @@ impl TlsSession {
         hdr: RecordHeader,
         meta: EventMeta,
     ) -> bool {
-        let Some(d) = self.dec.as_mut() else {
-            return false;
-        };
-        let Some(dd) = d.dirs.get_mut(dir.index()) else {
+        let Some(dd) = self.dec.as_mut().and_then(|d| d.dirs.get_mut(dir.index())) else {
             return false;
         };
         if !std::mem::take(&mut dd.collecting) {
@@ -173,8 +214,27 @@ impl TlsSession {
         let [v0, v1] = hdr.version.0.to_be_bytes();
         let [l0, l1] = hdr.len.to_be_bytes();
         let header = [hdr.content_type.0, v0, v1, l0, l1];
+        if dir == Direction::ToServer
+            && let EarlyRecord::Done = self.early_record(header, &body)
+        {
+            self.recycle(dir, body);
+            return true;
+        }
+        let Some(d) = self.dec.as_mut() else {
+            return false;
+        };
+        // Early data the server skipped (RFC 8446 section 4.2.10) is not the handshake
+        // keys' failure: before the client's Finished such a record is passed over.
+        let skip_early = d.early_offered && d.tls13 && !d.dirs[0].finished;
+        let Some(dd) = d.dirs.get_mut(dir.index()) else {
+            return false;
+        };
         let plain = dd.keys.as_mut().and_then(|k| k.decrypt(header, &mut body));
         let Some(p) = plain else {
+            if skip_early && dir == Direction::ToServer {
+                self.recycle(dir, body);
+                return true;
+            }
             dd.failed += 1;
             dd.body = body;
             dd.body.clear();
@@ -192,14 +252,7 @@ impl TlsSession {
         dd.ok += 1;
         let content = body.get(p.start..p.end).unwrap_or_default();
         match ContentType(p.content_type) {
-            ContentType::APPLICATION_DATA => {
-                dd.plain_bytes += content.len() as u64;
-                if dd.plain.len() + content.len() <= MAX_PLAIN {
-                    dd.plain.extend_from_slice(content);
-                } else {
-                    dd.dropped += content.len() as u64;
-                }
-            }
+            ContentType::APPLICATION_DATA => dd.push_plain(content),
             ContentType::ALERT => {
                 let pairs: Vec<(u8, u8)> = content
                     .chunks_exact(2)
@@ -234,11 +287,16 @@ impl TlsSession {
             }
             _ => {}
         }
+        self.recycle(dir, body);
+        true
+    }
+
+    /// The record buffer goes back to its direction for the next record.
+    fn recycle(&mut self, dir: Direction, mut body: Vec<u8>) {
         if let Some(dd) = self.dec.as_mut().and_then(|d| d.dirs.get_mut(dir.index())) {
             body.clear();
             dd.body = body;
         }
-        true
     }
 
     fn on_decrypted_message(
@@ -257,6 +315,10 @@ impl TlsSession {
         };
         let tls13 = true;
         match ty {
+            // EncryptedExtensions: whether the server took the early data.
+            HandshakeType(8) if dir == Direction::ToClient && d.early.is_some() => {
+                self.early_answer(body);
+            }
             HandshakeType::CERTIFICATE
                 if tls13 && dir == Direction::ToClient && !self.cert_seen =>
             {

@@ -30,6 +30,7 @@ use super::record::{self, HEADER_LEN, RecordHeader};
 use super::{EndKind, TlsContext};
 
 mod decrypt;
+mod early;
 mod framing;
 mod keys;
 mod messages;
