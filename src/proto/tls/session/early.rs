@@ -193,7 +193,8 @@ mod early_tests {
             0, 17, 0, 0, 0, 0, 0, 42, 0, 0, 0, 16, 0, 7, 0, 5, 4, b's', b'm', b't', b'p',
         ];
         assert_eq!(extension_types(&body).collect::<Vec<_>>(), [0, 42, 16]);
-        assert_eq!(extension_types(&body[..9]).collect::<Vec<_>>(), [0, 42]);
+        assert_eq!(extension_types(&body[..10]).collect::<Vec<_>>(), [0, 42]);
+        assert_eq!(extension_types(&body[..9]).collect::<Vec<_>>(), [0]);
         assert_eq!(extension_types(&[]).count(), 0);
         assert_eq!(extension_types(&[0, 4, 0, 42, 0]).count(), 0);
     }
