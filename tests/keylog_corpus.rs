@@ -32,9 +32,6 @@ fn corpus() -> Option<PathBuf> {
 
 /// (capture, client endpoint, what we decrypt instead: client and server bytes).
 const KNOWN_GAPS: &[(&str, &str, u64, u64)] = &[
-    // 0-RTT early data (CLIENT_EARLY_TRAFFIC_SECRET) is not decrypted: the 23-byte early
-    // request stays encrypted and is counted as undecryptable.
-    ("captures/tls13-rfc8446.pcap", "10.9.0.1:38290", 24, 237),
     // TLS 1.3 draft 20 uses other labels in its key schedule: left encrypted.
     (
         "captures/tls13-20-chacha20poly1305.pcap",
@@ -48,11 +45,6 @@ const KNOWN_GAPS: &[(&str, &str, u64, u64)] = &[
         0,
         0,
     ),
-    // AES-CCM suites are not decrypted.
-    ("captures/tls12-aes128ccm.pcap", "127.0.0.1:50586", 0, 0),
-    // Renegotiation: the first handshake's keys decrypt until the second ChangeCipherSpec;
-    // the handshakes inside the encryption are not followed.
-    ("captures/tls-renegotiation.pcap", "127.0.0.1:50242", 48, 0),
 ];
 
 fn run(dir: &Path, capture: &str, keylog: Option<&str>) -> Value {

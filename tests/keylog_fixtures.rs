@@ -53,6 +53,38 @@ const CASES: &[(&str, &str, &str, Auth, Option<&str>)] = &[
         None,
         Some("unknown_ca"),
     ),
+    (
+        "smtp-587-keylog-tls13-aes128-ccm-auth-plain.pcap",
+        "TLSv1.3",
+        "starttls",
+        Some(("PLAIN", "alice@test.example", "success")),
+        None,
+    ),
+    (
+        "smtps-465-keylog-tls12-dhe-aes256-ccm-auth-login-fail.pcap",
+        "TLSv1.2",
+        "implicit_tls",
+        Some(("LOGIN", "bob@test.example", "failure")),
+        None,
+    ),
+    // No AUTH: the greeting and the message are what decryption shows.
+    (
+        "smtps-465-keylog-tls13-aes128-ccm8.pcap",
+        "TLSv1.3",
+        "implicit_tls",
+        None,
+        None,
+    ),
+];
+
+/// The suite each capture negotiated, as tshark reads its ServerHello.
+const SUITES: &[(&str, &str)] = &[
+    ("smtp-587-keylog-tls13-aes128-ccm-auth-plain.pcap", "0x1304"),
+    (
+        "smtps-465-keylog-tls12-dhe-aes256-ccm-auth-login-fail.pcap",
+        "0xc09f",
+    ),
+    ("smtps-465-keylog-tls13-aes128-ccm8.pcap", "0x1305"),
 ];
 
 fn keys(capture: &str) -> PathBuf {
@@ -121,6 +153,10 @@ fn decrypted_dialogs_say_what_ran_inside_tls() {
                     );
                     assert!(!found.iter().any(|k| k == "starttls_ignored"), "{capture}");
                 }
+            }
+            None if alert.is_none() => {
+                assert!(f["smtp"]["banner"].as_str().unwrap().starts_with("220 "));
+                assert_eq!(f["smtp"]["messages"], 1, "{capture}");
             }
             None => {
                 let a = &tls["alerts"][0];
@@ -238,6 +274,23 @@ fn tshark_facts(path: &Path, keys: &Path) -> (Vec<String>, Vec<u64>, Vec<u64>) {
 }
 
 #[test]
+fn ccm_captures_negotiated_ccm() {
+    let Some(_) = tshark() else { return };
+    for &(capture, suite) in SUITES {
+        let out = Command::new("tshark")
+            .arg("-n")
+            .arg("-r")
+            .arg(common::fixtures().join(capture))
+            .args(["-d", "tcp.port==465,tls", "-Y", "tls.handshake.type == 2"])
+            .args(["-T", "fields", "-e", "tls.handshake.ciphersuite"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text.trim(), suite, "{capture}");
+    }
+}
+
+#[test]
 fn decrypted_facts_match_tshark() {
     let Some(_) = tshark() else { return };
     for &(capture, ..) in CASES {
@@ -280,5 +333,182 @@ fn decrypted_facts_match_tshark() {
             })
             .collect();
         assert_eq!(our_alerts, alerts, "{capture}: alerts");
+    }
+}
+
+/// A TLS 1.2 renegotiation inside the encrypted stream (openssl s_client `R`): the session
+/// follows the second handshake (its randoms from the decrypted hellos, the key log's second
+/// CLIENT_RANDOM line) and each side's ChangeCipherSpec switches it to the new keys, so the
+/// commands after it decrypt like those before; tshark reads the same commands.
+#[test]
+fn renegotiation_is_followed() {
+    let capture = "smtps-465-keylog-tls12-renegotiation.pcap";
+    let path = common::fixtures().join(capture);
+    let k = keys(capture);
+    let full = ["--keylog", k.to_str().unwrap(), "--detail", "full"];
+    let (doc, _) = common::run_json(&path, &full);
+    let f = only_flow(&doc);
+    let tls = &f["tls"];
+    assert_eq!(tls["decrypted"], true);
+    for dir in ["to_server", "to_client"] {
+        assert_eq!(tls[dir]["renegotiations"], 1, "{dir}");
+        assert!(tls[dir].get("undecryptable_records").is_none(), "{dir}");
+    }
+    let names: Vec<&str> = tls["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["description"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["close_notify", "close_notify"]);
+    let stats = &f["smtp"]["stats"];
+    let codes: Vec<u64> = stats["reply_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .collect();
+    assert_eq!(codes, [220, 250, 250, 221]);
+    // Without the key log's second line the records after the renegotiation fail.
+    let dir = tempfile::tempdir().unwrap();
+    let first = std::fs::read_to_string(&k)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("CLIENT_RANDOM"))
+        .unwrap()
+        .to_string();
+    let only_first = dir.path().join("first.keys");
+    std::fs::write(&only_first, format!("{first}\n")).unwrap();
+    let (doc, _) = common::run_json(
+        &path,
+        &["--keylog", only_first.to_str().unwrap(), "--detail", "full"],
+    );
+    let tls = &only_flow(&doc)["tls"];
+    assert_eq!(tls["decrypted"], true);
+    for dir in ["to_server", "to_client"] {
+        assert!(tls[dir].get("renegotiations").is_none(), "{dir}");
+        assert!(
+            tls[dir]["undecryptable_records"].as_u64().unwrap() > 0,
+            "{dir}"
+        );
+    }
+
+    let Some(_) = tshark() else { return };
+    let out = Command::new("tshark")
+        .arg("-n")
+        .arg("-r")
+        .arg(&path)
+        .arg("-o")
+        .arg(format!("tls.keylog_file:{}", k.display()))
+        .args(["-d", "tcp.port==465,tls", "-Y", "smtp.req"])
+        .args(["-T", "fields", "-e", "smtp.req.command"])
+        .output()
+        .unwrap();
+    let cmds: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.to_uppercase())
+        .collect();
+    assert_eq!(cmds, ["EHLO", "NOOP", "QUIT"]);
+    assert_eq!(stats["commands"], cmds.len() as u64);
+}
+
+fn flow_from(doc: &Value, port: u64) -> &Value {
+    doc["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["client"]["port"] == port)
+        .unwrap()
+}
+
+/// The client's SMTP commands tshark decrypts in one connection of a capture.
+fn tshark_commands(path: &Path, keys: &Path, port: u64) -> Vec<String> {
+    let out = Command::new("tshark")
+        .arg("-n")
+        .arg("-r")
+        .arg(path)
+        .arg("-o")
+        .arg(format!("tls.keylog_file:{}", keys.display()))
+        .args(["-d", "tcp.port==465,tls", "-Y"])
+        .arg(format!("smtp.req && tcp.srcport == {port}"))
+        .args(["-T", "fields", "-e", "smtp.req.command"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.to_uppercase())
+        .collect()
+}
+
+/// TLS 1.3 0-RTT: the second connection resumes with the first one's ticket and sends EHLO
+/// as early data. Accepted, it decrypts with CLIENT_EARLY_TRAFFIC_SECRET and reaches the SMTP
+/// session as tshark reads it; refused by the server (a new s_server that cannot read the
+/// ticket), the server never read it, so neither does the session, and nothing counts as
+/// undecryptable. Without the early secret the early records are passed over the same way.
+#[test]
+fn early_data_is_decrypted_when_the_server_takes_it() {
+    let cases = [
+        ("smtps-465-keylog-tls13-early-data.pcap", true),
+        ("smtps-465-keylog-tls13-early-data-rejected.pcap", false),
+    ];
+    for (capture, accepted) in cases {
+        let path = common::fixtures().join(capture);
+        let k = keys(capture);
+        let full = ["--keylog", k.to_str().unwrap(), "--detail", "full"];
+        let (doc, _) = common::run_json(&path, &full);
+        let flows = doc["flows"].as_array().unwrap();
+        assert_eq!(flows.len(), 2, "{capture}");
+        let second = flows
+            .iter()
+            .max_by_key(|f| f["client"]["port"].as_u64().unwrap())
+            .unwrap();
+        let port = second["client"]["port"].as_u64().unwrap();
+        let tls = &second["tls"];
+        assert_eq!(tls["decrypted"], true, "{capture}");
+        assert_eq!(tls["client"]["early_data"], true, "{capture}");
+        for dir in ["to_server", "to_client"] {
+            assert!(
+                tls[dir].get("undecryptable_records").is_none(),
+                "{capture} {dir}"
+            );
+        }
+        let smtp = &second["smtp"];
+        if accepted {
+            assert_eq!(smtp["helo"], "client.test.example", "{capture}");
+            assert_eq!(smtp["stats"]["commands"], 2, "{capture}");
+        } else {
+            assert!(smtp["helo"].is_null(), "{capture}");
+            assert_eq!(smtp["stats"]["commands"], 1, "{capture}");
+        }
+        // Without the early secret: the early records are skipped, not failures.
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(&k).unwrap();
+        let no_early: String = text
+            .lines()
+            .filter(|l| !l.starts_with("CLIENT_EARLY_TRAFFIC_SECRET"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let kl = dir.path().join("noearly.keys");
+        std::fs::write(&kl, no_early).unwrap();
+        let (doc, _) = common::run_json(
+            &path,
+            &["--keylog", kl.to_str().unwrap(), "--detail", "full"],
+        );
+        let f = flow_from(&doc, port);
+        assert_eq!(f["tls"]["decrypted"], true, "{capture}");
+        assert!(
+            f["tls"]["to_server"].get("undecryptable_records").is_none(),
+            "{capture}"
+        );
+        assert!(f["smtp"]["helo"].is_null(), "{capture}");
+
+        if tshark().is_none() {
+            continue;
+        }
+        // tshark decrypts the early EHLO whether or not the server took it.
+        let cmds = tshark_commands(&path, &k, port);
+        assert_eq!(cmds, ["EHLO", "QUIT"], "{capture}");
+        let ours = smtp["stats"]["commands"].as_u64().unwrap() as usize;
+        assert_eq!(ours, if accepted { cmds.len() } else { cmds.len() - 1 });
     }
 }

@@ -228,6 +228,10 @@ pub struct TlsDirRecord {
     pub undecryptable_records: u64,
     #[serde(skip_serializing_if = "is_zero")]
     pub decrypted_bytes: u64,
+    /// With keys, TLS 1.2 and older: times this side switched to the keys of a renegotiation
+    /// (a handshake inside the encrypted stream) at its ChangeCipherSpec. Omitted at 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub renegotiations: u64,
 }
 
 fn is_zero(n: &u64) -> bool {

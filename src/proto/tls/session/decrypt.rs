@@ -6,14 +6,16 @@
 //!
 //! Only sessions with keys pay for any of this: without them no body is copied.
 
+use super::early::{Early, EarlyRecord};
+use super::keys::{self, tls13_keys};
 use super::*;
-use crate::proto::tls::decrypt::schedule::{self, HashAlg, KeyBytes, Prf};
-use crate::proto::tls::decrypt::{self as dec, RecordKeys, RecordMode, Suite};
+use crate::proto::tls::decrypt::schedule::{self, KeyBytes};
+use crate::proto::tls::decrypt::{self as dec, RecordKeys, Suite};
 use crate::proto::tls::keylog::{ClientSecrets, KeySource};
 
 /// Decrypted application bytes held per direction until the caller takes them; past it
 /// they are counted and dropped (the caller takes them after every chunk it feeds).
-const MAX_PLAIN: usize = 1 << 20;
+pub(super) const MAX_PLAIN: usize = 1 << 20;
 
 /// What decryption knows of a session.
 #[derive(Debug)]
@@ -23,14 +25,24 @@ pub(super) struct Decryption {
     /// The TLS 1.3 suite (its hash drives key updates).
     suite: Option<Suite>,
     tls13: bool,
-    dirs: [DirDecrypt; 2],
+    /// TLS 1.2 and older: the client random of a renegotiation's ClientHello, until its
+    /// ServerHello says how to derive the keys.
+    reneg_random: Option<[u8; 32]>,
+    /// TLS 1.3: the ClientHello offered early data, and the 0-RTT state when the key log has
+    /// its secret.
+    early_offered: bool,
+    pub(super) early: Option<Box<Early>>,
+    pub(super) dirs: [DirDecrypt; 2],
 }
 
 #[derive(Debug, Default)]
-struct DirDecrypt {
-    keys: Option<RecordKeys>,
+pub(super) struct DirDecrypt {
+    pub(super) keys: Option<RecordKeys>,
     /// TLS 1.2 and older: keys that take effect at this side's ChangeCipherSpec.
     next: Option<RecordKeys>,
+    /// `next` comes from a renegotiation (counted when it takes effect).
+    next_renegotiated: bool,
+    renegotiations: u64,
     /// TLS 1.3: the traffic secret in use after the handshake, for KeyUpdate.
     secret: Option<KeyBytes>,
     /// The body of the record being collected, when it is one to decrypt.
@@ -39,30 +51,50 @@ struct DirDecrypt {
     /// Decrypted handshake bytes not yet a whole message.
     hs: Vec<u8>,
     plain: Vec<u8>,
-    ok: u64,
+    pub(super) ok: u64,
     failed: u64,
     plain_bytes: u64,
     dropped: u64,
     finished: bool,
 }
 
+impl DirDecrypt {
+    /// Application bytes for the caller, up to [`MAX_PLAIN`] held (the rest counted).
+    pub(super) fn push_plain(&mut self, content: &[u8]) {
+        self.plain_bytes += content.len() as u64;
+        if self.plain.len() + content.len() <= MAX_PLAIN {
+            self.plain.extend_from_slice(content);
+        } else {
+            self.dropped += content.len() as u64;
+        }
+    }
+}
+
 impl Decryption {
-    /// Records of `dir` decrypted and authenticated, and those that failed.
-    pub(super) fn counts(&self, dir: Direction) -> (u64, u64, u64) {
-        self.dirs
-            .get(dir.index())
-            .map_or((0, 0, 0), |d| (d.ok, d.failed, d.plain_bytes))
+    pub(super) fn new(secrets: ClientSecrets, source: KeySource, tls13: bool) -> Self {
+        Decryption {
+            secrets,
+            source,
+            suite: None,
+            tls13,
+            reneg_random: None,
+            early_offered: false,
+            early: None,
+            dirs: [DirDecrypt::default(), DirDecrypt::default()],
+        }
+    }
+
+    /// Records of `dir` decrypted and authenticated, those that failed, the application
+    /// bytes recovered, and the renegotiated keys this side switched to.
+    pub(super) fn counts(&self, dir: Direction) -> (u64, u64, u64, u64) {
+        self.dirs.get(dir.index()).map_or((0, 0, 0, 0), |d| {
+            (d.ok, d.failed, d.plain_bytes, d.renegotiations)
+        })
     }
 
     pub(super) fn any_decrypted(&self) -> bool {
         self.dirs.iter().any(|d| d.ok > 0)
     }
-}
-
-/// TLS 1.3 keys of a direction from its traffic secret.
-fn tls13_keys(suite: Suite, secret: &[u8]) -> Option<RecordKeys> {
-    let (key, iv) = schedule::traffic_keys(suite.hash, secret, suite.aead.key_len())?;
-    RecordKeys::new(suite.aead, &key, &iv, RecordMode::Tls13)
 }
 
 impl TlsSession {
@@ -73,25 +105,24 @@ impl TlsSession {
         else {
             return;
         };
-        if ch.sslv2 || self.dec.is_some() {
+        // Keys from a ClientHello's early data are replaced; others are final.
+        let early = match self.dec.take() {
+            Some(mut d) if d.early.is_some() => Some((d.early.take(), d.dirs[0].failed)),
+            Some(d) => {
+                self.dec = Some(d);
+                return;
+            }
+            None => None,
+        };
+        if ch.sslv2 {
             return;
         }
         let Some(secrets) = store.lookup(&ch.random) else {
             return;
         };
         let source = secrets.source.unwrap_or(KeySource::Keylog);
-        let mut d = Decryption {
-            secrets,
-            source,
-            suite: None,
-            tls13: sh.selected_version == Version::TLS13,
-            dirs: [DirDecrypt::default(), DirDecrypt::default()],
-        };
-        let tls12_family = matches!(
-            sh.selected_version,
-            Version::TLS10 | Version::TLS11 | Version::TLS12
-        );
-        let master = d.secrets.master.clone();
+        let mut d = Decryption::new(secrets, source, sh.selected_version == Version::TLS13);
+        d.early_offered = ch.early_data;
         if d.tls13 {
             let Some(suite) = dec::tls13_suite(sh.cipher) else {
                 return;
@@ -102,86 +133,20 @@ impl TlsSession {
             };
             d.dirs[0].keys = keys(&d.secrets.client_handshake);
             d.dirs[1].keys = keys(&d.secrets.server_handshake);
-        } else if let (true, Some(master)) = (tls12_family, master) {
-            let prf = |h| {
-                if sh.selected_version == Version::TLS12 {
-                    Prf::Tls12(h)
-                } else {
-                    Prf::Tls10
-                }
-            };
-            let block = |len| {
-                schedule::key_block(
-                    prf(HashAlg::Sha256),
-                    master.bytes(),
-                    &ch.random,
-                    &sh.random,
-                    len,
-                )
-            };
-            if let Some(suite) =
-                dec::tls12_suite(sh.cipher).filter(|_| sh.selected_version == Version::TLS12)
-            {
-                let (kl, il) = (suite.aead.key_len(), suite.tls12_iv_len());
-                let block = schedule::key_block(
-                    Prf::Tls12(suite.hash),
-                    master.bytes(),
-                    &ch.random,
-                    &sh.random,
-                    2 * kl + 2 * il,
-                );
-                let mode = match suite.aead {
-                    dec::AeadAlg::ChaCha20Poly1305 => RecordMode::Tls12XorNonce,
-                    _ => RecordMode::Tls12ExplicitNonce,
-                };
-                // RFC 5246 section 6.3: client key, server key, client IV, server IV (AEAD
-                // suites have no MAC keys).
-                if let Some(b) = block {
-                    let part = |from: usize, len: usize| b.get(from..from + len);
-                    if let (Some(ck), Some(sk), Some(ci), Some(si)) = (
-                        part(0, kl),
-                        part(kl, kl),
-                        part(2 * kl, il),
-                        part(2 * kl + il, il),
-                    ) {
-                        d.dirs[0].next = RecordKeys::new(suite.aead, ck, ci, mode);
-                        d.dirs[1].next = RecordKeys::new(suite.aead, sk, si, mode);
-                    }
-                }
-            } else if let Some(suite) = dec::cbc_suite(sh.cipher) {
-                let (ml, kl) = (suite.mac.output_len(), suite.key_len);
-                let tls10 = sh.selected_version == Version::TLS10;
-                // RFC 7366: encrypt_then_mac (extension 22) in the ServerHello.
-                let etm = sh.extensions.contains(&22);
-                let block = if sh.selected_version == Version::TLS12 {
-                    schedule::key_block(
-                        Prf::Tls12(suite.prf_hash),
-                        master.bytes(),
-                        &ch.random,
-                        &sh.random,
-                        2 * (ml + kl + 16),
-                    )
-                } else {
-                    block(2 * (ml + kl + 16))
-                };
-                // MAC keys, then cipher keys, then IVs (used by TLS 1.0 only).
-                if let Some(b) = block {
-                    let part = |from: usize, len: usize| b.get(from..from + len);
-                    if let (Some(cm), Some(sm), Some(ck), Some(sk), Some(ci), Some(si)) = (
-                        part(0, ml),
-                        part(ml, ml),
-                        part(2 * ml, kl),
-                        part(2 * ml + kl, kl),
-                        part(2 * (ml + kl), 16),
-                        part(2 * (ml + kl) + 16, 16),
-                    ) {
-                        d.dirs[0].next = RecordKeys::new_cbc(ck, suite.mac, cm, ci, tls10, etm);
-                        d.dirs[1].next = RecordKeys::new_cbc(sk, suite.mac, sm, si, tls10, etm);
-                    }
-                }
+            // Early data may come first: the client's handshake keys wait for its end.
+            if let Some((Some(mut e), failed)) = early {
+                e.handshake = d.dirs[0].keys.take();
+                e.keep_suite(sh.cipher);
+                d.early = Some(e);
+                d.dirs[0].failed = failed;
             }
+        } else if let Some(master) = &d.secrets.master
+            && let Some([c, s]) = keys::tls12_keys(master.bytes(), &ch.random, sh)
+        {
+            d.dirs[0].next = c;
+            d.dirs[1].next = s;
         }
-        if d.dirs.iter().any(|x| x.keys.is_some() || x.next.is_some()) {
+        if d.early.is_some() || d.dirs.iter().any(|x| x.keys.is_some() || x.next.is_some()) {
             self.dec = Some(Box::new(d));
         }
     }
@@ -197,14 +162,21 @@ impl TlsSession {
             return false;
         };
         if !tls13 && hdr.content_type == ContentType::CHANGE_CIPHER_SPEC {
-            // Renegotiation installs new keys only if the key log had them: the old ones
-            // then stop (their records would fail anyway).
+            // A renegotiation installs new keys only if the key log had them: without them
+            // the old ones stay, and the records that follow fail and are counted.
             if let Some(next) = dd.next.take() {
                 dd.keys = Some(next);
+                if std::mem::take(&mut dd.next_renegotiated) {
+                    dd.renegotiations += 1;
+                }
             }
             return false;
         }
-        dd.collecting = dd.keys.is_some()
+        let early = dir == Direction::ToServer && d.early.is_some();
+        let Some(dd) = d.dirs.get_mut(dir.index()) else {
+            return false;
+        };
+        dd.collecting = (dd.keys.is_some() || early)
             && hdr.content_type != ContentType::CHANGE_CIPHER_SPEC
             && (!tls13 || hdr.content_type == ContentType::APPLICATION_DATA);
         dd.body.clear();
@@ -232,10 +204,7 @@ impl TlsSession {
         hdr: RecordHeader,
         meta: EventMeta,
     ) -> bool {
-        let Some(d) = self.dec.as_mut() else {
-            return false;
-        };
-        let Some(dd) = d.dirs.get_mut(dir.index()) else {
+        let Some(dd) = self.dec.as_mut().and_then(|d| d.dirs.get_mut(dir.index())) else {
             return false;
         };
         if !std::mem::take(&mut dd.collecting) {
@@ -245,8 +214,27 @@ impl TlsSession {
         let [v0, v1] = hdr.version.0.to_be_bytes();
         let [l0, l1] = hdr.len.to_be_bytes();
         let header = [hdr.content_type.0, v0, v1, l0, l1];
+        if dir == Direction::ToServer
+            && let EarlyRecord::Done = self.early_record(header, &body)
+        {
+            self.recycle(dir, body);
+            return true;
+        }
+        let Some(d) = self.dec.as_mut() else {
+            return false;
+        };
+        // Early data the server skipped (RFC 8446 section 4.2.10) is not the handshake
+        // keys' failure: before the client's Finished such a record is passed over.
+        let skip_early = d.early_offered && d.tls13 && !d.dirs[0].finished;
+        let Some(dd) = d.dirs.get_mut(dir.index()) else {
+            return false;
+        };
         let plain = dd.keys.as_mut().and_then(|k| k.decrypt(header, &mut body));
         let Some(p) = plain else {
+            if skip_early && dir == Direction::ToServer {
+                self.recycle(dir, body);
+                return true;
+            }
             dd.failed += 1;
             dd.body = body;
             dd.body.clear();
@@ -264,14 +252,7 @@ impl TlsSession {
         dd.ok += 1;
         let content = body.get(p.start..p.end).unwrap_or_default();
         match ContentType(p.content_type) {
-            ContentType::APPLICATION_DATA => {
-                dd.plain_bytes += content.len() as u64;
-                if dd.plain.len() + content.len() <= MAX_PLAIN {
-                    dd.plain.extend_from_slice(content);
-                } else {
-                    dd.dropped += content.len() as u64;
-                }
-            }
+            ContentType::APPLICATION_DATA => dd.push_plain(content),
             ContentType::ALERT => {
                 let pairs: Vec<(u8, u8)> = content
                     .chunks_exact(2)
@@ -306,11 +287,16 @@ impl TlsSession {
             }
             _ => {}
         }
+        self.recycle(dir, body);
+        true
+    }
+
+    /// The record buffer goes back to its direction for the next record.
+    fn recycle(&mut self, dir: Direction, mut body: Vec<u8>) {
         if let Some(dd) = self.dec.as_mut().and_then(|d| d.dirs.get_mut(dir.index())) {
             body.clear();
             dd.body = body;
         }
-        true
     }
 
     fn on_decrypted_message(
@@ -324,11 +310,15 @@ impl TlsSession {
             return;
         };
         let Some(suite) = d.suite.filter(|_| d.tls13) else {
-            // TLS 1.2 and older: the Finished and any renegotiation stay unread.
+            self.on_renegotiation_message(dir, ty, body);
             return;
         };
         let tls13 = true;
         match ty {
+            // EncryptedExtensions: whether the server took the early data.
+            HandshakeType(8) if dir == Direction::ToClient && d.early.is_some() => {
+                self.early_answer(body);
+            }
             HandshakeType::CERTIFICATE
                 if tls13 && dir == Direction::ToClient && !self.cert_seen =>
             {
@@ -368,6 +358,42 @@ impl TlsSession {
                 {
                     dd.keys = tls13_keys(suite, &next);
                     dd.secret = Some(next);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// TLS 1.2 and older: a handshake message inside the encrypted stream belongs to a
+    /// renegotiation (RFC 5746). Its ClientHello brings a new client random, its ServerHello
+    /// the server random and suite; with the key log's master secret for that client random
+    /// both sides get new keys, each taking effect at that side's next ChangeCipherSpec.
+    fn on_renegotiation_message(&mut self, dir: Direction, ty: HandshakeType, body: &[u8]) {
+        let Some(d) = self.dec.as_mut() else {
+            return;
+        };
+        match (dir, ty) {
+            (Direction::ToServer, HandshakeType::CLIENT_HELLO) => {
+                d.reneg_random = handshake::parse_client_hello(body)
+                    .ok()
+                    .filter(|ch| !ch.sslv2)
+                    .map(|ch| ch.random);
+            }
+            (Direction::ToClient, HandshakeType::SERVER_HELLO) => {
+                let (Some(random), Some(store)) = (d.reneg_random.take(), &self.ctx.keys) else {
+                    return;
+                };
+                let Ok(sh) = handshake::parse_server_hello(body) else {
+                    return;
+                };
+                let Some(master) = store.lookup(&random).and_then(|s| s.master) else {
+                    return;
+                };
+                if let Some(pair) = keys::tls12_keys(master.bytes(), &random, &sh) {
+                    for (dd, k) in d.dirs.iter_mut().zip(pair) {
+                        dd.next_renegotiated = k.is_some();
+                        dd.next = k;
+                    }
                 }
             }
             _ => {}

@@ -166,6 +166,7 @@ impl TlsSession {
         self.ja3 = Some(ja3::ja3(&ch));
         self.ja4 = Some(ja4::ja4(&ch));
         self.client_hello = Some((ch, meta));
+        self.start_early_decryption();
         if self.ctx.starttls_refused.is_some() && self.outcome == Outcome::Pending {
             // The server refused STARTTLS and still reads SMTP commands: this handshake
             // cannot complete (it answers the ClientHello as a bad command, or not at all).

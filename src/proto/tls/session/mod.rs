@@ -30,7 +30,9 @@ use super::record::{self, HEADER_LEN, RecordHeader};
 use super::{EndKind, TlsContext};
 
 mod decrypt;
+mod early;
 mod framing;
+mod keys;
 mod messages;
 mod outcome;
 mod records;

@@ -168,6 +168,20 @@ impl TlsSession {
             match dir {
                 Direction::ToServer => {
                     t.client_records += 1;
+                    // After accepted 0-RTT data the client's first encrypted record is
+                    // EndOfEarlyData (RFC 8446 section 4.5), as small as an alert; a record
+                    // after it shows it was not a fatal alert: the next one is the Finished.
+                    let early = self
+                        .client_hello
+                        .as_ref()
+                        .is_some_and(|(ch, _)| ch.early_data);
+                    if early
+                        && t.client_records == 2
+                        && t.server_after_client == 0
+                        && outcome::alert_sized(t.client_first_len)
+                    {
+                        t.client_records = 1;
+                    }
                     if t.client_records == 1 {
                         t.client_first_len = len;
                         t.client_first_meta = meta;

@@ -79,6 +79,7 @@ impl TlsSession {
                     st.decrypted_records,
                     st.undecryptable_records,
                     st.decrypted_bytes,
+                    st.renegotiations,
                 ) = dec.counts(d);
             }
             st
