@@ -189,6 +189,28 @@ impl Correlator {
         &self.stats
     }
 
+    /// Everything a full cross-connection table turned away so far in the run: servers,
+    /// client/server pairs, sources and usernames not remembered, entries dropped past a
+    /// per-key cap, flows that could not wait for earlier evidence, findings of open flows
+    /// written with the run's findings. The scan rule's limits are counted apart.
+    pub fn untracked(&self) -> u64 {
+        let starttls = self.starttls.drops();
+        let fallback = self.fallback.drops();
+        let spray = self.spray.drops();
+        [
+            starttls.servers_full,
+            starttls.waiting_full,
+            fallback.pairs_full,
+            fallback.entries_over_cap,
+            spray.keys_full,
+            spray.events_over_cap,
+            self.stats.implicit_tls_servers_dropped,
+            self.stats.pending_overflow,
+        ]
+        .iter()
+        .sum()
+    }
+
     /// Cross-connection findings decided after the flow they belong to was reported (its
     /// evidence came from a connection that closed later); reported with the run's findings.
     /// Taken as soon as they are decided (the caller maps a chained capture's frame numbers
@@ -772,6 +794,7 @@ mod tests {
             c.evidence(evidence(&f, 0, fact));
         }
         assert_eq!(c.stats().pending_overflow, 1);
+        assert_eq!(c.untracked(), 1, "the overflow is counted for the report");
         assert_eq!(c.take_late().len(), 1);
         // Flows that never finish: their findings go with the run's at the end of the capture.
         c.end_capture(&mut ready);

@@ -316,4 +316,7 @@ pub struct FlowTableStats {
     /// Flows with a `connection_failed` written before their wait for a scan verdict was
     /// over, because too many were waiting.
     pub scan_holds_overflow: u64,
+    /// What the run's cross-connection tables turned away while this capture was read (see
+    /// `Correlator::untracked`; counted by the correlator, not the table).
+    pub cross_connection_untracked: u64,
 }

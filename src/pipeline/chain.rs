@@ -580,6 +580,7 @@ fn stats_between(b: &FlowTableStats, a: &FlowTableStats) -> FlowTableStats {
         scanners,
         scan_sources_untracked,
         scan_holds_overflow,
+        cross_connection_untracked,
     } = a.clone();
     FlowTableStats {
         flows: flows.saturating_sub(b.flows),
@@ -609,6 +610,8 @@ fn stats_between(b: &FlowTableStats, a: &FlowTableStats) -> FlowTableStats {
         scanners: scanners.saturating_sub(b.scanners),
         scan_sources_untracked: scan_sources_untracked.saturating_sub(b.scan_sources_untracked),
         scan_holds_overflow: scan_holds_overflow.saturating_sub(b.scan_holds_overflow),
+        cross_connection_untracked: cross_connection_untracked
+            .saturating_sub(b.cross_connection_untracked),
     }
 }
 

@@ -159,6 +159,8 @@ struct Tally {
     /// Entries of inputs that could not be read, held until an input is read: when none is,
     /// there is no report (only the errors on stderr), so nothing may have been written.
     unread: Vec<CaptureRecord>,
+    /// The correlator's `untracked` total already reported with an earlier capture.
+    untracked_reported: u64,
 }
 
 impl Tally {
@@ -170,6 +172,7 @@ impl Tally {
             ready: Vec::new(),
             late: Vec::new(),
             unread: Vec::new(),
+            untracked_reported: 0,
         }
     }
 
@@ -275,6 +278,10 @@ impl Tally {
                 record.flow_table.scanners += scans.scanners;
                 record.flow_table.scan_sources_untracked += scans.sources_untracked;
                 record.flow_table.scan_holds_overflow += scans.holds_overflow;
+                let untracked = self.correlator.untracked();
+                record.flow_table.cross_connection_untracked +=
+                    untracked.saturating_sub(self.untracked_reported);
+                self.untracked_reported = untracked;
                 for unread in self.unread.drain(..) {
                     sink.capture(&unread)?;
                 }

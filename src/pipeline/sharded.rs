@@ -671,6 +671,7 @@ fn add_stats(sum: &mut FlowTableStats, s: &FlowTableStats) {
         scanners,
         scan_sources_untracked,
         scan_holds_overflow,
+        cross_connection_untracked,
     } = s;
     sum.flows += flows;
     sum.closed_fin += closed_fin;
@@ -696,4 +697,5 @@ fn add_stats(sum: &mut FlowTableStats, s: &FlowTableStats) {
     sum.scanners += scanners;
     sum.scan_sources_untracked += scan_sources_untracked;
     sum.scan_holds_overflow += scan_holds_overflow;
+    sum.cross_connection_untracked += cross_connection_untracked;
 }
