@@ -15,6 +15,11 @@ use smtpaudit::pipeline::{self, Observer};
 use smtpaudit::proto::tls::keylog::{KeyLog, KeySource, KeyStore};
 use smtpaudit::report::{self, SinkOptions};
 
+/// Flow records are built on worker threads and freed on the one that writes the report:
+/// see Cargo.toml for why mimalloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(message) = cli.check() {

@@ -155,7 +155,7 @@ fn generated_mixed_capture_gives_the_same_report_with_any_thread_count() {
         "{capture}"
     );
 
-    // gzip: decompressed once, on one thread, whatever --threads says.
+    // gzip: decompressed once, by the reading thread, and spread over the workers.
     let gz = dir.path().join("mixed.pcap.gz");
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut enc, &bytes).unwrap();

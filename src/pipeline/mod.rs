@@ -7,6 +7,7 @@
 
 mod chain;
 mod files;
+mod framer;
 mod sharded;
 
 use std::collections::BTreeSet;
@@ -71,7 +72,7 @@ pub fn run(
         note_stop(cfg, obs);
         return outcome;
     }
-    let mode = ReadMode::for_readers(cfg.threads);
+    let mode = ReadMode::Stream;
     let mut tally = Tally::new(cfg);
     for unit in units {
         if cfg.stop.requested() {
@@ -332,11 +333,10 @@ impl Tally {
             .map_err(CaptureFailure::Unreadable)
             .and_then(|reader| {
                 let mut emit = |out: Output| self.output(sink, out, None);
-                // Workers each read the file, so only a regular file can be shared out; a pipe
-                // (a live capture) runs on one thread and its flows are reported the moment
-                // they close. Decompression would be repeated by every worker, and it is most
-                // of the cost of a gzip capture: those run on one thread too.
-                if cfg.threads > 1 && reader.total_size().is_some() && !reader.is_compressed() {
+                // A file (gzip included: it is decompressed once, by the reading thread) is
+                // shared out in rounds of frames; a pipe (a live capture) runs on one thread
+                // so that its flows are reported the moment they close, not a round later.
+                if cfg.threads > 1 && reader.total_size().is_some() {
                     sharded::analyse_capture(cfg, reader, obs, &mut emit)
                 } else {
                     analyse_capture(cfg, reader, obs, &mut emit)

@@ -1,20 +1,14 @@
 //! One capture file analysed by N worker threads, each owning the flows whose canonical
-//! 5-tuple hashes to it ([`FlowKey::shard_hash`]), with a report identical to one thread's.
+//! 5-tuple hashes to it ([`crate::flow::FlowKey::shard_hash`]), with a report identical to one thread's.
 //!
-//! Every worker reads the whole file through a reader of its own and decodes every frame,
-//! then runs its flow table on its own shard's segments only, straight from its read buffer.
-//! Reading and decoding are cheap next to reassembly and analysis, and cheaper still than
-//! handing segments from one reading thread to the others: copying every payload into
-//! batches for another core costs more than decoding the frame twice, and a reading thread
-//! is one more stage to wait on. The page cache serves the second reader; the file is read
-//! from disk once. Compressed captures, where decompression is most of the work, run on one
-//! thread (see [`super::run_readers`]).
-//!
-//! Workers hand what they finished to the calling thread in *rounds*, one per
-//! [`ROUND_FRAMES`] frames: since every worker sees every frame, round `r` of every worker
-//! covers the same frames. The calling thread merges each round's flows into report order
-//! and writes them to the sink (which stays on the thread that owns it). A few rounds in
-//! flight per worker bound the memory and keep the workers within reach of each other.
+//! A reading thread ([`super::framer`]) reads and decodes every frame once and hands each
+//! worker, in *rounds*, the segments of its shard and a tick whenever another shard's segment
+//! moves the capture clock into a new second. Workers hand what they finished to the calling
+//! thread after each round; since every worker gets a batch for every round, round `r` of
+//! every worker covers the same frames. The calling thread merges each round's flows into
+//! report order and writes them to the sink (which stays on the thread that owns it). A few
+//! rounds in flight per worker bound the memory and keep the workers within reach of each
+//! other.
 //!
 //! Why the merged order is the sequential order. One flow table closes flows
 //! - while it processes frame `f` (FIN, RST, port reuse, eviction), in the order it decides;
@@ -22,8 +16,9 @@
 //!   it, oldest touched first (capture second of the last packet, then creation order);
 //! - at end of input, in creation order.
 //!
-//! Every worker moves its table's clock on every TCP segment of the capture, its own or not,
-//! so every shard sweeps at the same point of the capture. Each finished flow gets a
+//! Every worker moves its table's clock on every TCP segment of the capture that enters a new
+//! second, its own or not (the reading thread's ticks), so every shard sweeps at the same
+//! point of the capture. Each finished flow gets a
 //! [`CloseKey`] saying where it closed; sorting a round's flows by key reproduces the order of
 //! a single table, because creation order is first-frame order and a frame belongs to one
 //! shard only. The high-water mark of live flows is recomputed the same way from per-shard
@@ -45,45 +40,28 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread;
 
-use super::{CaptureFailure, Emit, InputFacts, Observer, PROGRESS_EVERY};
+use super::framer::{Batch, Framer, Item, Progress, ReadOutcome};
+use super::{CaptureFailure, Emit, Observer};
 use crate::analysis::{Analyzer, FlowState, Output};
-use crate::capture::{CaptureError, CaptureReader, ReadMode};
+use crate::capture::CaptureReader;
 use crate::cli::Config;
-use crate::decode::{Decoded, IcmpError};
+use crate::decode::IcmpError;
 use crate::flow::{
-    CloseReason, Direction, Endpoint, EventMeta, FlowConfig, FlowHandler, FlowInfo, FlowKey,
-    FlowTable, FlowTableStats, Interest, StreamEvent,
+    CloseReason, Direction, EventMeta, FlowConfig, FlowHandler, FlowInfo, FlowTable,
+    FlowTableStats, Interest, StreamEvent,
 };
 use crate::report::model::CaptureRecord;
 
-/// Frames per round: every worker hands in what it finished after each multiple of this.
-/// Workers drift apart by up to `ROUNDS_IN_FLIGHT` rounds; 1,024 keeps that within the
-/// windows the file's readers share (src/capture/windows.rs): with 4,096 and 8 MiB of shared
-/// windows, two workers on the 1 GB benchmark were too far apart for a third of the windows
-/// and read those twice.
-const ROUND_FRAMES: u64 = 1024;
-/// Rounds a worker may be ahead of the merge, at most.
+/// Rounds a worker may be ahead of the merge, and the reading thread ahead of a worker, at
+/// most.
 const ROUNDS_IN_FLIGHT: usize = 2;
 /// Flows per round at the end of input, where a worker finishes its whole table: a flood
 /// leaves it full, and its records sent as one round would cost more than the table.
 const END_FLOWS: usize = 256;
-
-/// The frame at which every worker ends after a stop, as the merge sets it when it has
-/// merged `merged` rounds: beyond the furthest any worker can have read by then. A worker
-/// has sent at most `ROUNDS_IN_FLIGHT` rounds the merge has not taken and waits to send the
-/// next one at its end, so it can be at most at frame `(merged + ROUNDS_IN_FLIGHT + 1) *
-/// ROUND_FRAMES`, and passes the next boundary only after the merge has taken a round, which
-/// it does after setting the end. Every worker thus stops at the same frame, and the merge
-/// stays the one of a single table that read the capture up to there.
-fn stop_frame(merged: u64) -> u64 {
-    merged
-        .saturating_add(ROUNDS_IN_FLIGHT as u64 + 2)
-        .saturating_mul(ROUND_FRAMES)
-}
 
 /// Where in the capture something happened, in the order one flow table does things.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -240,21 +218,6 @@ struct Round {
     partial: Option<CloseKey>,
 }
 
-/// Progress of the first worker, shown by the calling thread (the observer stays there).
-#[derive(Default)]
-struct Progress {
-    input_bytes: AtomicU64,
-    packets: AtomicU64,
-}
-
-/// What a worker hands back when its input ends; the first worker's is the capture's.
-struct ReadOutcome {
-    reader: CaptureReader,
-    facts: InputFacts,
-    /// The error that ended the input early, if any.
-    error: Option<CaptureError>,
-}
-
 /// One worker's flow table and where it stands in the capture.
 struct Shard {
     table: FlowTable<Recorder>,
@@ -301,24 +264,17 @@ impl Shard {
     }
 }
 
-/// A worker: reads the whole capture, runs the flow table of shard `shard` of `shards`, and
-/// sends a round every [`ROUND_FRAMES`] frames until the input ends or the merge hangs up.
-struct Worker<'a> {
-    shard: u64,
-    shards: u64,
+/// A worker: runs the flow table of its shard on the batches the reading thread hands it,
+/// and sends a round of what finished after each batch, until the input ends or the merge
+/// hangs up.
+struct Worker {
     cfg: Config,
     flow_cfg: FlowConfig,
     capture: String,
-    /// Only the first worker reports progress.
-    progress: Option<&'a Progress>,
-    /// The frame after which the worker stops (`u64::MAX` unless the run is stopped); a
-    /// multiple of [`ROUND_FRAMES`] set by the merge ([`stop_frame`]).
-    end: &'a AtomicU64,
 }
 
-impl Worker<'_> {
-    fn run(self, mut reader: CaptureReader, tx: SyncSender<Round>) -> ReadOutcome {
-        reader.set_key_store(self.cfg.keys.clone());
+impl Worker {
+    fn run(self, from: Receiver<Batch>, spare: Sender<Batch>, tx: SyncSender<Round>) {
         let recorder = Recorder {
             inner: Analyzer::new(self.cfg, self.capture),
             pos: Pos {
@@ -335,68 +291,27 @@ impl Worker<'_> {
             timeout: i64::try_from(self.flow_cfg.idle_timeout_secs).unwrap_or(i64::MAX),
             clock: i64::MIN,
         };
-        let mut facts = InputFacts::new();
-        let mut error = None;
-        loop {
-            match reader.next_frame() {
-                Ok(Some(frame)) => {
-                    match facts.frame(&frame) {
-                        Some((Decoded::Tcp(seg), meta)) => {
-                            shard.tick(meta);
-                            if FlowKey::of(&seg).shard_hash() % self.shards == self.shard {
-                                shard.table.handler_mut().pos = Pos {
-                                    frame: meta.frame,
-                                    phase: Phase::Frame,
-                                };
-                                shard.table.process(&seg, meta);
-                            }
-                        }
-                        // The error goes to the shard that owns the connection it quotes. It
-                        // moves no clock and closes nothing, in any shard.
-                        Some((Decoded::IcmpError(err), meta)) => {
-                            let key = FlowKey::new(
-                                Endpoint {
-                                    ip: err.src,
-                                    port: err.src_port,
-                                },
-                                Endpoint {
-                                    ip: err.dst,
-                                    port: err.dst_port,
-                                },
-                            );
-                            if key.shard_hash() % self.shards == self.shard {
-                                shard.table.icmp_error(&err, meta);
-                            }
-                        }
-                        None => {}
+        while let Ok(mut batch) = from.recv() {
+            for item in &batch.items {
+                match item {
+                    Item::Tick(meta) => shard.tick(*meta),
+                    Item::Segment(held, meta) => {
+                        shard.tick(*meta);
+                        shard.table.handler_mut().pos = Pos {
+                            frame: meta.frame,
+                            phase: Phase::Frame,
+                        };
+                        shard.table.process(&batch.segment(held), *meta);
                     }
-                    if let Some(p) = self.progress
-                        && facts.packets % PROGRESS_EVERY == 0
-                    {
-                        p.input_bytes
-                            .store(reader.input_position(), Ordering::Relaxed);
-                        p.packets.store(facts.packets, Ordering::Relaxed);
-                    }
-                    if facts.packets % ROUND_FRAMES == 0 {
-                        if facts.packets >= self.end.load(Ordering::SeqCst) {
-                            facts.stopped(&reader);
-                            break;
-                        }
-                        // The merge hung up (its output failed): nothing left to do.
-                        if tx.send(shard.round()).is_err() {
-                            return ReadOutcome {
-                                reader,
-                                facts,
-                                error,
-                            };
-                        }
-                    }
+                    Item::Icmp(err, meta) => shard.table.icmp_error(err, *meta),
                 }
-                Ok(None) => break,
-                Err(e) => {
-                    error = Some(e);
-                    break;
-                }
+            }
+            batch.clear();
+            // The reading thread may have ended already; the batch is then simply dropped.
+            let _ = spare.send(batch);
+            // The merge hung up (its output failed): nothing left to do.
+            if tx.send(shard.round()).is_err() {
+                return;
             }
         }
         shard.table.handler_mut().pos = Pos {
@@ -424,11 +339,6 @@ impl Worker<'_> {
             reported_flows: analyzer.reported_flows(),
         });
         let _ = tx.send(last);
-        ReadOutcome {
-            reader,
-            facts,
-            error,
-        }
     }
 }
 
@@ -497,42 +407,20 @@ impl Merger {
     }
 }
 
-/// One capture, its flows spread over `cfg.threads` workers that each read it, merged on the
-/// calling thread into the sink. Falls back to one thread when the file cannot be opened
-/// again (it was removed or replaced since).
+/// One capture, read on a thread of its own, its flows spread over `cfg.threads` workers,
+/// merged on the calling thread into the sink.
 pub(super) fn analyse_capture(
     cfg: &Config,
-    reader: CaptureReader,
+    mut reader: CaptureReader,
     obs: &mut dyn Observer,
     emit: &mut Emit<'_>,
 ) -> Result<CaptureRecord, CaptureFailure> {
     let path = reader.path().to_string();
-    // One store for the workers of this capture (they all read its secrets blocks).
+    // One store for the reader (it takes the key logs a pcapng file carries) and the workers.
     let capture_cfg = cfg.for_capture();
+    reader.set_key_store(capture_cfg.keys.clone());
     let shards = cfg.threads.max(1);
-    let mut readers = Vec::with_capacity(shards);
-    readers.push(reader);
-    while readers.len() < shards {
-        // Readers of one file share its windows: the file is copied into memory about once
-        // rather than once per worker (src/capture/windows.rs).
-        let again = readers
-            .first()
-            .and_then(CaptureReader::reopen)
-            .map_or_else(|| CaptureReader::open_with(&path, ReadMode::Shared), Ok);
-        match again {
-            Ok(r) if r.total_size() == readers.first().and_then(CaptureReader::total_size) => {
-                readers.push(r)
-            }
-            _ => {
-                let mut readers = readers.into_iter();
-                let Some(first) = readers.next() else {
-                    return Err(worker_gone());
-                };
-                return super::analyse_capture(cfg, first, obs, emit);
-            }
-        }
-    }
-    obs.start_capture(&path, readers.first().and_then(CaptureReader::total_size));
+    obs.start_capture(&path, reader.total_size());
     let flow_cfg = FlowConfig {
         max_flows: (cfg.flow.max_flows / shards).max(1),
         memcap: cfg.flow.memcap / shards,
@@ -540,8 +428,9 @@ pub(super) fn analyse_capture(
         ..cfg.flow
     };
     let progress = Progress::default();
-    let end = AtomicU64::new(u64::MAX);
     thread::scope(|scope| {
+        let (spare_tx, spare_rx) = mpsc::channel();
+        let mut to_workers = Vec::with_capacity(shards);
         let mut workers = Vec::with_capacity(shards);
         let mut merger = Merger {
             from: Vec::with_capacity(shards),
@@ -551,34 +440,43 @@ pub(super) fn analyse_capture(
             changes: Vec::new(),
             totals: (0..shards).map(|_| None).collect(),
         };
-        for (i, reader) in readers.into_iter().enumerate() {
-            let (tx, rx) = mpsc::sync_channel(ROUNDS_IN_FLIGHT);
+        for i in 0..shards {
+            let (batch_tx, batch_rx) = mpsc::sync_channel(ROUNDS_IN_FLIGHT);
+            let (round_tx, round_rx) = mpsc::sync_channel(ROUNDS_IN_FLIGHT);
             let worker = Worker {
-                shard: i as u64,
-                shards: shards as u64,
                 cfg: capture_cfg.clone(),
                 flow_cfg,
                 capture: path.clone(),
-                progress: (i == 0).then_some(&progress),
-                end: &end,
             };
-            workers.push(scope.spawn(move || worker.run(reader, tx)));
-            merger.from.push(rx);
+            let spare = spare_tx.clone();
+            let spawned = thread::Builder::new()
+                .name(format!("shard-{i}"))
+                .spawn_scoped(scope, move || worker.run(batch_rx, spare, round_tx));
+            match spawned {
+                Ok(h) => workers.push(h),
+                Err(e) => return Err(CaptureFailure::Output(e)),
+            }
+            to_workers.push(batch_tx);
+            merger.from.push(round_rx);
         }
+        drop(spare_tx);
+        let framer = Framer {
+            stop: cfg.stop.clone(),
+            progress: &progress,
+            to: to_workers,
+            spare: spare_rx,
+        };
+        let reading = thread::Builder::new()
+            .name("reader".to_string())
+            .spawn_scoped(scope, move || framer.run(reader))
+            .map_err(CaptureFailure::Output)?;
         let mut merged = Ok(());
-        let mut rounds = 0u64;
         loop {
             match merger.merge_round(emit) {
-                Ok(true) => {
-                    rounds += 1;
-                    if cfg.stop.requested() && end.load(Ordering::SeqCst) == u64::MAX {
-                        end.store(stop_frame(rounds), Ordering::SeqCst);
-                    }
-                    obs.progress(
-                        progress.input_bytes.load(Ordering::Relaxed),
-                        progress.packets.load(Ordering::Relaxed),
-                    )
-                }
+                Ok(true) => obs.progress(
+                    progress.input_bytes.load(Ordering::Relaxed),
+                    progress.packets.load(Ordering::Relaxed),
+                ),
                 Ok(false) => break,
                 Err(e) => {
                     merged = Err(e);
@@ -586,7 +484,8 @@ pub(super) fn analyse_capture(
                 }
             }
         }
-        // Whatever happened, hang up so that every worker ends, then wait for them.
+        // Whatever happened, hang up so that every worker and the reader end, then wait for
+        // them.
         let Merger {
             max_live,
             totals,
@@ -594,42 +493,26 @@ pub(super) fn analyse_capture(
             ..
         } = merger;
         drop(from);
-        let mut outcomes = Vec::with_capacity(shards);
         let mut panicked = false;
         for h in workers {
-            match h.join() {
-                Ok(outcome) => outcomes.push(outcome),
-                Err(_) => panicked = true,
-            }
+            panicked |= h.join().is_err();
         }
+        let outcome = reading.join();
         merged?;
-        if panicked {
+        let (Ok(outcome), false) = (outcome, panicked) else {
             return Err(worker_gone());
-        }
+        };
         let totals: Vec<ShardTotals> = totals.into_iter().flatten().collect();
         if totals.len() != shards {
             return Err(worker_gone());
         }
-        // Every worker read the same frames; the first one's reading is the capture's.
-        let mut outcomes = outcomes.into_iter();
-        let Some(ReadOutcome {
+        let ReadOutcome {
             mut reader,
             mut facts,
             error,
-        }) = outcomes.next()
-        else {
-            return Err(worker_gone());
-        };
-        let first_error = error.as_ref().map(ToString::to_string);
+        } = outcome;
         if let Some(e) = error {
             facts.read_error(e, &cfg.stop, obs)?;
-        }
-        // A worker whose reading failed elsewhere (an I/O error the others did not meet) lost
-        // the rest of its shard: that is damage to report, not to hide.
-        for e in outcomes.filter_map(|o| o.error) {
-            if first_error.as_deref() != Some(e.to_string().as_str()) {
-                facts.read_error(e, &cfg.stop, obs)?;
-            }
         }
         let mut flow_table = FlowTableStats::default();
         for t in &totals {
