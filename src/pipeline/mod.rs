@@ -402,6 +402,7 @@ struct InputFacts {
     decoder: Decoder,
     packets: u64,
     link_types: BTreeSet<LinkType>,
+    last_link_type: Option<LinkType>,
     warnings: Vec<String>,
     first_packet: Option<Timestamp>,
     last_packet: Option<Timestamp>,
@@ -416,6 +417,7 @@ impl InputFacts {
             decoder: Decoder::new(),
             packets: 0,
             link_types: BTreeSet::new(),
+            last_link_type: None,
             warnings: Vec::new(),
             first_packet: None,
             last_packet: None,
@@ -427,7 +429,11 @@ impl InputFacts {
     /// quoting one.
     fn frame<'a>(&mut self, frame: &Frame<'a>) -> Option<(Decoded<'a>, EventMeta)> {
         self.packets += 1;
-        self.link_types.insert(frame.link_type);
+        // A set insert per frame is measurable; a capture's link type rarely changes.
+        if self.last_link_type != Some(frame.link_type) {
+            self.link_types.insert(frame.link_type);
+            self.last_link_type = Some(frame.link_type);
+        }
         self.first_packet.get_or_insert(frame.ts);
         self.last_packet = Some(frame.ts);
         let meta = EventMeta {
