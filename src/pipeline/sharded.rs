@@ -56,8 +56,10 @@ use crate::flow::{
 };
 use crate::report::model::CaptureRecord;
 
-/// Rounds a worker may be ahead of the merge, and the reading thread ahead of a worker, at
-/// most.
+/// Batches the reading thread may be ahead of a worker (each holds at most
+/// [`super::framer::ROUND_BYTES`] of the capture's bytes).
+const BATCHES_IN_FLIGHT: usize = 2;
+/// Rounds a worker may be ahead of the merge, at most.
 const ROUNDS_IN_FLIGHT: usize = 2;
 /// Flows per round at the end of input, where a worker finishes its whole table: a flood
 /// leaves it full, and its records sent as one round would cost more than the table.
@@ -441,7 +443,7 @@ pub(super) fn analyse_capture(
             totals: (0..shards).map(|_| None).collect(),
         };
         for i in 0..shards {
-            let (batch_tx, batch_rx) = mpsc::sync_channel(ROUNDS_IN_FLIGHT);
+            let (batch_tx, batch_rx) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
             let (round_tx, round_rx) = mpsc::sync_channel(ROUNDS_IN_FLIGHT);
             let worker = Worker {
                 cfg: capture_cfg.clone(),
