@@ -10,7 +10,7 @@
 #   benches/compare.sh [SIZE] [RUNS]      e.g. benches/compare.sh 1G 5
 #
 # Environment: SCORE=/path/to/score.py (default: ../shared/tools/score.py beside the
-# repository when it exists), PEERS=0 to time smtpaudit only, FORMATS="json ndjson" to choose
+# repository when it exists), PEERS=0 to time smtpaudit only, TSHARK_RUNS (default 1), FORMATS="json ndjson" to choose
 # the output formats timed (default: json ndjson ecs text), MIXES="mailday" to choose the
 # corpora (default: large mailday), RSS=0 to skip the peak-RSS table (50M against SIZE).
 #
@@ -114,7 +114,8 @@ for MIX in $MIXES; do
   if [ "$PEERS" != 0 ] && command -v tshark > /dev/null; then
     # Wireshark's dissectors with TCP reassembly: SMTP commands and replies and TLS handshake
     # messages, the closest tshark gets to what smtpaudit reports; -n: no name resolution.
-    timed "tshark (SMTP + TLS fields)" tshark -n -r "$CAP" \
+    # tshark takes about a minute per GB: TSHARK_RUNS runs (default 1), not RUNS.
+    RUNS=${TSHARK_RUNS:-1} timed "tshark (SMTP + TLS fields)" tshark -n -r "$CAP" \
       -Y "smtp.req || smtp.response || tls.handshake" \
       -T fields -e frame.number -e smtp.req.command -e smtp.response.code -e tls.handshake.type
   fi
@@ -126,6 +127,11 @@ for MIX in $MIXES; do
     { printf "| %s | %.2f | %.0f | %.2f | %.2f | %.1f | %s | %s |\n", $1, $2,
         ($2 > 0 ? b / $2 / 1e6 : 0), ($2 > 0 ? p / $2 / 1e6 : 0), $3, $4 / 1024,
         (base > 0 ? sprintf("%.2fx", $2 / base) : "-"), $5 }' "$RESULTS"
+  echo
+  echo "two threads against one (median wall times):"
+  awk -F'|' '
+    { split($1, w, " --threads "); t[w[1], w[2]] = $2; names[w[1]] = 1 }
+    END { for (n in names) if (t[n, 2] > 0) printf "- %s: %.2fx\n", n, t[n, 1] / t[n, 2] }' "$RESULTS" | sort
   echo
 
   echo "same report with --threads 1, 2 and 3:"
