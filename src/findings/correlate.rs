@@ -381,7 +381,11 @@ impl ScanWatch {
     fn new(threshold: usize) -> Self {
         ScanWatch {
             threshold,
-            sources: FxHashMap::default(),
+            // Sized for the cap at once: growing to it by doubling held the old and the new
+            // table together (7 MB more at the top of a flood), while the pages of a table
+            // reserved and not yet used are never touched, so a run that sees a few sources
+            // does not pay for the rest.
+            sources: FxHashMap::with_capacity_and_hasher(MAX_SCAN_SOURCES, Default::default()),
             held: VecDeque::new(),
             clock: NO_CLOCK,
             last_prune: i64::MIN,
