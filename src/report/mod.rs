@@ -33,7 +33,7 @@ use model::{CaptureRecord, Detail, FlowRecord, Summary, detail};
 
 pub use ecs::EcsSink;
 pub use html::HtmlSink;
-pub use json::JsonSink;
+pub use json::{JsonSink, SpillError as JsonSpillError};
 pub use ndjson::NdjsonSink;
 pub use text::TextSink;
 
