@@ -125,10 +125,9 @@ impl Order {
         }
     }
 
+    /// One more entry; none after [`Order::seal`] (the sink refuses flows once finished).
     pub(super) fn push(&mut self, e: Entry, spill: &mut Spill) -> Result<(), SpillError> {
-        if self.sealed {
-            return Err(SpillError::Corrupt);
-        }
+        debug_assert!(!self.sealed, "entry after the order was sealed");
         self.held.push(e);
         if self.held.len() >= self.run_entries {
             self.write_run(spill)?;
