@@ -2,15 +2,18 @@
 //! `schema/report.schema.json` describe it.
 //!
 //! The document's `flows` are sorted, so none can be written before the last flow is known.
-//! Each flow is kept, with its findings, as JSON text in an unnamed temporary file (in
-//! `TMPDIR`, gone when the run ends), already indented as the document has it; memory holds
-//! only a 40-byte index entry per flow (its sort key and where its record is), so it grows by
-//! that rather than by the few KB a flow's JSON takes. At the end the records are copied into
-//! the document in its order, unchanged. Should no temporary file be available (or writing
-//! it fail), the records are held in memory instead, with the same output.
+//! Each flow is kept, with its findings, as JSON text in an unnamed temporary file
+//! ([`spill`]), already indented as the document has it; a 40-byte index entry per flow (its
+//! sort key and where its record is) is sorted in bounded memory, an external merge sort
+//! through the same file past 65,536 flows ([`order`]). At the end the records are copied
+//! into the document in its order, unchanged. Memory stays within a few MiB whatever the
+//! number of flows.
+
+mod order;
+mod spill;
 
 use std::borrow::Cow;
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Write};
 
 use serde::Serialize;
 
@@ -18,163 +21,30 @@ use super::model::{CaptureRecord, Detail, FlowRecord, SCHEMA_VERSION, Summary, T
 use super::posture::Postures;
 use super::{CaptureOrder, ReportSink, finding_for_flow, sort_findings};
 use crate::findings::Finding;
+use order::{Entry, Order, Pass};
+use spill::Spill;
 
-/// Where a flow's record is and where it goes in the document: 40 bytes.
-///
-/// A record is the flow's id (`u32` length, bytes) and JSON, then at `findings_at` its
-/// findings: a `u32` count, each one's end (`u32`, from the first one's start), their JSON;
-/// all JSON indented for depth 2 (elements of the document's arrays).
-#[derive(Clone, Copy, Debug)]
-struct Entry {
-    start_secs: i64,
-    first_frame: u64,
-    offset: u64,
-    start_nanos: u32,
-    capture: u32,
-    len: u32,
-    findings_at: u32,
-}
+pub use spill::SpillError;
 
-impl Entry {
-    /// Document order: capture (as first seen), start time, first frame. The flow id breaks
-    /// the remaining ties (see [`order_ties_by_id`]).
-    fn key(&self) -> (u32, i64, u32, u64) {
-        (
-            self.capture,
-            self.start_secs,
-            self.start_nanos,
-            self.first_frame,
-        )
-    }
-}
-
-/// What the records are written to: a file, or a fake one in tests.
-trait SpillFile: Read + Write + Seek {}
-impl<T: Read + Write + Seek> SpillFile for T {}
-
-/// The records while flows arrive.
-enum Store {
-    Spill(BufWriter<Box<dyn SpillFile>>),
-    Memory(Vec<u8>),
-}
-
-impl Store {
-    /// Appends one record. `committed` is how many bytes the records before it took: when the
-    /// file fails (disk full), what reached it is read back and the run goes on in memory.
-    fn append(&mut self, record: &[u8], committed: u64) -> io::Result<()> {
-        if let Store::Spill(w) = self {
-            if w.write_all(record).is_ok() {
-                return Ok(());
-            }
-            if let Store::Spill(w) = std::mem::replace(self, Store::Memory(Vec::new())) {
-                *self = Store::Memory(recover(w, committed)?);
-            }
-        }
-        if let Store::Memory(held) = self {
-            held.extend_from_slice(record);
-        }
-        Ok(())
-    }
-
-    /// Ready for reading back the `written` bytes.
-    fn into_source(self, written: u64) -> io::Result<Source> {
-        match self {
-            Store::Memory(held) => Ok(Source::Memory(held)),
-            Store::Spill(w) => match w.into_inner() {
-                Ok(file) => Ok(Source::Spill {
-                    file: BufReader::with_capacity(64 * 1024, file),
-                    pos: None,
-                }),
-                Err(e) => Ok(Source::Memory(recover(e.into_inner(), written)?)),
-            },
-        }
-    }
-}
-
-/// The first `committed` bytes written through `w`, from the file and what `w` still holds
-/// (a `BufWriter` that failed keeps the bytes it could not write, in order).
-fn recover(w: BufWriter<Box<dyn SpillFile>>, committed: u64) -> io::Result<Vec<u8>> {
-    let (mut file, unwritten) = w.into_parts();
-    let mut held = Vec::new();
-    file.seek(SeekFrom::Start(0))?;
-    file.read_to_end(&mut held)?;
-    held.extend_from_slice(&unwritten.unwrap_or_default());
-    let committed = usize::try_from(committed).map_err(|_| lost())?;
-    if held.len() < committed {
-        return Err(lost());
-    }
-    held.truncate(committed);
-    Ok(held)
-}
-
-fn lost() -> io::Error {
-    io::Error::other("the JSON report's temporary file lost flow records")
-}
-
-fn corrupt() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        "malformed flow record in the JSON report's temporary store",
-    )
-}
-
-/// The records at the end.
-enum Source {
-    Spill {
-        file: BufReader<Box<dyn SpillFile>>,
-        /// Where the file is read next, once known: reads close ahead seek within the buffer.
-        pos: Option<u64>,
-    },
-    Memory(Vec<u8>),
-}
-
-impl Source {
-    /// `len` bytes from `at`, read into `buf` unless they are in memory already.
-    fn read<'a>(&'a mut self, at: u64, len: u32, buf: &'a mut Vec<u8>) -> io::Result<&'a [u8]> {
-        let len = len as usize;
-        match self {
-            Source::Memory(held) => usize::try_from(at)
-                .ok()
-                .and_then(|at| held.get(at..at.checked_add(len)?))
-                .ok_or_else(corrupt),
-            Source::Spill { file, pos } => {
-                let ahead = pos.and_then(|p| i64::try_from(i128::from(at) - i128::from(p)).ok());
-                match ahead {
-                    Some(0) => {}
-                    Some(d) => file.seek_relative(d)?,
-                    None => {
-                        file.seek(SeekFrom::Start(at))?;
-                    }
-                }
-                *pos = None;
-                buf.clear();
-                buf.resize(len, 0);
-                file.read_exact(buf)?;
-                *pos = Some(at + len as u64);
-                Ok(buf)
-            }
-        }
-    }
-}
+// A record is the flow's id (`u32` length, bytes) and JSON, then at `findings_at` its
+// findings: a `u32` count, each one's end (`u32`, from the first one's start), their JSON;
+// all JSON indented for depth 2 (elements of the document's arrays).
 
 /// Splits a `u32` length or count off the front of `b`.
-fn take_u32(b: &mut &[u8]) -> io::Result<u32> {
-    let (head, rest) = b.split_first_chunk::<4>().ok_or_else(corrupt)?;
+fn take_u32(b: &mut &[u8]) -> Result<u32, SpillError> {
+    let (head, rest) = b.split_first_chunk::<4>().ok_or(SpillError::Corrupt)?;
     *b = rest;
     Ok(u32::from_le_bytes(*head))
 }
 
 /// The id and the flow's JSON of a record's first part.
-fn split_head(mut head: &[u8]) -> io::Result<(&[u8], &[u8])> {
+fn split_head(mut head: &[u8]) -> Result<(&[u8], &[u8]), SpillError> {
     let n = take_u32(&mut head)? as usize;
-    if head.len() < n {
-        return Err(corrupt());
-    }
-    Ok(head.split_at(n))
+    head.split_at_checked(n).ok_or(SpillError::Corrupt)
 }
 
-fn u32_len(n: usize) -> io::Result<u32> {
-    u32::try_from(n).map_err(|_| io::Error::other("flow record over 4 GiB"))
+fn u32_len(n: usize) -> Result<u32, SpillError> {
+    u32::try_from(n).map_err(|_| SpillError::RecordTooLarge)
 }
 
 /// Everything of the document that comes before `flows`.
@@ -190,11 +60,11 @@ pub struct JsonSink {
     out: Box<dyn Write>,
     order: CaptureOrder,
     captures: Vec<CaptureRecord>,
-    entries: Vec<Entry>,
-    /// Taken by `finish`.
-    store: Option<Store>,
-    /// Bytes of all records so far.
-    written: u64,
+    /// The records.
+    spill: Spill,
+    /// Their index entries, in the document's order at the end.
+    entries: Order,
+    finished: bool,
     /// One record as it is built; run-wide findings' JSON at the end.
     scratch: Vec<u8>,
     /// The per-server posture (the document's `servers` array).
@@ -204,23 +74,17 @@ pub struct JsonSink {
 
 impl JsonSink {
     pub fn new(out: Box<dyn Write>) -> Self {
-        // No temporary file (read-only or missing TMPDIR) is no reason to fail the run: the
-        // records are held in memory then.
-        let store = match tempfile::tempfile() {
-            Ok(file) => spill_store(Box::new(file)),
-            Err(_) => Store::Memory(Vec::new()),
-        };
-        Self::with_store(out, store)
+        Self::with_parts(out, Spill::new(), Order::new())
     }
 
-    fn with_store(out: Box<dyn Write>, store: Store) -> Self {
+    fn with_parts(out: Box<dyn Write>, spill: Spill, entries: Order) -> Self {
         JsonSink {
             out,
             order: CaptureOrder::default(),
             captures: Vec::new(),
-            entries: Vec::new(),
-            store: Some(store),
-            written: 0,
+            spill,
+            entries,
+            finished: false,
             scratch: Vec::new(),
             servers: Postures::default(),
             detail: Detail::default(),
@@ -234,37 +98,57 @@ impl JsonSink {
     }
 }
 
-fn spill_store(file: Box<dyn SpillFile>) -> Store {
-    Store::Spill(BufWriter::with_capacity(64 * 1024, file))
-}
-
-/// Sorts each run of entries with equal [`Entry::key`] by flow id, keeping arrival order
-/// among equal ids: with the sort by key before, the same order as one stable sort by
-/// (key, id). Flows from the analysis never tie on the key within one capture, since a
-/// frame opens at most one flow; they tie only when the same capture path is given twice,
-/// and then their ids (derived from path, endpoints, start and first frame) are equal too,
-/// so arrival order stays. The ids are read back only for ties, which other producers of
-/// records may have.
-fn order_ties_by_id(
-    entries: &mut [Entry],
-    source: &mut Source,
-    buf: &mut Vec<u8>,
+/// Calls `each` for every entry in the document's order: [`Entry::key`], then the flow id
+/// among equal keys, then arrival order among equal ids (the pass gives equal keys in arrival
+/// order). Flows from the analysis never tie on the key within one capture, since a frame
+/// opens at most one flow; they tie only when the same capture path is given twice, and then
+/// their ids (derived from path, endpoints, start and first frame) are equal too, so arrival
+/// order stays. The ids are read back only for ties, which other producers of records may
+/// have; a tie holds as many entries as there are equal keys (as often as a path is given).
+fn in_document_order(
+    mut pass: Pass<'_>,
+    spill: &mut Spill,
+    mut each: impl FnMut(&Entry, &mut Spill) -> io::Result<()>,
 ) -> io::Result<()> {
-    for run in entries.chunk_by_mut(|a, b| a.key() == b.key()) {
-        if run.len() < 2 {
-            continue;
+    let mut tie: Vec<Entry> = Vec::new();
+    let mut ided: Vec<(Vec<u8>, Entry)> = Vec::new();
+    let mut buf = Vec::new();
+    loop {
+        let next = pass.next(spill)?;
+        let same = match (tie.last(), &next) {
+            (Some(t), Some(n)) => t.key() == n.key(),
+            _ => false,
+        };
+        if !same {
+            if tie.len() > 1 {
+                ided.clear();
+                for e in &tie {
+                    let (id, _) =
+                        split_head(spill.read(e.offset, e.findings_at as usize, &mut buf)?)?;
+                    ided.push((id.to_vec(), *e));
+                }
+                ided.sort_by(|a, b| a.0.cmp(&b.0));
+                for (slot, (_, e)) in tie.iter_mut().zip(ided.drain(..)) {
+                    *slot = e;
+                }
+            }
+            for e in tie.drain(..) {
+                each(&e, spill)?;
+            }
         }
-        let mut ided = Vec::with_capacity(run.len());
-        for e in run.iter() {
-            let (id, _) = split_head(source.read(e.offset, e.findings_at, buf)?)?;
-            ided.push((id.to_vec(), *e));
-        }
-        ided.sort_by(|a, b| a.0.cmp(&b.0));
-        for (slot, (_, e)) in run.iter_mut().zip(ided) {
-            *slot = e;
+        match next {
+            Some(e) => tie.push(e),
+            None => return Ok(()),
         }
     }
-    Ok(())
+}
+
+/// A record read into `buf` (one larger than the read window) is not kept for the rest of
+/// the run.
+fn release_if_large(buf: &mut Vec<u8>) {
+    if buf.capacity() > 1 << 20 {
+        *buf = Vec::new();
+    }
 }
 
 /// `serde_json`'s pretty form (two spaces per level, `": "` after keys, one member or
@@ -436,21 +320,22 @@ impl ReportSink for JsonSink {
             }
         }
         let len = u32_len(rec.len())?;
-        let store = self
-            .store
-            .as_mut()
-            .ok_or_else(|| io::Error::other("JSON report: flow after the document was finished"))?;
-        store.append(rec, self.written)?;
-        self.entries.push(Entry {
+        if self.finished {
+            return Err(io::Error::other(
+                "JSON report: flow after the document was finished",
+            ));
+        }
+        let offset = self.spill.append(rec)?;
+        let entry = Entry {
             start_secs: flow.start.secs,
             first_frame: flow.tcp.first_frame,
-            offset: self.written,
+            offset,
             start_nanos: flow.start.nanos,
             capture,
             len,
             findings_at: u32_len(findings_at)?,
-        });
-        self.written += u64::from(len);
+        };
+        self.entries.push(entry, &mut self.spill)?;
         // One huge flow (thousands of AUTH attempts) must not pin its buffer for the run.
         if rec.capacity() > 1 << 20 {
             *rec = Vec::new();
@@ -465,15 +350,12 @@ impl ReportSink for JsonSink {
     }
 
     fn finish(&mut self, findings: &[Finding], summary: &Summary) -> io::Result<()> {
-        let mut source = self
-            .store
-            .take()
-            .ok_or_else(|| io::Error::other("JSON report finished twice"))?
-            .into_source(self.written)?;
-        let mut buf = Vec::with_capacity(16 * 1024);
+        if std::mem::replace(&mut self.finished, true) {
+            return Err(io::Error::other("JSON report finished twice"));
+        }
         // Deterministic whatever order the pipeline finished flows in.
-        self.entries.sort_by_key(Entry::key);
-        order_ties_by_id(&mut self.entries, &mut source, &mut buf)?;
+        self.entries.seal(&mut self.spill)?;
+        self.spill.flush()?;
 
         let head = Head {
             schema_version: SCHEMA_VERSION,
@@ -491,29 +373,37 @@ impl ReportSink for JsonSink {
         w.write_all(&text)?;
         text.clear();
 
+        let mut buf = Vec::new();
         let mut flows = ArrayWriter::begin(&mut w, &mut text, "flows")?;
-        for e in &self.entries {
-            let (_, json) = split_head(source.read(e.offset, e.findings_at, &mut buf)?)?;
+        in_document_order(self.entries.pass(), &mut self.spill, |e, spill| {
+            let head = spill.read(e.offset, e.findings_at as usize, &mut buf)?;
+            let (_, json) = split_head(head)?;
             flows.indented(json)?;
-        }
+            release_if_large(&mut buf);
+            Ok(())
+        })?;
         flows.end()?;
 
         let mut all = ArrayWriter::begin(&mut w, &mut text, "findings")?;
-        for e in &self.entries {
+        in_document_order(self.entries.pass(), &mut self.spill, |e, spill| {
             // Four bytes are the count alone: no findings, nothing to read.
             let Some(part) = e.len.checked_sub(e.findings_at).filter(|&n| n > 4) else {
-                continue;
+                return Ok(());
             };
-            let mut part = source.read(e.offset + u64::from(e.findings_at), part, &mut buf)?;
+            let at = e.offset + u64::from(e.findings_at);
+            let mut part = spill.read(at, part as usize, &mut buf)?;
             let n = take_u32(&mut part)? as usize;
-            let (ends, json) = part.split_at_checked(4 * n).ok_or_else(corrupt)?;
+            let (ends, json) = part.split_at_checked(4 * n).ok_or(SpillError::Corrupt)?;
             let mut from = 0usize;
             for end in ends.chunks_exact(4) {
-                let end = u32::from_le_bytes(end.try_into().map_err(|_| corrupt())?) as usize;
-                all.indented(json.get(from..end).ok_or_else(corrupt)?)?;
+                let end = u32::from_le_bytes(end.try_into().map_err(|_| SpillError::Corrupt)?);
+                let end = end as usize;
+                all.indented(json.get(from..end).ok_or(SpillError::Corrupt)?)?;
                 from = end;
             }
-        }
+            release_if_large(&mut buf);
+            Ok(())
+        })?;
         for f in findings {
             all.value(f)?;
             self.servers.add_finding(f);
@@ -560,38 +450,6 @@ mod tests {
         }
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
-        }
-    }
-
-    /// A file that takes `budget` bytes, the last write cut short, then fails like a full disk.
-    struct Full {
-        data: Cursor<Vec<u8>>,
-        budget: usize,
-    }
-
-    impl Write for Full {
-        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            if self.budget == 0 {
-                return Err(io::Error::other("no space left"));
-            }
-            let n = b.len().min(self.budget);
-            self.budget -= n;
-            self.data.write(&b[..n])
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Read for Full {
-        fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
-            self.data.read(b)
-        }
-    }
-
-    impl Seek for Full {
-        fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-            self.data.seek(to)
         }
     }
 
@@ -662,22 +520,28 @@ mod tests {
         ]
     }
 
-    fn document(sink: JsonSink, out: &Shared) -> Vec<u8> {
-        let mut sink = sink;
+    fn try_document(mut sink: JsonSink, out: &Shared) -> io::Result<Vec<u8>> {
         for (f, fs) in arrivals() {
-            sink.flow(&f, &fs).unwrap();
+            sink.flow(&f, &fs)?;
         }
         let wide = [finding(Kind::AuthBruteForce, 7, "run-wide")];
-        sink.finish(&wide, &Summary::default()).unwrap();
-        out.0.borrow().clone()
+        sink.finish(&wide, &Summary::default())?;
+        Ok(out.0.borrow().clone())
     }
 
+    fn document(sink: JsonSink, out: &Shared) -> Vec<u8> {
+        try_document(sink, out).unwrap()
+    }
+
+    fn sink(out: &Shared, spill: Spill, order: Order) -> JsonSink {
+        JsonSink::with_parts(Box::new(out.clone()), spill, order)
+    }
+
+    /// Records and entries in memory, one batch sorted there.
     fn held() -> Vec<u8> {
         let out = Shared::default();
-        document(
-            JsonSink::with_store(Box::new(out.clone()), Store::Memory(Vec::new())),
-            &out,
-        )
+        let spill = Spill::memory(io::Error::other("no TMPDIR"));
+        document(sink(&out, spill, Order::new()), &out)
     }
 
     #[test]
@@ -714,38 +578,94 @@ mod tests {
         );
     }
 
+    /// In a file or in memory, sorted in one batch or through runs of every size and merges
+    /// of them: the same bytes.
     #[test]
-    fn spilled_records_give_the_same_bytes_as_held_ones() {
-        let out = Shared::default();
-        let file = tempfile::tempfile().unwrap();
-        let spilled = document(
-            JsonSink::with_store(Box::new(out.clone()), spill_store(Box::new(file))),
-            &out,
-        );
-        assert_eq!(String::from_utf8(spilled), String::from_utf8(held()));
-    }
-
-    #[test]
-    fn a_full_disk_falls_back_to_memory_with_the_same_bytes() {
+    fn spilled_records_and_runs_give_the_same_bytes_as_held_ones() {
         let expected = held();
-        // Small buffers: the failure hits while a record is appended (cut in the middle of
-        // one, or at the first byte); a buffer larger than all records: it hits when the
-        // file is flushed at the end.
-        for (capacity, budget) in [(16, 700), (16, 0), (64 * 1024, 3000), (1 << 20, 3000)] {
+        for (run, fan_in) in [(1, 2), (2, 2), (3, 2), (3, 3), (5, 64), (1 << 16, 64)] {
             let out = Shared::default();
-            let full = Full {
-                data: Cursor::new(Vec::new()),
-                budget,
-            };
-            let store = Store::Spill(BufWriter::with_capacity(capacity, Box::new(full)));
-            let got = document(JsonSink::with_store(Box::new(out.clone()), store), &out);
-            assert_eq!(got, expected, "buffer {capacity}, file full after {budget}");
+            let file = Spill::file(Box::new(tempfile::tempfile().unwrap()));
+            let got = document(sink(&out, file, Order::with_sizes(run, fan_in)), &out);
+            assert_eq!(got, expected, "runs of {run}, fan-in {fan_in}");
+            let out = Shared::default();
+            let memory = Spill::memory(io::Error::other("no TMPDIR"));
+            let got = document(sink(&out, memory, Order::with_sizes(run, fan_in)), &out);
+            assert_eq!(got, expected, "in memory, runs of {run}, fan-in {fan_in}");
         }
     }
 
+    /// The disk fills up while records or runs are written, or with the last records still
+    /// buffered at the end: the run fails with the disk's error, before any of the document.
     #[test]
-    fn an_index_entry_is_40_bytes() {
-        assert_eq!(std::mem::size_of::<Entry>(), 40);
+    fn a_full_disk_is_an_error_before_the_document() {
+        let total = {
+            let out = Shared::default();
+            let mut sink = sink(
+                &out,
+                Spill::file(Box::new(Cursor::new(Vec::new()))),
+                Order::new(),
+            );
+            for (f, fs) in arrivals() {
+                sink.flow(&f, &fs).unwrap();
+            }
+            usize::try_from(sink.spill.len()).unwrap()
+        };
+        for budget in [0, 700, 3000, total / 2, total - 1] {
+            for order in [Order::new(), Order::with_sizes(2, 2)] {
+                let out = Shared::default();
+                let full = spill::tests::Full {
+                    data: Cursor::new(Vec::new()),
+                    budget,
+                };
+                let err = try_document(sink(&out, Spill::file(Box::new(full)), order), &out)
+                    .expect_err("the disk is full");
+                assert_eq!(err.kind(), io::ErrorKind::StorageFull, "{err}");
+                assert!(err.to_string().contains("temporary file"), "{err}");
+                assert!(out.0.borrow().is_empty(), "file full after {budget}");
+            }
+        }
+    }
+
+    /// Real captures (one given twice: its flows tie on the key and the id), through runs of
+    /// one or two entries merged two at a time, give the bytes of the document sorted in one
+    /// batch.
+    #[test]
+    fn fixtures_through_tiny_runs_give_the_same_document() {
+        use crate::cli::Config;
+        use crate::pipeline::{self, Observer};
+        struct Quiet;
+        impl Observer for Quiet {
+            fn error(&mut self, e: &str) {
+                panic!("{e}");
+            }
+            fn warning(&mut self, _: &str) {}
+        }
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/");
+        let inputs: Vec<String> = [
+            "smtp-smuggling-exim.pcap",
+            "smtp-conn-port-scan.pcap",
+            "smtp-plain-auth-distributed-brute-force.pcap",
+            "smtp-smuggling-exim.pcap",
+            "smtp-587-starttls-removed-by-relay.pcap",
+        ]
+        .iter()
+        .map(|f| format!("{dir}{f}"))
+        .collect();
+        let run = |spill: Spill, order: Order| {
+            let out = Shared::default();
+            let mut sink = sink(&out, spill, order);
+            pipeline::run(&Config::default(), &inputs, &mut sink, &mut Quiet).unwrap();
+            out.0.borrow().clone()
+        };
+        let one_batch = run(Spill::new(), Order::new());
+        let doc: serde_json::Value = serde_json::from_slice(&one_batch).unwrap();
+        assert!(doc["flows"].as_array().unwrap().len() > 20);
+        for (size, fan_in) in [(1, 2), (2, 2), (3, 3)] {
+            let file = Spill::file(Box::new(tempfile::tempfile().unwrap()));
+            let got = run(file, Order::with_sizes(size, fan_in));
+            assert!(got == one_batch, "runs of {size}, fan-in {fan_in}");
+        }
     }
 
     fn pretty_at_depth(v: &serde_json::Value, depth: usize) -> String {

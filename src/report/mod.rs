@@ -5,7 +5,7 @@
 //! Memory: `ndjson` and `ecs` write each flow and its findings when `flow()` is called and keep
 //! nothing; `text` keeps per-server aggregates and a bounded sample of findings; `json` writes
 //! a single document whose flows are sorted, so it keeps every reported flow until `finish()`:
-//! in a temporary file, with a 40-byte index entry per flow in memory.
+//! in a temporary file, through which their index is sorted in bounded memory.
 //!
 //! Every sink method returns the writer's error as is, so a closed pipe surfaces as
 //! [`io::ErrorKind::BrokenPipe`] for the CLI to end quietly.
@@ -33,7 +33,7 @@ use model::{CaptureRecord, Detail, FlowRecord, Summary, detail};
 
 pub use ecs::EcsSink;
 pub use html::HtmlSink;
-pub use json::JsonSink;
+pub use json::{JsonSink, SpillError as JsonSpillError};
 pub use ndjson::NdjsonSink;
 pub use text::TextSink;
 
