@@ -2,14 +2,14 @@
 //! the manifest (tshark's count), and the damaged capture must yield its readable packets and
 //! then a `Corrupt` error.
 //!
-//! Then the two backends against each other: the streaming reader (standard input, gzip,
-//! one-thread runs) and the in-place one (files in shared windows, `from_shared_bytes`) must
-//! give the same frames, error and warnings for every fixture and corpus capture, for damaged
-//! copies of them (cut, length fields changed, bytes flipped), and for captures larger than a
-//! window, with blocks straddling two windows.
+//! Then the reader against itself: a file opened by path, the same bytes handed over whole
+//! and the same bytes a few at a time (as a pipe or a decompressor hands them out) must give
+//! the same frames, error, warnings and counters, for every fixture and corpus capture, for
+//! damaged copies of them (cut, length fields changed, bytes flipped), and for captures much
+//! larger than the read buffer, with blocks larger than the buffer.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-// The `capture_reader` fuzz target's driver: the same comparison the fuzzer runs.
+// The `capture_reader` fuzz target's driver and its comparison.
 #[path = "../fuzz/src/lib.rs"]
 #[allow(dead_code)]
 mod fuzzlib;
@@ -17,8 +17,8 @@ mod fuzzlib;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use fuzzlib::same_reading;
-use smtpaudit::capture::{CaptureError, CaptureReader, ReadMode};
+use fuzzlib::{ShortReads, same_reading};
+use smtpaudit::capture::{CaptureError, CaptureReader, INITIAL_BUFFER};
 use smtpaudit::decode::Decoder;
 
 /// The corpus folder, or `None` (with a message) when this machine does not have it.
@@ -160,32 +160,31 @@ fn gzip_corpus_capture_reads_like_the_original() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Streaming and in-place backends read alike
+// The reader reads alike however the bytes reach it
 
-fn streamed(name: &str, bytes: &[u8]) -> Result<CaptureReader, CaptureError> {
-    CaptureReader::from_read(name.into(), Box::new(Cursor::new(bytes.to_vec())))
-}
-
-fn sliced(name: &str, bytes: &[u8]) -> Result<CaptureReader, CaptureError> {
-    CaptureReader::from_shared_bytes(name.into(), bytes.to_vec())
-}
-
-/// The in-memory comparison (what the fuzz target runs), with the case named on failure.
+/// The in-memory comparison, whole versus short reads: what the fuzz target runs.
 fn assert_alike(name: &str, bytes: &[u8]) {
-    if let Err(diff) = same_reading(streamed(name, bytes), sliced(name, bytes)) {
+    let whole = CaptureReader::from_read(name.into(), Box::new(Cursor::new(bytes.to_vec())));
+    let short = CaptureReader::from_read(name.into(), Box::new(ShortReads::new(bytes, 7, 61)));
+    if let Err(diff) = same_reading(whole, short) {
         panic!("{name} ({} bytes): {diff}", bytes.len());
     }
+    fuzzlib::capture_reader(bytes);
 }
 
-/// The same through real files: `open_with` streaming versus shared windows.
-fn assert_file_alike(path: &Path) {
+/// The same through a real file: opened by path versus its bytes in reads of up to `max`
+/// bytes. Both name the capture by its path, so errors and warnings compare as text.
+fn assert_file_alike(path: &Path, max: usize) {
     let p = path.to_str().unwrap();
-    let shared = CaptureReader::open_with(p, ReadMode::Shared);
-    if let Ok(r) = &shared {
-        let gzip = std::fs::read(path).unwrap().starts_with(&[0x1f, 0x8b]);
-        assert_eq!(r.is_shared_file(), !gzip, "{p}: shared unless gzip");
+    let bytes = std::fs::read(path).unwrap();
+    let opened = CaptureReader::open(p);
+    if let Ok(r) = &opened {
+        assert_eq!(r.total_size(), Some(bytes.len() as u64), "{p}");
+        assert_eq!(r.is_compressed(), bytes.starts_with(&[0x1f, 0x8b]), "{p}");
     }
-    if let Err(diff) = same_reading(CaptureReader::open_with(p, ReadMode::Stream), shared) {
+    let seed = bytes.len() as u64;
+    let short = CaptureReader::from_read(p.into(), Box::new(ShortReads::new(&bytes, seed, max)));
+    if let Err(diff) = same_reading(opened, short) {
         panic!("{p}: {diff}");
     }
 }
@@ -218,12 +217,12 @@ fn common_fixtures() -> Vec<PathBuf> {
 }
 
 #[test]
-fn backends_agree_on_every_fixture_and_corpus_capture() {
+fn every_fixture_and_corpus_capture_reads_alike_however_it_arrives() {
     let all = every_capture();
     for path in &all {
         let bytes = std::fs::read(path).unwrap();
         assert_alike(&path.display().to_string(), &bytes);
-        assert_file_alike(path);
+        assert_file_alike(path, 4096);
     }
 }
 
@@ -367,7 +366,7 @@ fn damaged(b: &[u8]) -> Vec<(String, Vec<u8>)> {
 }
 
 #[test]
-fn backends_agree_on_damaged_fixtures() {
+fn damaged_fixtures_read_alike_however_they_arrive() {
     let mut cases = 0;
     for path in common_fixtures() {
         let bytes = std::fs::read(&path).unwrap();
@@ -384,7 +383,7 @@ fn backends_agree_on_damaged_fixtures() {
 }
 
 #[test]
-fn backends_agree_on_the_damaged_corpus_captures() {
+fn damaged_corpus_captures_read_alike_however_they_arrive() {
     let Some(dir) = corpus() else { return };
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("MANIFEST.json")).unwrap()).unwrap();
@@ -404,12 +403,12 @@ fn backends_agree_on_the_damaged_corpus_captures() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Captures larger than a window (1 MiB): blocks straddle windows
+// Captures much larger than the read buffer (256 KiB), some of whose blocks do not fit it
 
 const MIB: usize = 1024 * 1024;
 
 /// A little-endian microsecond pcap of `n` records whose sizes vary (60..1560 bytes), so
-/// records straddle every window boundary at some point.
+/// records straddle the end of the buffer at some point.
 fn big_pcap(n: u32) -> Vec<u8> {
     let mut b = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
     b.extend_from_slice(&[0; 8]);
@@ -472,45 +471,42 @@ fn big_pcapng(n: u32, shb_extra: usize, big_every: u32, big_len: usize) -> Vec<u
     b
 }
 
-/// Compares streaming and shared windows of `bytes` written to a file, and of copies cut at
-/// and damaged around window boundaries (1 MiB apart from where a window starts, so roughly).
+/// Compares `bytes` written to a file and read by path with the same bytes in short reads,
+/// and so for copies cut and length-damaged around a few offsets (1, 4 and 8 MiB).
 fn check_big(dir: &Path, name: &str, bytes: &[u8]) {
     let write = |what: &str, b: &[u8]| {
         let p = dir.join(format!("{name}-{what}"));
         std::fs::write(&p, b).unwrap();
         p
     };
-    let whole = write("whole", bytes);
-    assert_file_alike(&whole);
-    let r = CaptureReader::open_with(whole.to_str().unwrap(), ReadMode::Shared).unwrap();
-    assert!(r.is_shared_file());
+    // Reads of up to 64 KiB: smaller ones make a 5 MiB block take a refill per few bytes.
+    let max = 64 * 1024;
+    assert_file_alike(&write("whole", bytes), max);
     let blocks = structure(bytes);
     for boundary in [MIB, 4 * MIB, 8 * MIB] {
-        // The block straddling the boundary: cut inside it, damage its length.
+        // The block across the offset: cut inside it, damage its length.
         let Some(&(start, len_at, be)) = blocks.iter().rev().find(|(s, _, _)| *s < boundary) else {
             continue;
         };
         for cut in [boundary - 1, boundary, boundary + 1, start + 3] {
             if cut < bytes.len() {
-                assert_file_alike(&write(&format!("cut{cut}"), &bytes[..cut]));
+                assert_file_alike(&write(&format!("cut{cut}"), &bytes[..cut]), max);
             }
         }
         for v in [0, 13, 70_000, 5 * MIB as u32, u32::MAX] {
-            assert_file_alike(&write(
-                &format!("len{start}-{v}"),
-                &with_u32(bytes, len_at, v, be),
-            ));
+            let damaged = with_u32(bytes, len_at, v, be);
+            assert_file_alike(&write(&format!("len{start}-{v}"), &damaged), max);
         }
     }
 }
 
 #[test]
-fn backends_agree_across_window_boundaries() {
+fn big_captures_read_alike_however_they_arrive() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = big_pcap(12_000);
     assert!(pcap.len() > 9 * MIB);
     check_big(dir.path(), "pcap", &pcap);
-    // Blocks of 5 MiB (more than a window) between packets, and a section header of 5 MiB.
+    // Blocks of 5 MiB (20 times the buffer) between packets, and a section header of 5 MiB.
     let ng = big_pcapng(12_000, 0, 5_000, 5 * MIB);
     assert!(ng.len() > 18 * MIB);
     check_big(dir.path(), "ng", &ng);
@@ -519,7 +515,13 @@ fn backends_agree_across_window_boundaries() {
     // A section header block too large to accept (over 64 MiB) is refused alike.
     let mut huge = big_pcapng(10, 0, 0, 0);
     huge.splice(4..8, (65 * MIB as u32).to_le_bytes());
-    assert_file_alike(&write_tmp(dir.path(), "huge-shb", &huge));
+    let p = write_tmp(dir.path(), "huge-shb", &huge);
+    assert_file_alike(&p, 4096);
+    let e = CaptureReader::open(p.to_str().unwrap()).err();
+    assert!(
+        matches!(e, Some(CaptureError::Corrupt { offset: 0, .. })),
+        "{e:?}"
+    );
 }
 
 fn write_tmp(dir: &Path, name: &str, b: &[u8]) -> PathBuf {
@@ -529,18 +531,17 @@ fn write_tmp(dir: &Path, name: &str, b: &[u8]) -> PathBuf {
 }
 
 #[test]
-fn big_shared_capture_reads_every_frame_in_bounded_windows() {
+fn big_capture_reads_every_frame_through_a_bounded_buffer() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = big_pcap(12_000);
     let p = write_tmp(dir.path(), "big.pcap", &pcap);
-    let mut r = CaptureReader::open_with(p.to_str().unwrap(), ReadMode::Shared).unwrap();
-    assert!(r.is_shared_file());
+    let mut r = CaptureReader::open(p.to_str().unwrap()).unwrap();
     assert_eq!(r.total_size(), Some(pcap.len() as u64));
     let mut n = 0;
     while r.next_frame().unwrap().is_some() {
         n += 1;
-        // Progress never runs more than a window (1 MiB) ahead of what was handed out.
-        assert!(r.input_position() <= r.bytes_read() + MIB as u64 + 2_000);
+        // Input never runs more than a buffer ahead of what was handed out.
+        assert!(r.input_position() <= r.bytes_read() + INITIAL_BUFFER as u64);
     }
     assert_eq!(n, 12_000);
     assert_eq!(r.bytes_read(), pcap.len() as u64);
@@ -549,52 +550,27 @@ fn big_shared_capture_reads_every_frame_in_bounded_windows() {
 }
 
 #[test]
-fn reopen_shares_the_bytes_and_starts_over() {
+fn empty_and_gzip_files_open_as_they_should() {
     let dir = tempfile::tempdir().unwrap();
-    let pcap = big_pcap(6_000);
-    let p = write_tmp(dir.path(), "re.pcap", &pcap);
-    let p = p.to_str().unwrap();
-    let mut first = CaptureReader::open_with(p, ReadMode::Shared).unwrap();
-    // Half-way through, a reopened reader still starts at the first frame.
-    for _ in 0..3_000 {
-        first.next_frame().unwrap().unwrap();
-    }
-    let again = first.reopen().expect("a shared-file reader reopens");
-    assert!(again.is_shared_file());
-    assert_eq!(again.total_size(), first.total_size());
-    if let Err(diff) = same_reading(CaptureReader::open_with(p, ReadMode::Stream), Ok(again)) {
-        panic!("{diff}");
-    }
-    // In-memory bytes reopen too; streams do not.
-    let mem = CaptureReader::from_shared_bytes("mem".into(), pcap.clone()).unwrap();
-    assert!(!mem.is_shared_file());
-    assert!(mem.reopen().is_some());
-    let stream = CaptureReader::open_with(p, ReadMode::Stream).unwrap();
-    assert!(!stream.is_shared_file() && stream.reopen().is_none());
-}
-
-#[test]
-fn files_that_cannot_be_shared_are_streamed() {
-    let dir = tempfile::tempdir().unwrap();
-    // Empty: the reading path's message.
     let empty = write_tmp(dir.path(), "empty.pcap", &[]);
-    let e = CaptureReader::open_with(empty.to_str().unwrap(), ReadMode::Shared).err();
+    let e = CaptureReader::open(empty.to_str().unwrap()).err();
     assert!(matches!(e, Some(CaptureError::Empty { .. })), "{e:?}");
-    // gzip: decompressed as it is read, never shared.
+    // gzip: decompressed as it is read.
     let gz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/smtp-plain-auth-plain.pcap.gz");
-    let r = CaptureReader::open_with(gz.to_str().unwrap(), ReadMode::Shared).unwrap();
-    assert!(r.is_compressed() && !r.is_shared_file() && r.reopen().is_none());
-    assert_file_alike(&gz);
+    let r = CaptureReader::open(gz.to_str().unwrap()).unwrap();
+    assert!(r.is_compressed());
+    assert_file_alike(&gz, 61);
 }
 
 #[test]
-fn a_file_cut_short_between_windows_is_an_error_not_a_crash() {
+fn a_file_cut_short_while_it_is_read_is_an_error_not_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = big_pcap(12_000);
     let p = write_tmp(dir.path(), "shrinks.pcap", &pcap);
-    let mut r = CaptureReader::open_with(p.to_str().unwrap(), ReadMode::Shared).unwrap();
-    // The first window (1 MiB) is read; the file now loses its second half, as a ring
-    // buffer's file rewritten by a capture tool would.
+    let mut r = CaptureReader::open(p.to_str().unwrap()).unwrap();
+    // The first buffer is read; the file now loses its second half, as a ring buffer's file
+    // rewritten by a capture tool would.
+    r.next_frame().unwrap().unwrap();
     let keep = 6 * MIB as u64;
     std::fs::OpenOptions::new()
         .write(true)
@@ -602,23 +578,20 @@ fn a_file_cut_short_between_windows_is_an_error_not_a_crash() {
         .unwrap()
         .set_len(keep)
         .unwrap();
+    let mut frames = 1;
     let err = loop {
         match r.next_frame() {
-            Ok(Some(_)) => {}
+            Ok(Some(_)) => frames += 1,
             Ok(None) => panic!("read to the end of a file that shrank"),
             Err(e) => break e,
         }
     };
+    // Every record wholly before the new end was delivered, then the one it cuts is named.
     let msg = err.to_string();
     assert!(
-        // At the block whose window would reach past the new end.
-        matches!(err, CaptureError::Io { offset, .. } if offset <= keep && offset + 2 * MIB as u64 > keep),
+        matches!(err, CaptureError::Corrupt { offset, .. } if offset == r.bytes_read() && offset < keep && offset + 2_000 > keep),
         "{msg}"
     );
-    assert!(
-        msg.contains(&format!(
-            "the file shrank to {keep} bytes while it was being read"
-        )),
-        "{msg}"
-    );
+    assert!(msg.contains("truncated packet record"), "{msg}");
+    assert!(frames > 1_000 && frames < 12_000, "{frames}");
 }

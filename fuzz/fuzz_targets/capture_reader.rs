@@ -1,5 +1,5 @@
 //! Capture reader: pcap, pcapng and gzip from arbitrary bytes must never panic or loop, and
-//! the streaming and in-place (shared file windows) backends must read them alike.
+//! must read alike whether the bytes come all at once or a few per read.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| smtpaudit_fuzz::capture_reader(data));

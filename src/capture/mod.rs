@@ -1,7 +1,6 @@
 //! Capture input: pcap and pcapng (optionally gzip-compressed, detected by magic bytes), from
-//! a file or standard input, read through a bounded buffer or, for a regular file that several
-//! workers read, parsed in place from bounded windows they share. The reader hands out frames borrowed from its
-//! buffer or window; nothing downstream owns packet bytes.
+//! a file or standard input, read through a bounded buffer. The reader hands out frames
+//! borrowed from its buffer; nothing downstream owns packet bytes.
 
 /// The buffer half of `reader::BlockSource`, the same for both formats: pcap-parser's
 /// streaming readers share these methods without a trait that offers `consume_noshift`.
@@ -40,15 +39,13 @@ mod live;
 mod pcap;
 mod pcapng;
 mod reader;
-mod slice;
 mod source;
-mod windows;
 
 pub use error::CaptureError;
 pub use link::LinkType;
 pub use live::{LiveStream, Stop, stdin_source};
 pub use pcap::MAX_RECORD_CAPLEN;
-pub use reader::{CaptureReader, INITIAL_BUFFER, MAX_BLOCK_LEN, ReadMode};
+pub use reader::{CaptureReader, INITIAL_BUFFER, MAX_BLOCK_LEN};
 
 use crate::time::Timestamp;
 

@@ -21,10 +21,9 @@ pub const MAX_RECORD_CAPLEN: u32 = 256 * 1024;
 /// not by more than this.
 const SNAPLEN_SLACK: u32 = 64 * 1024;
 
-/// Interprets the records that `R` (the streaming reader over a byte stream, or
-/// `SliceReader` over bytes in memory) cuts out.
-pub(super) struct PcapInput<R> {
-    reader: R,
+/// Interprets the records that pcap-parser's streaming reader cuts out.
+pub(super) struct PcapInput {
+    reader: LegacyPcapReader<Stream>,
     capacity: usize,
     link: LinkType,
     nanos: bool,
@@ -42,9 +41,9 @@ pub(super) fn stream_reader(
     LegacyPcapReader::new(capacity, stream).map_err(|e| HeaderError::from(&e))
 }
 
-impl<R: PcapReaderIterator> PcapInput<R> {
+impl PcapInput {
     /// `reader` hands out the file header first; `capacity` is its buffer size.
-    pub fn new(mut reader: R, capacity: usize) -> Result<Self, HeaderError> {
+    pub fn new(mut reader: LegacyPcapReader<Stream>, capacity: usize) -> Result<Self, HeaderError> {
         let (len, header) = match reader.next() {
             Ok((len, PcapBlockOwned::LegacyHeader(h))) => (len, h),
             _ => return Err(HeaderError::Other),
@@ -96,7 +95,7 @@ impl<R: PcapReaderIterator> PcapInput<R> {
     }
 }
 
-impl<R: PcapReaderIterator> BlockSource for PcapInput<R> {
+impl BlockSource for PcapInput {
     const TRUNCATED: &'static str = "truncated packet record";
 
     fn step(&mut self, _warnings: &mut Vec<String>) -> Step {

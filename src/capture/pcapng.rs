@@ -286,10 +286,9 @@ struct Warned {
     malformed_block: bool,
 }
 
-/// Interprets the blocks that `R` (the streaming reader over a byte stream, or `SliceReader`
-/// over bytes in memory) cuts out.
-pub(super) struct PcapngInput<R> {
-    reader: R,
+/// Interprets the blocks that pcap-parser's streaming reader cuts out.
+pub(super) struct PcapngInput {
+    reader: PcapNGReader<Stream>,
     capacity: usize,
     big_endian: bool,
     section: u32,
@@ -319,9 +318,9 @@ pub(super) fn stream_reader(
     PcapNGReader::new(capacity, stream).map_err(|e| HeaderError::from(&e))
 }
 
-impl<R: PcapReaderIterator> PcapngInput<R> {
+impl PcapngInput {
     /// `reader` hands out the first section header block first; `capacity` is its buffer size.
-    pub fn new(reader: R, capacity: usize) -> PcapngInput<R> {
+    pub fn new(reader: PcapNGReader<Stream>, capacity: usize) -> PcapngInput {
         PcapngInput {
             reader,
             capacity,
@@ -428,7 +427,7 @@ impl<R: PcapReaderIterator> PcapngInput<R> {
     }
 }
 
-impl<R: PcapReaderIterator> BlockSource for PcapngInput<R> {
+impl BlockSource for PcapngInput {
     const TRUNCATED: &'static str = "truncated pcapng block";
 
     fn step(&mut self, warnings: &mut Vec<String>) -> Step {

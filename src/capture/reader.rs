@@ -2,13 +2,11 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use pcap_parser::{LegacyPcapReader, PcapError, PcapNGReader};
+use pcap_parser::PcapError;
 
 use super::pcap::{self, PcapInput};
 use super::pcapng::{self, PcapngInput};
-use super::slice::{Region, SliceReader};
-use super::source::{GZIP_MAGIC, Sniffed, Stream, gzip_damage, is_cut_gzip_magic};
-use super::windows::{SharedFile, WINDOW, Window};
+use super::source::{Sniffed, gzip_damage, is_cut_gzip_magic};
 use super::{CaptureError, CaptureFormat, Frame, LinkType};
 use crate::time::Timestamp;
 
@@ -93,13 +91,10 @@ pub(super) trait BlockSource {
     fn grow(&mut self, new_size: usize);
 }
 
-/// The format's interpreter over its backend: pcap-parser's streaming reader (stdin, pipes,
-/// gzip, files with one reader) or a [`SliceReader`] over bytes in memory (shared files).
+/// The format's interpreter over pcap-parser's streaming reader.
 enum Input {
-    Pcap(PcapInput<LegacyPcapReader<Stream>>),
-    Pcapng(PcapngInput<PcapNGReader<Stream>>),
-    PcapSlice(PcapInput<SliceReader>),
-    PcapngSlice(PcapngInput<SliceReader>),
+    Pcap(PcapInput),
+    Pcapng(PcapngInput),
     /// Clean end or error: the buffer is released; `next_frame` keeps returning `Ok(None)`.
     Done,
 }
@@ -214,57 +209,12 @@ fn drive<S: BlockSource>(src: &mut S, ctx: &mut Ctx) -> Result<Option<FrameAt>, 
     }
 }
 
-/// How [`CaptureReader::open_with`] reads a capture file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReadMode {
-    /// Read a regular, uncompressed file a window at a time into memory shared with the
-    /// readers [`CaptureReader::reopen`] makes, parsing it in place (falling back to
-    /// streaming when that fails); stream standard input, pipes and gzip files.
-    Shared,
-    /// Read every input through the reader's own buffer: the cheaper way for a lone reader
-    /// (no window cache, no lock).
-    Stream,
-}
-
-impl ReadMode {
-    /// How to open a capture file that `readers` workers will read. Shared windows only when
-    /// several read it: they save each worker but one its copy of the file, while a lone
-    /// reader streams through its own buffer without the cache and its lock.
-    pub fn for_readers(readers: usize) -> Self {
-        if readers < 2 {
-            ReadMode::Stream
-        } else {
-            ReadMode::Shared
-        }
-    }
-}
-
-/// The start of a capture, read as far as recognising its format needs.
-trait Head {
-    /// The first `n` bytes, fewer when the input is shorter. Each call asks for more than the
-    /// previous one.
-    fn prefix(&mut self, n: usize) -> io::Result<&[u8]>;
-}
-
-impl Head for Sniffed {
-    fn prefix(&mut self, n: usize) -> io::Result<&[u8]> {
-        self.fill_to(n)?;
-        Ok(&self.head)
-    }
-}
-
-impl Head for SliceReader {
-    fn prefix(&mut self, n: usize) -> io::Result<&[u8]> {
-        SliceReader::prefix(self, n)
-    }
-}
-
 /// Recognises the format by the first bytes and checks that its file header (pcap) or section
 /// header block (pcapng) is all there; returns the format and that header's length.
 fn identify(
     name: &str,
     gzip: bool,
-    src: &mut impl Head,
+    src: &mut Sniffed,
 ) -> Result<(CaptureFormat, usize), CaptureError> {
     // Nothing of the capture has been read yet: a failure is at its first byte.
     let io_err = |source| read_failure(name, 0, gzip, source);
@@ -353,14 +303,12 @@ fn header_failure(name: &str, format: CaptureFormat, gzip: bool, e: HeaderError)
     }
 }
 
-/// Applies `$body` to the format input whichever backend it has.
+/// Applies `$body` to the format input whichever format it is.
 macro_rules! each_input {
     ($input:expr, $src:ident => $body:expr, done => $done:expr) => {
         match $input {
             Input::Pcap($src) => $body,
             Input::Pcapng($src) => $body,
-            Input::PcapSlice($src) => $body,
-            Input::PcapngSlice($src) => $body,
             Input::Done => $done,
         }
     };
@@ -368,11 +316,9 @@ macro_rules! each_input {
 
 /// Reader over a pcap or pcapng capture (gzip-compressed or not).
 ///
-/// Standard input, pipes and gzip files are read through one buffer of [`INITIAL_BUFFER`]
-/// bytes that grows only for a block that does not fit (up to [`MAX_BLOCK_LEN`]); they are
-/// never loaded whole and never seeked. With [`ReadMode::Shared`], a regular uncompressed file
-/// is read a window at a time into memory shared with the readers [`CaptureReader::reopen`]
-/// makes, and its frames borrow the window. Both ways give the same frames, errors and warnings for the same bytes.
+/// Every input (file, standard input, pipe, gzip) is read through one buffer of
+/// [`INITIAL_BUFFER`] bytes that grows only for a block that does not fit (up to
+/// [`MAX_BLOCK_LEN`]); it is never loaded whole and never seeked. Frames borrow the buffer.
 pub struct CaptureReader {
     path: String,
     format: CaptureFormat,
@@ -382,20 +328,11 @@ pub struct CaptureReader {
     total_size: Option<u64>,
     /// Link types, kept when the input is released at the end.
     link_types_at_end: Vec<LinkType>,
-    /// The bytes of a slice-backed reader, kept for [`Self::reopen`].
-    shared: Option<Region>,
 }
 
 impl CaptureReader {
-    /// Opens `path` and reads it ([`ReadMode::Stream`]); `-` reads standard input. Shared
-    /// windows are asked for with [`Self::open_with`]: they pay only when several readers
-    /// share them through [`Self::reopen`] ([`ReadMode::for_readers`]).
+    /// Opens `path` and reads it; `-` reads standard input.
     pub fn open(path: &str) -> Result<Self, CaptureError> {
-        Self::open_with(path, ReadMode::Stream)
-    }
-
-    /// Opens `path`, reading it as `mode` says; `-` reads standard input.
-    pub fn open_with(path: &str, mode: ReadMode) -> Result<Self, CaptureError> {
         if path == "-" {
             return Self::from_read(path.to_string(), Box::new(io::stdin()));
         }
@@ -409,13 +346,8 @@ impl CaptureReader {
             return Err(open_err(io::Error::other("is a directory")));
         }
         let total = meta.is_file().then_some(meta.len());
-        if mode == ReadMode::Shared {
-            if let Some(shared) = total.and_then(|len| Self::try_shared(path, &file, len)) {
-                return shared;
-            }
-        }
         // A regular file is read as it was when opened, even if a capture tool still appends
-        // to it: every reader of the same file (one per worker thread) sees the same frames.
+        // to it: the report's byte count and progress agree with the size taken here.
         let src: Box<dyn Read + Send> = match total {
             Some(len) => Box::new(file.take(len)),
             None => Box::new(file),
@@ -423,58 +355,6 @@ impl CaptureReader {
         let mut reader = Self::from_read(path.to_string(), src)?;
         reader.total_size = total;
         Ok(reader)
-    }
-
-    /// The reader over `file` in shared windows, or `None` when it should be streamed
-    /// instead: it is empty or gzip-compressed, or its first window cannot be read (whatever
-    /// the reason; streaming it will say what is wrong if anything is).
-    fn try_shared(
-        path: &str,
-        file: &std::fs::File,
-        len: u64,
-    ) -> Option<Result<Self, CaptureError>> {
-        if len == 0 {
-            return None;
-        }
-        let (shared, first) = SharedFile::new(file.try_clone().ok()?, len).ok()?;
-        if first.bytes().starts_with(&GZIP_MAGIC) {
-            return None;
-        }
-        let reader = Self::from_region(path.to_string(), Region::File(shared), Some(first));
-        Some(reader.map(|mut r| {
-            r.total_size = Some(len);
-            r
-        }))
-    }
-
-    /// Reads a capture held in memory, parsing it in place (as a shared file is); `name` is
-    /// used in messages and the report. gzip-compressed bytes are decompressed as they are
-    /// read, like any gzip input.
-    pub fn from_shared_bytes(
-        name: String,
-        bytes: impl Into<Arc<[u8]>>,
-    ) -> Result<Self, CaptureError> {
-        let bytes: Arc<[u8]> = bytes.into();
-        if bytes.starts_with(&GZIP_MAGIC) {
-            return Self::from_read(name, Box::new(io::Cursor::new(bytes)));
-        }
-        Self::from_region(name, Region::Bytes(bytes), None)
-    }
-
-    /// A new reader from the start of the same capture, sharing this one's bytes: for a
-    /// shared file no new open and, while the readers stay a few windows apart, no new read
-    /// of the same bytes. `None` when this reader reads a stream (standard input, a pipe,
-    /// gzip, [`ReadMode::Stream`], or a file that could not be shared): open it again then.
-    pub fn reopen(&self) -> Option<CaptureReader> {
-        let region = self.shared.as_ref()?;
-        let mut reader = Self::from_region(self.path.clone(), region.clone(), None).ok()?;
-        reader.total_size = self.total_size;
-        Some(reader)
-    }
-
-    /// The capture is a file read in windows shared with the readers [`Self::reopen`] makes.
-    pub fn is_shared_file(&self) -> bool {
-        matches!(self.shared, Some(Region::File(_)))
     }
 
     /// Reads a capture from any byte source; `name` is used in messages and the report.
@@ -503,43 +383,7 @@ impl CaptureReader {
             )),
         };
         Ok(Self::assemble(
-            name, format, input, raw_count, read_error, gzip, None,
-        ))
-    }
-
-    /// A reader parsing `region` in place; `first` is a shared file's first window when the
-    /// caller has it.
-    fn from_region(
-        name: String,
-        region: Region,
-        first: Option<Arc<Window>>,
-    ) -> Result<Self, CaptureError> {
-        let mut slice =
-            SliceReader::new(region, first).map_err(|e| read_failure(&name, 0, false, e))?;
-        let (format, _) = identify(&name, false, &mut slice)?;
-        let raw_count = slice.raw_count();
-        let read_error = slice.read_error();
-        let shared = slice.region().clone();
-        let failed = |e| header_failure(&name, format, false, e);
-        let input = match format {
-            CaptureFormat::Pcap => Input::PcapSlice(
-                slice
-                    .into_legacy()
-                    .and_then(|r| PcapInput::new(r, WINDOW))
-                    .map_err(failed)?,
-            ),
-            CaptureFormat::Pcapng => {
-                Input::PcapngSlice(PcapngInput::new(slice.into_ng().map_err(failed)?, WINDOW))
-            }
-        };
-        Ok(Self::assemble(
-            name,
-            format,
-            input,
-            raw_count,
-            read_error,
-            false,
-            Some(shared),
+            name, format, input, raw_count, read_error, gzip,
         ))
     }
 
@@ -550,7 +394,6 @@ impl CaptureReader {
         raw_count: Arc<AtomicU64>,
         read_error: Arc<Mutex<Option<io::Error>>>,
         gzip: bool,
-        shared: Option<Region>,
     ) -> Self {
         let stream_pos = match format {
             CaptureFormat::Pcap => PCAP_HEADER_LEN as u64,
@@ -572,7 +415,6 @@ impl CaptureReader {
             raw_count,
             total_size: None,
             link_types_at_end: Vec::new(),
-            shared,
         }
     }
 
@@ -617,7 +459,6 @@ impl CaptureReader {
         self.link_types_at_end = self.link_types();
         let missing = match &self.input {
             Input::Pcapng(src) => src.missing_interface_warning(),
-            Input::PcapngSlice(src) => src.missing_interface_warning(),
             _ => None,
         };
         self.ctx.warnings.extend(missing);
@@ -631,10 +472,8 @@ impl CaptureReader {
         &mut self,
         keys: Option<std::sync::Arc<crate::proto::tls::keylog::KeyStore>>,
     ) {
-        match &mut self.input {
-            Input::Pcapng(src) => src.keys = keys,
-            Input::PcapngSlice(src) => src.keys = keys,
-            _ => {}
+        if let Input::Pcapng(src) = &mut self.input {
+            src.keys = keys;
         }
     }
 
@@ -649,9 +488,7 @@ impl CaptureReader {
     pub fn link_types(&self) -> Vec<LinkType> {
         match &self.input {
             Input::Pcap(src) => vec![src.link_type()],
-            Input::PcapSlice(src) => vec![src.link_type()],
             Input::Pcapng(src) => src.link_types().to_vec(),
-            Input::PcapngSlice(src) => src.link_types().to_vec(),
             Input::Done => self.link_types_at_end.clone(),
         }
     }

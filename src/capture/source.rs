@@ -104,6 +104,12 @@ impl Sniffed {
         fill(&mut self.rest, &mut self.head, want)
     }
 
+    /// The first `n` bytes, fewer when the input is shorter.
+    pub fn prefix(&mut self, n: usize) -> io::Result<&[u8]> {
+        self.fill_to(n)?;
+        Ok(&self.head)
+    }
+
     pub fn into_stream(self) -> Stream {
         KeepError {
             inner: Cursor::new(self.head).chain(self.rest),

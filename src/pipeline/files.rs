@@ -69,8 +69,7 @@ fn analyse_unit(cfg: &Config, unit: &Unit, tx: SyncSender<Event>) {
     let mut obs = Queue(tx.clone());
     match unit {
         Unit::One(path) => {
-            // One reader per capture here: nothing to share.
-            let analysed = super::open_input(cfg, path, crate::capture::ReadMode::Stream)
+            let analysed = super::open_input(cfg, path)
                 .map_err(CaptureFailure::Unreadable)
                 .and_then(|reader| {
                     let mut emit =

@@ -14,9 +14,7 @@ use std::collections::BTreeSet;
 use std::io;
 
 use crate::analysis::{Analyzer, FinishedFlow, Output};
-use crate::capture::{
-    CaptureError, CaptureReader, Frame, LinkType, LiveStream, ReadMode, stdin_source,
-};
+use crate::capture::{CaptureError, CaptureReader, Frame, LinkType, LiveStream, stdin_source};
 use crate::cli::Config;
 use crate::decode::{Decoded, Decoder};
 use crate::findings::bruteforce::BruteForceTracker;
@@ -72,7 +70,6 @@ pub fn run(
         note_stop(cfg, obs);
         return outcome;
     }
-    let mode = ReadMode::Stream;
     let mut tally = Tally::new(cfg);
     for unit in units {
         if cfg.stop.requested() {
@@ -80,7 +77,7 @@ pub fn run(
         }
         match unit {
             chain::Unit::One(path) => {
-                let reader = open_input(cfg, &path, mode);
+                let reader = open_input(cfg, &path);
                 tally.input(cfg, sink, obs, path, reader)?;
             }
             chain::Unit::Chain(paths) => {
@@ -99,12 +96,12 @@ pub fn run(
 
 /// Opens one input; standard input through [`stdin_source`], so that a stop ends a live
 /// capture even while no packet comes.
-fn open_input(cfg: &Config, path: &str, mode: ReadMode) -> Result<CaptureReader, CaptureError> {
+fn open_input(cfg: &Config, path: &str) -> Result<CaptureReader, CaptureError> {
     if path != "-" {
         // A named pipe (`mkfifo`) given by name is a live stream like standard input.
         let fifo = std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
         if !fifo {
-            return CaptureReader::open_with(path, mode);
+            return CaptureReader::open(path);
         }
         let open_err = |source| CaptureError::Open {
             path: path.to_string(),
