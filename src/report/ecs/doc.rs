@@ -11,7 +11,7 @@ use std::io;
 
 use serde::Serialize;
 
-use super::sorted::{Object, Pool, Sorted, escaped, escaped_display, needs_escape};
+use super::sorted::{Object, Pool, Sorted, escaped, needs_escape};
 
 /// Deepest nesting of an ECS path (`tls.server.x509.subject.common_name` is 4 objects deep).
 const MAX_DEPTH: usize = 8;
@@ -134,7 +134,8 @@ impl<'a> Doc<'a> {
     /// `v`'s text as a string (addresses, timestamps, messages), escaped.
     pub fn display(&mut self, key: &'static str, v: &(impl Display + ?Sized)) {
         self.key(key);
-        escaped_display(self.out, v);
+        // Formatted whole, then escaped once (not fragment by fragment).
+        escaped(self.out, self.pool.text_of(v));
     }
 
     pub fn u64(&mut self, key: &'static str, v: u64) {

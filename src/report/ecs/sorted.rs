@@ -23,6 +23,18 @@ pub struct Pool {
     keys: String,
     /// The bytes of the object being reordered.
     scratch: Vec<u8>,
+    /// A value's text before it is escaped.
+    text: String,
+}
+
+impl Pool {
+    /// `v`'s text, formatted into a reused buffer.
+    pub fn text_of(&mut self, v: &(impl Display + ?Sized)) -> &str {
+        self.text.clear();
+        // Formatting into a String fails only if `v`'s Display does; its text so far stands.
+        let _ = write!(self.text, "{v}");
+        &self.text
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -89,6 +101,7 @@ impl<'a> Sorted<'a> {
             entries,
             keys,
             scratch,
+            ..
         } = &mut *self.pool;
         let name = |k: Key| match k {
             Key::Static(s) => s,
