@@ -302,17 +302,21 @@ fn network(d: &mut Doc<'_>, e: &Ends, packets: Option<u64>) {
     });
 }
 
-/// `related.*`: the SNI, the two addresses, the user names.
+/// `related.*`: the SNI, the two addresses, the user names. Lean documents write only what
+/// no other field of the event says: the addresses are `source.ip` and `destination.ip`, the
+/// SNI is `tls.client.server_name`, a single user is `user.name`; more users than one are
+/// written.
 fn related(d: &mut Doc<'_>, host: Option<&str>, ends: Option<&Ends>, users: &[&str]) {
+    let full = !detail::lean();
     d.obj("related", |d| {
-        if let Some(h) = host {
+        if let Some(h) = host.filter(|_| full) {
             d.strs("hosts", [h]);
         }
-        if let Some(e) = ends {
+        if let Some(e) = ends.filter(|_| full) {
             let (c, s) = (e.client.ip.as_str(), e.server.ip.as_str());
             d.strs("ip", std::iter::once(c).chain((s != c).then_some(s)));
         }
-        if !users.is_empty() {
+        if users.len() > 1 || (full && !users.is_empty()) {
             d.strs("user", users.iter().copied());
         }
     });
@@ -506,7 +510,8 @@ fn flow_event(d: &mut Doc<'_>, flow: &FlowRecord) {
         category: &["network"],
         dataset: "smtpaudit.flow",
         duration: Some(duration_nanos(flow.start, flow.end)),
-        end: Some(flow.end),
+        // `@timestamp` plus `event.duration`.
+        end: full.then_some(flow.end),
         kind: "event",
         outcome: flow_outcome(flow),
         severity: None,
