@@ -84,11 +84,13 @@ impl EcsSink {
     /// One event, written by `f` into the line buffer.
     fn event(&mut self, f: impl FnOnce(&mut Doc<'_>)) -> io::Result<()> {
         let pool = &mut self.pool;
-        self.out.write_line(|buf| {
+        let written = self.out.write_line(|buf| {
             let mut d = Doc::begin(buf, pool);
             f(&mut d);
             d.end()
-        })
+        });
+        self.pool.trim();
+        written
     }
 }
 

@@ -28,6 +28,24 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// Lets go of buffers one huge event grew (thousands of AUTH attempts), as the line
+    /// buffer does, so they are not pinned for the rest of the run.
+    pub fn trim(&mut self) {
+        const KEEP: usize = 1 << 20;
+        if self.scratch.capacity() > KEEP {
+            self.scratch = Vec::new();
+        }
+        if self.text.capacity() > KEEP {
+            self.text = String::new();
+        }
+        if self.keys.capacity() > KEEP {
+            self.keys = String::new();
+        }
+        if self.entries.capacity() > KEEP / std::mem::size_of::<Entry>() {
+            self.entries = Vec::new();
+        }
+    }
+
     /// `v`'s text, formatted into a reused buffer.
     pub fn text_of(&mut self, v: &(impl Display + ?Sized)) -> &str {
         self.text.clear();
