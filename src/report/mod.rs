@@ -122,8 +122,13 @@ impl LineWriter {
     }
 
     fn line<T: Serialize + ?Sized>(&mut self, value: &T) -> io::Result<()> {
+        self.write_line(|buf| Ok(serde_json::to_writer(buf, value)?))
+    }
+
+    /// One line written by `f` into the buffer, at the sink's detail level.
+    fn write_line(&mut self, f: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> io::Result<()> {
         self.buf.clear();
-        detail::with(self.detail, || serde_json::to_writer(&mut self.buf, value))?;
+        detail::with(self.detail, || f(&mut self.buf))?;
         self.buf.push(b'\n');
         self.out.write_all(&self.buf)?;
         // One huge flow (thousands of AUTH attempts) must not pin its buffer for the rest of
