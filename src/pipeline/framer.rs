@@ -28,10 +28,11 @@ use crate::capture::{CaptureError, CaptureReader, Stop};
 use crate::decode::{Decoded, IcmpError, TcpFlags, TcpSegment};
 use crate::flow::{Endpoint, EventMeta, FlowKey};
 
-/// Frames per round at most. Rounds are the unit of hand-over between threads: larger ones
+/// Frames per round at most (1,024, 2,048 and 4,096 ran alike on the mail-relay corpus; the
+/// last held 20 MiB more). Rounds are the unit of hand-over between threads: larger ones
 /// cost fewer wake-ups and sorts in the merge, smaller ones less memory in flight and a
 /// quicker start for the workers.
-pub(super) const ROUND_FRAMES: u64 = 1024;
+pub(super) const ROUND_FRAMES: u64 = 2048;
 
 /// Payload bytes per round at most (the capture bytes in flight): a round of jumbo or
 /// offloaded segments ends early rather than hold 2,048 of them.
