@@ -23,7 +23,7 @@ use crate::flow::{
 use crate::proto::smtp::{Feed, Signal, SmtpSession};
 use crate::proto::tls::keylog::KeyStore;
 use crate::proto::tls::{EndKind, TlsContext, TlsSession};
-use crate::report::model::{EndpointRecord, FlowClass, FlowRecord, HandshakeOutcome, TcpRecord};
+use crate::report::model::{FlowClass, FlowRecord, HandshakeOutcome, TcpRecord};
 use crate::time::Timestamp;
 use classify::{LineScan, MAX_PROBE_LINE, Opening, classify_line, find_smtp_line, probe_tls};
 
@@ -489,14 +489,8 @@ impl Analyzer {
                 info.start.as_nanos(),
                 info.first_frame,
             ),
-            client: EndpointRecord {
-                ip: client.ip,
-                port: client.port,
-            },
-            server: EndpointRecord {
-                ip: server.ip,
-                port: server.port,
-            },
+            client: client.into(),
+            server: server.into(),
             start: info.start,
             first_frame: info.first_frame,
         };
@@ -666,14 +660,8 @@ fn lean_record(
     FlowRecord {
         id: String::new(),
         capture: String::new(),
-        client: EndpointRecord {
-            ip: client.ip,
-            port: client.port,
-        },
-        server: EndpointRecord {
-            ip: server.ip,
-            port: server.port,
-        },
+        client: client.into(),
+        server: server.into(),
         start: info.start,
         end: info.last,
         duration_secs: (info.last.as_nanos() - info.start.as_nanos()) as f64 / 1e9,

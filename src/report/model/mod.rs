@@ -71,6 +71,15 @@ pub struct EndpointRecord {
     pub port: u16,
 }
 
+impl From<crate::flow::Endpoint> for EndpointRecord {
+    fn from(e: crate::flow::Endpoint) -> Self {
+        EndpointRecord {
+            ip: e.ip,
+            port: e.port,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FlowClass {
