@@ -57,10 +57,13 @@ use crate::flow::{
 use crate::report::model::CaptureRecord;
 
 /// Batches the reading thread may be ahead of a worker (each holds at most
-/// [`super::framer::ROUND_BYTES`] of the capture's bytes).
-const BATCHES_IN_FLIGHT: usize = 2;
+/// [`super::framer::ROUND_BYTES`] of the capture's bytes). Deeper queues let a worker that
+/// falls behind on a heavy round catch up without stalling the others: on the mail-relay
+/// corpus, 2 -> 4 (with [`ROUNDS_IN_FLIGHT`]) took two threads from 0.96 to 0.94 s and peak
+/// RSS from 38 to 50 MiB; 8 gained 0.01 s more for 60 MiB.
+const BATCHES_IN_FLIGHT: usize = 4;
 /// Rounds a worker may be ahead of the merge, at most.
-const ROUNDS_IN_FLIGHT: usize = 2;
+const ROUNDS_IN_FLIGHT: usize = 4;
 /// Flows per round at the end of input, where a worker finishes its whole table: a flood
 /// leaves it full, and its records sent as one round would cost more than the table.
 const END_FLOWS: usize = 256;
