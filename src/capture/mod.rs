@@ -39,6 +39,7 @@ mod live;
 mod pcap;
 mod pcapng;
 mod reader;
+mod shared;
 mod source;
 
 pub use error::CaptureError;
@@ -46,6 +47,7 @@ pub use link::LinkType;
 pub use live::{LiveStream, Stop, stdin_source};
 pub use pcap::MAX_RECORD_CAPLEN;
 pub use reader::{CaptureReader, INITIAL_BUFFER, MAX_BLOCK_LEN};
+pub use shared::Chunk;
 
 use crate::time::Timestamp;
 
@@ -68,6 +70,17 @@ pub struct Frame<'a> {
     pub data: &'a [u8],
     /// Length of the packet on the wire; larger than `data.len()` when the snap length cut it.
     pub orig_len: u32,
+    /// Where `data` lies in a chunk of the capture that may be held past the next call (a
+    /// classic pcap file); None when the bytes are only borrowed (pcapng).
+    pub chunk: Option<SharedFrame<'a>>,
+}
+
+/// A frame's bytes as `chunk[offset..offset + data.len()]`: holding a clone of the chunk
+/// keeps them, unchanged, after the reader has moved on.
+#[derive(Clone, Copy, Debug)]
+pub struct SharedFrame<'a> {
+    pub chunk: &'a Chunk,
+    pub offset: usize,
 }
 
 #[cfg(test)]

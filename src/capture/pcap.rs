@@ -4,11 +4,16 @@
 //! Record layout and limits: draft-ietf-opsawg-pcap (the libpcap file format), sections 4
 //! (file header: SnapLen, LinkType with FCS bits in the upper half) and 5 (packet record).
 
-use pcap_parser::traits::PcapReaderIterator;
-use pcap_parser::{LegacyPcapReader, PcapBlockOwned};
+use pcap_parser::PcapError;
+use pcap_parser::nom::{self, IResult};
+use pcap_parser::pcap::{
+    LegacyPcapBlock, parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified,
+    parse_pcap_header,
+};
 
 use super::LinkType;
-use super::reader::{BlockSource, FrameAt, HeaderError, Step, parser_error_step};
+use super::reader::{BlockSource, FrameAt, HeaderError, Step};
+use super::shared::{Chunk, SharedBuffer};
 use super::source::Stream;
 use crate::time::Timestamp;
 
@@ -21,10 +26,17 @@ pub const MAX_RECORD_CAPLEN: u32 = 256 * 1024;
 /// not by more than this.
 const SNAPLEN_SLACK: u32 = 64 * 1024;
 
-/// Interprets the records that pcap-parser's streaming reader cuts out.
+type ParseRecord = fn(&[u8]) -> IResult<&[u8], LegacyPcapBlock<'_>, PcapError<&[u8]>>;
+
+/// Cuts records out of a [`SharedBuffer`] with pcap-parser's record parsers, so that a frame
+/// can lend its chunk out (see `super::shared`).
 pub(super) struct PcapInput {
-    reader: LegacyPcapReader<Stream>,
-    capacity: usize,
+    stream: Stream,
+    buf: SharedBuffer,
+    /// Stream offset of the buffer start.
+    consumed: u64,
+    exhausted: bool,
+    parse: ParseRecord,
     link: LinkType,
     nanos: bool,
     big_endian: bool,
@@ -32,27 +44,32 @@ pub(super) struct PcapInput {
     record_hdr: usize,
 }
 
-/// The streaming reader over `stream`, which must start with a complete 24-byte file header
-/// (the caller sniffed it).
-pub(super) fn stream_reader(
-    stream: Stream,
-    capacity: usize,
-) -> Result<LegacyPcapReader<Stream>, HeaderError> {
-    LegacyPcapReader::new(capacity, stream).map_err(|e| HeaderError::from(&e))
-}
-
 impl PcapInput {
-    /// `reader` hands out the file header first; `capacity` is its buffer size.
-    pub fn new(mut reader: LegacyPcapReader<Stream>, capacity: usize) -> Result<Self, HeaderError> {
-        let (len, header) = match reader.next() {
-            Ok((len, PcapBlockOwned::LegacyHeader(h))) => (len, h),
-            _ => return Err(HeaderError::Other),
+    /// `stream` must start with a complete 24-byte file header (the caller sniffed it);
+    /// `capacity` is the buffer size.
+    pub fn new(mut stream: Stream, capacity: usize) -> Result<Self, HeaderError> {
+        let mut buf = SharedBuffer::with_capacity(capacity);
+        buf.refill(&mut stream).map_err(|_| HeaderError::Other)?;
+        let (len, header) = match parse_pcap_header(buf.data()) {
+            Ok((rest, h)) => (buf.data().len() - rest.len(), h),
+            Err(nom::Err::Error(e) | nom::Err::Failure(e)) => return Err(HeaderError::from(&e)),
+            Err(nom::Err::Incomplete(_)) => return Err(HeaderError::Other),
         };
-        reader.consume_noshift(len);
+        buf.consume(len);
         let record_hdr = if header.is_modified_format() { 24 } else { 16 };
+        let parse: ParseRecord = if header.is_modified_format() {
+            parse_pcap_frame_modified
+        } else if header.is_bigendian() {
+            parse_pcap_frame_be
+        } else {
+            parse_pcap_frame
+        };
         Ok(PcapInput {
-            reader,
-            capacity,
+            stream,
+            buf,
+            consumed: len as u64,
+            exhausted: false,
+            parse,
             // The upper 16 bits carry FCS information, not the link type.
             link: LinkType((header.network.0 as u32) & 0xffff),
             nanos: header.is_nanosecond_precision(),
@@ -60,6 +77,11 @@ impl PcapInput {
             snaplen: header.snaplen,
             record_hdr,
         })
+    }
+
+    /// The chunk the buffer's data lies in and where that data starts in it.
+    pub fn chunk(&self) -> (&Chunk, usize) {
+        (self.buf.chunk(), self.buf.offset())
     }
 
     pub fn link_type(&self) -> LinkType {
@@ -99,7 +121,7 @@ impl BlockSource for PcapInput {
     const TRUNCATED: &'static str = "truncated packet record";
 
     fn step(&mut self, _warnings: &mut Vec<String>) -> Step {
-        let declared = match self.peek_caplen(self.reader.data()) {
+        let declared = match self.peek_caplen(self.buf.data()) {
             Some(caplen) if self.caplen_is_absurd(caplen) => {
                 return Step::Corrupt(format!(
                     "corrupt packet record (captured length {caplen}, snap length {})",
@@ -109,19 +131,60 @@ impl BlockSource for PcapInput {
             Some(caplen) => Some(self.record_hdr + caplen as usize),
             None => None,
         };
-        match self.reader.next() {
-            Ok((len, PcapBlockOwned::Legacy(rec))) => Step::Frame(FrameAt {
-                block_len: len,
+        let data = self.buf.data();
+        if data.is_empty() && self.exhausted {
+            return Step::Eof;
+        }
+        match (self.parse)(data) {
+            Ok((rest, rec)) => Step::Frame(FrameAt {
+                block_len: data.len() - rest.len(),
                 start: self.record_hdr,
                 caplen: rec.data.len(),
                 orig_len: rec.origlen,
                 ts: Self::timestamp(self.nanos, rec.ts_sec, rec.ts_usec),
                 link: self.link,
             }),
-            Ok((len, _)) => Step::Skip(len),
-            Err(e) => parser_error_step(&e, declared),
+            // A record cut short by the end of input: the caller names it.
+            Err(nom::Err::Incomplete(_)) if self.exhausted => Step::Eof,
+            Err(nom::Err::Incomplete(_)) => Step::NeedMore { declared },
+            Err(nom::Err::Error(_) | nom::Err::Failure(_)) => Step::Corrupt("corrupt block".into()),
         }
     }
 
-    buffer_methods!();
+    fn data(&self) -> &[u8] {
+        self.buf.data()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.consumed += n as u64;
+        self.buf.consume(n);
+    }
+
+    fn consumed(&self) -> u64 {
+        self.consumed
+    }
+
+    fn refill(&mut self) -> bool {
+        // A full buffer reads nothing, which is not the end of input.
+        let full = self.buf.data().len() >= self.buf.capacity();
+        match self.buf.refill(&mut self.stream) {
+            Ok(n) => {
+                self.exhausted = n == 0 && !full;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn exhausted(&self) -> bool {
+        self.exhausted
+    }
+
+    fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    fn grow(&mut self, new_size: usize) {
+        self.buf.grow(new_size);
+    }
 }

@@ -4,10 +4,10 @@ use std::sync::{Arc, Mutex};
 
 use pcap_parser::PcapError;
 
-use super::pcap::{self, PcapInput};
+use super::pcap::PcapInput;
 use super::pcapng::{self, PcapngInput};
 use super::source::{Sniffed, gzip_damage, is_cut_gzip_magic};
-use super::{CaptureError, CaptureFormat, Frame, LinkType};
+use super::{CaptureError, CaptureFormat, Frame, LinkType, SharedFrame};
 use crate::time::Timestamp;
 
 /// Initial size of the read buffer. Large enough that refills are rare, small enough that
@@ -372,11 +372,7 @@ impl CaptureReader {
         let stream = sniffed.into_stream();
         let failed = |e| header_failure(&name, format, gzip, e);
         let input = match format {
-            CaptureFormat::Pcap => Input::Pcap(
-                pcap::stream_reader(stream, capacity)
-                    .and_then(|r| PcapInput::new(r, capacity))
-                    .map_err(failed)?,
-            ),
+            CaptureFormat::Pcap => Input::Pcap(PcapInput::new(stream, capacity).map_err(failed)?),
             CaptureFormat::Pcapng => Input::Pcapng(PcapngInput::new(
                 pcapng::stream_reader(stream, capacity).map_err(failed)?,
                 capacity,
@@ -446,12 +442,23 @@ impl CaptureReader {
         let buf = each_input!(&self.input, src => src.data(), done => &[]);
         // `drive` checked the range against the buffer.
         let data = buf.get(at.start..at.start + at.caplen).unwrap_or_default();
+        let chunk = match &self.input {
+            Input::Pcap(src) => {
+                let (chunk, offset) = src.chunk();
+                Some(SharedFrame {
+                    chunk,
+                    offset: offset + at.start,
+                })
+            }
+            _ => None,
+        };
         Ok(Some(Frame {
             number: self.ctx.frames,
             ts: at.ts,
             link_type: at.link,
             data,
             orig_len: at.orig_len,
+            chunk,
         }))
     }
 

@@ -833,3 +833,58 @@ mod robustness {
         }
     }
 }
+
+/// A frame of a classic pcap file lends out its chunk: holding the chunks (as the workers of
+/// a sharded run do) keeps every frame's bytes as read, across refills and a grown buffer,
+/// while the reader goes on.
+#[test]
+fn pcap_frames_held_by_their_chunk_stay_as_read() {
+    let bodies: Vec<Vec<u8>> = (0..3000u32)
+        .map(|i| {
+            let len = if i == 1500 {
+                MAX_RECORD_CAPLEN as usize
+            } else {
+                40 + (i % 300) as usize
+            };
+            (0..len).map(|j| (i as usize * 7 + j) as u8).collect()
+        })
+        .collect();
+    let recs: Vec<Rec<'_>> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| rec(i as u32, 0, b))
+        .collect();
+    let file = pcap(false, false, 1, MAX_RECORD_CAPLEN, &recs);
+    let mut reader =
+        CaptureReader::from_read("test.cap".into(), Box::new(Cursor::new(file))).unwrap();
+    let mut held = Vec::new();
+    while let Some(f) = reader.next_frame().unwrap() {
+        let shared = f.chunk.expect("a pcap frame lends its chunk");
+        assert_eq!(
+            &shared.chunk[shared.offset..shared.offset + f.data.len()],
+            f.data
+        );
+        held.push((
+            std::sync::Arc::clone(shared.chunk),
+            shared.offset,
+            f.data.len(),
+        ));
+    }
+    assert_eq!(held.len(), bodies.len());
+    for ((chunk, at, len), body) in held.iter().zip(&bodies) {
+        assert_eq!(&chunk[*at..*at + *len], &body[..]);
+    }
+}
+
+/// pcapng frames borrow pcap-parser's buffer: no chunk to hold.
+#[test]
+fn pcapng_frames_lend_no_chunk() {
+    let mut file = shb(false);
+    file.extend(idb(false, 1, 65535, None, None));
+    file.extend(epb(false, 0, 1, b"abc", 3));
+    let mut reader =
+        CaptureReader::from_read("test.cap".into(), Box::new(Cursor::new(file))).unwrap();
+    let f = reader.next_frame().unwrap().unwrap();
+    assert_eq!(f.data, b"abc");
+    assert!(f.chunk.is_none());
+}

@@ -6,11 +6,16 @@
 //! framing and decoding every frame N times cost a two-thread run 60% more CPU than one
 //! thread on a mail relay's traffic (small packets, many short connections), and two
 //! threads were only 1.1x faster than one. Here a frame is framed and decoded once; a worker
-//! receives only what it analyses: the decoded headers of its segments, their payloads
-//! copied into the round's buffer (the capture's bytes once more, a memcpy, against a decode
-//! per frame per worker), and a clock tick when another shard's segment moves the capture
-//! clock into a new second, which is all a worker needs of frames it does not own (see the
-//! clock in [`super::sharded`]).
+//! receives only what it analyses: the decoded headers of its segments, their payloads, and
+//! a clock tick when another shard's segment moves the capture clock into a new second,
+//! which is all a worker needs of frames it does not own (see the clock in
+//! [`super::sharded`]).
+//!
+//! A payload of a classic pcap file is not copied: the batch holds the reader's chunk it lies
+//! in ([`crate::capture::Chunk`]), which the reader does not write into again while it is
+//! held. Copying them was a tenth of a two-thread run's CPU on a mail relay's traffic (the
+//! capture's bytes once more). Payloads of pcapng files, whose reader borrows pcap-parser's
+//! buffer, are still copied into the batch's own buffer.
 //!
 //! A round ends after [`ROUND_FRAMES`] frames, [`ROUND_BYTES`] bytes of payload or
 //! [`ROUND_OPENINGS`] connection openings, whichever comes first; every worker gets a batch
@@ -20,11 +25,12 @@
 
 use std::net::IpAddr;
 use std::ops::Range;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender};
 
 use super::{InputFacts, PROGRESS_EVERY};
-use crate::capture::{CaptureError, CaptureReader, Stop};
+use crate::capture::{CaptureError, CaptureReader, Chunk, Frame, SharedFrame, Stop};
 use crate::decode::{Decoded, IcmpError, TcpFlags, TcpSegment};
 use crate::flow::{Endpoint, EventMeta, FlowKey};
 
@@ -44,7 +50,16 @@ pub(super) const ROUND_BYTES: usize = 1 << 20;
 /// opens about 15 connections per 1,024 frames.
 pub(super) const ROUND_OPENINGS: u32 = 128;
 
-/// A decoded TCP segment whose payload lives in its batch's buffer.
+/// Where a held segment's payload is.
+#[derive(Clone, Debug)]
+enum Held {
+    /// In the capture chunk `chunk` of the batch, at `range` (a classic pcap file: no copy).
+    Shared { chunk: u32, range: Range<usize> },
+    /// Copied into the batch's own buffer, at this range (pcapng, an empty payload).
+    Copied(Range<usize>),
+}
+
+/// A decoded TCP segment whose payload its batch holds.
 #[derive(Clone, Debug)]
 pub(super) struct HeldSegment {
     src: IpAddr,
@@ -55,7 +70,7 @@ pub(super) struct HeldSegment {
     ack: u32,
     flags: TcpFlags,
     missing_payload: u32,
-    payload: Range<usize>,
+    payload: Held,
 }
 
 /// What a worker is handed of one frame.
@@ -74,12 +89,28 @@ pub(super) enum Item {
 pub(super) struct Batch {
     pub items: Vec<Item>,
     payload: Vec<u8>,
+    /// The capture chunks the round's payloads lie in, in frame order.
+    chunks: Vec<Chunk>,
 }
 
 impl Batch {
-    fn push_segment(&mut self, seg: &TcpSegment<'_>, meta: EventMeta) {
-        let start = self.payload.len();
-        self.payload.extend_from_slice(seg.payload);
+    /// Holds `seg`, whose frame is `frame`: by reference to the frame's chunk when it has
+    /// one and the payload lies in it, else by copy.
+    fn push_segment(&mut self, seg: &TcpSegment<'_>, meta: EventMeta, frame: &Frame<'_>) {
+        let payload = match frame
+            .chunk
+            .and_then(|c| in_chunk(c, frame.data, seg.payload))
+        {
+            Some((chunk, range)) if !range.is_empty() => Held::Shared {
+                chunk: self.chunk_index(chunk),
+                range,
+            },
+            _ => {
+                let start = self.payload.len();
+                self.payload.extend_from_slice(seg.payload);
+                Held::Copied(start..self.payload.len())
+            }
+        };
         let held = HeldSegment {
             src: seg.src,
             dst: seg.dst,
@@ -89,9 +120,22 @@ impl Batch {
             ack: seg.ack,
             flags: seg.flags,
             missing_payload: seg.missing_payload,
-            payload: start..self.payload.len(),
+            payload,
         };
         self.items.push(Item::Segment(held, meta));
+    }
+
+    /// Frames come in file order, so a chunk is new unless it is the last one held.
+    fn chunk_index(&mut self, chunk: &Chunk) -> u32 {
+        if !self
+            .chunks
+            .last()
+            .is_some_and(|last| Arc::ptr_eq(last, chunk))
+        {
+            self.chunks.push(Arc::clone(chunk));
+        }
+        // A round holds at most ROUND_FRAMES frames, far below u32::MAX chunks.
+        (self.chunks.len() - 1) as u32
     }
 
     /// The segment as the decoder gave it.
@@ -104,7 +148,14 @@ impl Batch {
             seq: held.seq,
             ack: held.ack,
             flags: held.flags,
-            payload: self.payload.get(held.payload.clone()).unwrap_or_default(),
+            payload: match &held.payload {
+                Held::Shared { chunk, range } => self
+                    .chunks
+                    .get(*chunk as usize)
+                    .and_then(|c| c.get(range.clone()))
+                    .unwrap_or_default(),
+                Held::Copied(range) => self.payload.get(range.clone()).unwrap_or_default(),
+            },
             missing_payload: held.missing_payload,
         }
     }
@@ -113,10 +164,30 @@ impl Batch {
     pub fn clear(&mut self) {
         self.items.clear();
         self.payload.clear();
+        // The reading thread refills a chunk once no batch holds it.
+        self.chunks.clear();
         if self.payload.capacity() > 4 * ROUND_BYTES {
             self.payload.shrink_to(ROUND_BYTES);
         }
     }
+}
+
+/// Where `payload`, a part of `data` (a frame's bytes, at `frame.offset` in its chunk), lies
+/// in the chunk; None when it is not a part of `data` (a payload the decoder put together).
+fn in_chunk<'a>(
+    frame: SharedFrame<'a>,
+    data: &[u8],
+    payload: &[u8],
+) -> Option<(&'a Chunk, Range<usize>)> {
+    // Addresses only, never dereferenced: the payload is inside the frame's bytes or not.
+    let at = (payload.as_ptr() as usize).checked_sub(data.as_ptr() as usize)?;
+    if at.checked_add(payload.len())? > data.len() {
+        return None;
+    }
+    let start = frame.offset.checked_add(at)?;
+    let range = start..start.checked_add(payload.len())?;
+    frame.chunk.get(range.clone())?;
+    Some((frame.chunk, range))
 }
 
 /// The shard that owns a connection: a pure function of its 5-tuple, either direction.
@@ -187,7 +258,7 @@ impl Framer<'_> {
                             bytes += seg.payload.len();
                             openings += u32::from(seg.flags.syn() && !seg.flags.ack());
                             if let Some(b) = batches.get_mut(own) {
-                                b.push_segment(&seg, meta);
+                                b.push_segment(&seg, meta, &frame);
                             }
                         }
                         // The error goes to the shard that owns the connection it quotes. It
