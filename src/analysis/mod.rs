@@ -9,7 +9,7 @@
 pub mod classify;
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::cli::Config;
 use crate::decode::IcmpError;
@@ -21,6 +21,7 @@ use crate::flow::{
     RoleSource, StreamEvent,
 };
 use crate::proto::smtp::{Feed, Signal, SmtpSession};
+use crate::proto::tls::cert::CertMemo;
 use crate::proto::tls::keylog::KeyStore;
 use crate::proto::tls::{EndKind, TlsContext, TlsSession};
 use crate::report::model::{FlowClass, FlowRecord, HandshakeOutcome, TcpRecord};
@@ -57,10 +58,10 @@ pub struct FlowState {
 
 impl FlowState {
     /// What the flow's analysis is, created on first use.
-    fn analysis(&mut self, keys: &Option<Arc<KeyStore>>) -> &mut Analysis {
+    fn analysis(&mut self, shared: &Shared) -> &mut Analysis {
         let roles_open = self.roles_open;
         self.analysis
-            .get_or_insert_with(|| Box::new(Analysis::new(roles_open, keys.clone())))
+            .get_or_insert_with(|| Box::new(Analysis::new(roles_open, Some(shared.clone()))))
     }
 
     /// The analysis, or that of a flow that delivered nothing (built on the stack).
@@ -102,8 +103,9 @@ struct Analysis {
     icmp: Option<Box<(IcmpError, EventMeta)>>,
     /// The client's first SMTP command, when the client opened with one.
     first_command: Option<EventMeta>,
-    /// The run's TLS secrets, for the TLS session this flow may start.
-    keys: Option<Arc<KeyStore>>,
+    /// The run's TLS secrets and the analyzer's certificate memo, for the TLS session this
+    /// flow may start.
+    shared: Option<Shared>,
     /// How and when the server ended its side (FIN or RST), if it did.
     server_end: Option<(ServerEnd, EventMeta)>,
     /// Evidence already handed on: a STARTTLS offer, a failed TLS attempt (once each).
@@ -128,7 +130,7 @@ impl ServerEnd {
 }
 
 impl Analysis {
-    fn new(roles_open: bool, keys: Option<Arc<KeyStore>>) -> Self {
+    fn new(roles_open: bool, shared: Option<Shared>) -> Self {
         Analysis {
             swapped: false,
             roles_open,
@@ -147,7 +149,7 @@ impl Analysis {
             first_command: None,
             server_end: None,
             icmp: None,
-            keys,
+            shared,
             offer_sent: false,
             failure_sent: false,
         }
@@ -188,9 +190,30 @@ pub enum Output {
     Evidence(Evidence),
 }
 
+/// What every flow's TLS session gets from the analyzer.
+#[derive(Clone)]
+struct Shared {
+    keys: Option<Arc<KeyStore>>,
+    certs: Arc<Mutex<CertMemo>>,
+}
+
+impl Shared {
+    fn tls(&self, ctx: TlsContext) -> TlsSession {
+        // Framed to the end of the flow: application data is counted (never kept) whatever
+        // the segmentation, and encrypted alerts at close are seen.
+        TlsSession::new(TlsContext {
+            keys: self.keys.clone(),
+            ..ctx
+        })
+        .follow_to_close(true)
+        .with_cert_memo(self.certs.clone())
+    }
+}
+
 /// Drives the protocol sessions for every flow of one capture.
 pub struct Analyzer {
     cfg: Config,
+    shared: Shared,
     capture: String,
     out: Vec<Output>,
     tcp_flows: u64,
@@ -200,6 +223,10 @@ pub struct Analyzer {
 impl Analyzer {
     pub fn new(cfg: Config, capture: String) -> Self {
         Analyzer {
+            shared: Shared {
+                keys: cfg.keys.clone(),
+                certs: Arc::default(),
+            },
             cfg,
             capture,
             out: Vec::new(),
@@ -275,13 +302,12 @@ impl Analyzer {
                 Some(Opening::Tls { hello }) => {
                     let dir = self.decide(st, info, dir, Opening::Tls { hello }, meta);
                     let carry = std::mem::take(&mut st.carry[dir.index()]);
-                    let keys = st.keys.clone();
-                    st.tls.get_or_insert_with(|| {
-                        Box::new(new_tls(TlsContext {
-                            keys,
-                            ..TlsContext::default()
-                        }))
-                    });
+                    if st.tls.is_none() {
+                        st.tls = st
+                            .shared
+                            .as_ref()
+                            .map(|s| Box::new(s.tls(TlsContext::default())));
+                    }
                     // Implicit TLS is proven by a handshake record (or an SSLv2 hello) as the
                     // first bytes, not by application data seen mid-stream.
                     if st.smtp.is_none() && hello.is_some() {
@@ -620,10 +646,10 @@ impl Analyzer {
         record.class = class;
         record.smtp = st
             .smtp
-            .as_ref()
+            .take()
             .filter(|_| smtp_spoken)
-            .map(|s| Box::new(s.record(reveal)));
-        record.tls = st.tls.as_mut().map(|t| Box::new(t.record()));
+            .map(|s| Box::new(s.into_record(reveal)));
+        record.tls = st.tls.take().map(|t| Box::new(t.into_record()));
         record.tcp.roles_corrected = st.swapped;
         self.out.push(Output::Flow(FinishedFlow {
             record,
@@ -806,12 +832,6 @@ fn icmp_meaning(e: &IcmpError) -> &'static str {
     }
 }
 
-/// TLS sessions frame records to the end of the flow: application data is counted (never
-/// kept) whatever the segmentation, and encrypted alerts at close are seen.
-fn new_tls(ctx: TlsContext) -> TlsSession {
-    TlsSession::new(ctx).follow_to_close(true)
-}
-
 /// Findings that describe a server's or client's habits rather than an event worth an alert
 /// on its own; reported with `--posture-findings`.
 fn is_posture(kind: Kind) -> bool {
@@ -825,20 +845,16 @@ fn feed_smtp(st: &mut Analysis, dir: Direction, data: &[u8], meta: EventMeta) {
     let feed = st.smtp().feed(dir, data, meta);
     if let Feed::Upgrade { offset } = feed {
         st.modes[dir.index()] = Mode::Tls;
-        let banner_host = st
-            .smtp
-            .as_ref()
-            .and_then(|s| s.banner_host().map(str::to_string));
-        let starttls_refused = st.smtp.as_ref().and_then(|s| s.tls_after_refusal());
-        let keys = st.keys.clone();
-        st.tls.get_or_insert_with(|| {
-            Box::new(new_tls(TlsContext {
+        if st.tls.is_none() {
+            let smtp = st.smtp.as_ref();
+            let ctx = TlsContext {
                 starttls: true,
-                banner_host,
-                starttls_refused,
-                keys,
-            }))
-        });
+                banner_host: smtp.and_then(|s| s.banner_host().map(str::to_string)),
+                starttls_refused: smtp.and_then(|s| s.tls_after_refusal()),
+                keys: None,
+            };
+            st.tls = st.shared.as_ref().map(|s| Box::new(s.tls(ctx)));
+        }
         if let Some(rest) = data.get(offset..) {
             if !rest.is_empty() {
                 feed_tls(st, dir, rest, meta);
@@ -1023,7 +1039,7 @@ pub(crate) fn flow_id(
     h.write(&sport.to_be_bytes());
     h.write(&start_ns.to_be_bytes());
     h.write(&first_frame.to_be_bytes());
-    format!("{:016x}", h.finish())
+    crate::proto::hexfmt::to_hex(&h.finish().to_be_bytes())
 }
 
 impl FlowHandler for Analyzer {
@@ -1044,7 +1060,7 @@ impl FlowHandler for Analyzer {
         ev: StreamEvent<'_>,
         meta: EventMeta,
     ) -> Interest {
-        let st = st.analysis(&self.cfg.keys);
+        let st = st.analysis(&self.shared);
         let table_dir = dir;
         let dir = if st.swapped { dir.reverse() } else { dir };
         let i = dir.index();
@@ -1137,7 +1153,7 @@ impl FlowHandler for Analyzer {
         meta: EventMeta,
     ) {
         // The last one: the error after which the client gave up.
-        st.analysis(&self.cfg.keys).icmp = Some(Box::new((*err, meta)));
+        st.analysis(&self.shared).icmp = Some(Box::new((*err, meta)));
     }
 
     fn close(&mut self, st: FlowState, info: &FlowInfo, reason: CloseReason) {

@@ -1,4 +1,5 @@
 //! Protocol analyzers: pure parsers plus the per-flow sessions that drive them.
 
+pub mod hexfmt;
 pub mod smtp;
 pub mod tls;

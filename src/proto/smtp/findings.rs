@@ -43,6 +43,30 @@ pub(super) fn record(f: &Facts, reveal: bool) -> SmtpRecord {
     }
 }
 
+/// The record at the end of the session, built without copies: the strings and lists the
+/// record only repeats are moved into it. The same record as [`record`].
+pub(super) fn into_record(mut f: Facts, reveal: bool) -> SmtpRecord {
+    use std::mem::take;
+    let banner = f.banner.take();
+    let helo = f.helo.take();
+    let capabilities = take(&mut f.capabilities);
+    let after_starttls = take(&mut f.capabilities_after_starttls);
+    let auth_offered = take(&mut f.auth_offered);
+    let txns = take(&mut f.txns);
+    let reply_codes = take(&mut f.stats.reply_codes);
+    let reply_text = f.starttls_reply.as_mut().map(|r| take(&mut r.1));
+    let mut r = record(&f, reveal);
+    r.banner = banner;
+    r.helo = helo;
+    r.capabilities = capabilities;
+    r.capabilities_after_starttls = after_starttls;
+    r.auth_offered = auth_offered;
+    r.transaction_list = txns;
+    r.stats.reply_codes = reply_codes;
+    r.starttls.reply_text = reply_text;
+    r
+}
+
 pub(super) fn findings(f: &Facts, reveal: bool) -> Vec<Finding> {
     let mut out = Vec::new();
     out.extend(

@@ -65,6 +65,11 @@ impl SmtpSession {
         findings::record(&self.facts, reveal_secrets)
     }
 
+    /// The contract view at the end of the session, moved out rather than copied.
+    pub fn into_record(self, reveal_secrets: bool) -> SmtpRecord {
+        findings::into_record(self.facts, reveal_secrets)
+    }
+
     /// Findings so far (flow id not yet attached). Secrets appear only when `reveal_secrets`.
     pub fn findings(&self, reveal_secrets: bool) -> Vec<Finding> {
         findings::findings(&self.facts, reveal_secrets)

@@ -31,6 +31,8 @@ use super::smuggle::{Fork, Shadow, SmuggleFact};
 const MAX_PENDING: usize = 256;
 /// EHLO capability lines kept per list.
 const MAX_CAPABILITIES: usize = 64;
+/// Room made for capabilities at the first one (most EHLO replies fit).
+const CAPABILITIES_HINT: usize = 12;
 /// Longest capability, banner or reply text kept.
 const MAX_TEXT: usize = 512;
 /// AUTH exchanges kept.
@@ -1075,6 +1077,10 @@ impl SmtpSession {
         } else {
             &mut self.facts.capabilities
         };
+        if list.is_empty() {
+            // An EHLO reply lists about ten keywords: one allocation instead of four growths.
+            list.reserve(CAPABILITIES_HINT);
+        }
         if list.len() < MAX_CAPABILITIES {
             list.push(lossy(text.trim_ascii(), MAX_TEXT));
         } else {
@@ -1092,7 +1098,8 @@ impl SmtpSession {
             self.facts.mangled = Some((lossy(text.trim_ascii(), MAX_TEXT), meta));
         } else if cap.keyword.eq_ignore_ascii_case(b"AUTH") {
             for mech in auth_mechanisms(cap.params) {
-                let mech = lossy(mech, 64).to_ascii_uppercase();
+                let mut mech = lossy(mech, 64);
+                mech.make_ascii_uppercase();
                 if !self.facts.auth_offered.contains(&mech)
                     && self.facts.auth_offered.len() < MAX_MECHANISMS
                 {
@@ -1115,8 +1122,13 @@ impl SmtpSession {
                 self.facts.bare_lf_refused = true;
             }
         }
-        if self.facts.stats.reply_codes.len() < MAX_REPLY_CODES {
-            self.facts.stats.reply_codes.push(code.0);
+        let codes = &mut self.facts.stats.reply_codes;
+        if codes.is_empty() {
+            // A short session's replies in one allocation rather than three.
+            codes.reserve(16);
+        }
+        if codes.len() < MAX_REPLY_CODES {
+            codes.push(code.0);
         }
         let Some(head) = reply.head else {
             self.facts.stats.unmatched_replies += 1;

@@ -152,6 +152,19 @@ fn raw_extensions(block: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     })
 }
 
+/// The `signature_algorithms` list (RFC 8446 section 4.2.3) read as tls-parser reads it: a
+/// two-byte length, the values within it (an odd last byte and bytes after the list are
+/// ignored), `None` when the length runs past the data. Into a vector sized once.
+fn signature_algorithms(data: &[u8]) -> Option<Vec<u16>> {
+    let len = usize::from(u16::from_be_bytes([*data.first()?, *data.get(1)?]));
+    let list = data.get(2..2 + len)?;
+    Some(
+        list.chunks_exact(2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]))
+            .collect(),
+    )
+}
+
 /// Parses a ClientHello body (after the 4-byte handshake header).
 pub fn parse_client_hello(body: &[u8]) -> Result<ClientHello, HelloError> {
     let (_, ch) = parse_tls_handshake_client_hello(body).map_err(|_| HelloError::ClientHello)?;
@@ -163,8 +176,35 @@ pub fn parse_client_hello(body: &[u8]) -> Result<ClientHello, HelloError> {
         random: random_at(body),
         ..ClientHello::default()
     };
-    for (ty, raw) in raw_extensions(ch.ext.unwrap_or_default()) {
+    let block = ch.ext.unwrap_or_default();
+    out.extensions.reserve_exact(raw_extensions(block).count());
+    for (ty, raw) in raw_extensions(block) {
         out.extensions.push(ty);
+        // Only what is read below is parsed: key shares, padding and the like would be
+        // parsed into values nobody reads, on every connection.
+        match ty {
+            ext::SIGNATURE_ALGORITHMS => {
+                if let Some(list) = signature_algorithms(raw.get(4..).unwrap_or_default()) {
+                    out.signature_algorithms = list;
+                }
+                continue;
+            }
+            ext::PRE_SHARED_KEY => {
+                out.pre_shared_key = true;
+                continue;
+            }
+            ext::EARLY_DATA => {
+                out.early_data = true;
+                continue;
+            }
+            ext::SERVER_NAME
+            | ext::SUPPORTED_GROUPS
+            | ext::EC_POINT_FORMATS
+            | ext::ALPN
+            | ext::SUPPORTED_VERSIONS
+            | ext::SESSION_TICKET => {}
+            _ => continue,
+        }
         // Content we cannot parse leaves the field empty; the type is still listed.
         let parsed = parse_tls_client_hello_extension(raw).ok().map(|(_, e)| e);
         match (ty, parsed) {
@@ -179,9 +219,6 @@ pub fn parse_client_hello(body: &[u8]) -> Result<ClientHello, HelloError> {
             }
             (ext::EC_POINT_FORMATS, Some(TlsExtension::EcPointFormats(f))) => {
                 out.ec_point_formats = f.to_vec();
-            }
-            (ext::SIGNATURE_ALGORITHMS, Some(TlsExtension::SignatureAlgorithms(s))) => {
-                out.signature_algorithms = s;
             }
             (ext::ALPN, Some(TlsExtension::ALPN(protos))) => {
                 out.alpn_first = protos.first().map(|p| p.to_vec());
@@ -198,8 +235,6 @@ pub fn parse_client_hello(body: &[u8]) -> Result<ClientHello, HelloError> {
                 out.session_ticket_nonempty =
                     matches!(parsed, Some(TlsExtension::SessionTicket(t)) if !t.is_empty());
             }
-            (ext::PRE_SHARED_KEY, _) => out.pre_shared_key = true,
-            (ext::EARLY_DATA, _) => out.early_data = true,
             _ => {}
         }
     }
@@ -343,6 +378,28 @@ pub fn parse_certificate_chain(body: &[u8]) -> Result<Vec<&[u8]>, HelloError> {
 #[allow(clippy::unwrap_used)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn signature_algorithms_read_as_tls_parser_reads_them() {
+        use tls_parser::parse_tls_extension_signature_algorithms_content as theirs;
+        let cases: &[&[u8]] = &[
+            &[],
+            &[0],
+            &[0, 0],
+            &[0, 2, 4, 3],
+            &[0, 3, 4, 3, 8],
+            &[0, 4, 4, 3, 8, 4, 0xff, 0xff],
+            &[0, 6, 4, 3],
+            &[0, 1, 9],
+        ];
+        for data in cases {
+            let want = match theirs(data) {
+                Ok((_, TlsExtension::SignatureAlgorithms(v))) => Some(v),
+                _ => None,
+            };
+            assert_eq!(signature_algorithms(data), want, "{data:?}");
+        }
+    }
 
     /// Builds a ClientHello body (no handshake header) from parts; used across the module's
     /// tests so each reads as the fields it cares about.

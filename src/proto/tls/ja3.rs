@@ -8,12 +8,11 @@
 //! the reference implementations (a TLS 1.3 client hashes as 771). An SSLv2 CLIENT-HELLO
 //! contributes its 3-byte cipher specs as listed, and no extension fields.
 
-use std::fmt::Write;
-
 use md5::{Digest, Md5};
 
 use super::handshake::{ClientHello, ServerHello};
 use super::names::is_grease;
+use crate::proto::hexfmt::to_hex;
 
 /// A fingerprint string and its MD5.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,12 +55,15 @@ fn push_decimal(out: &mut String, mut v: u32) {
 }
 
 fn md5_hex(s: &str) -> String {
-    hex::encode(Md5::digest(s.as_bytes()))
+    to_hex(&Md5::digest(s.as_bytes()))
 }
 
 pub fn ja3(ch: &ClientHello) -> Ja3 {
-    let mut s = String::with_capacity(256);
-    let _ = write!(s, "{},", ch.version.0);
+    // Up to six characters a value ("65535-"); the string is sized once.
+    let values = ch.ciphers.len() + ch.extensions.len() + ch.groups.len();
+    let mut s = String::with_capacity(16 + 6 * values + 4 * ch.ec_point_formats.len());
+    push_decimal(&mut s, u32::from(ch.version.0));
+    s.push(',');
     join(&mut s, &ch.ciphers);
     s.push(',');
     join(&mut s, &ch.extensions);
@@ -76,8 +78,11 @@ pub fn ja3(ch: &ClientHello) -> Ja3 {
 }
 
 pub fn ja3s(sh: &ServerHello) -> Ja3 {
-    let mut s = String::with_capacity(64);
-    let _ = write!(s, "{},{},", sh.version.0, sh.cipher);
+    let mut s = String::with_capacity(16 + 6 * sh.extensions.len());
+    push_decimal(&mut s, u32::from(sh.version.0));
+    s.push(',');
+    push_decimal(&mut s, u32::from(sh.cipher));
+    s.push(',');
     join(&mut s, &sh.extensions);
     Ja3 {
         hash: md5_hex(&s),

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::handshake::{ClientHello, ext};
 use super::names::{Version, is_grease};
+use crate::proto::hexfmt::{push_hex, push_hex_u16};
 
 /// Version code: highest non-GREASE `supported_versions`, else the legacy version.
 fn version_code(ch: &ClientHello) -> &'static str {
@@ -29,51 +30,56 @@ fn version_code(ch: &ClientHello) -> &'static str {
 
 /// First and last character of the first ALPN value; when either end byte is not ASCII
 /// alphanumeric, the first and last hex digit of the whole value instead; `00` when absent.
-fn alpn_code(first: Option<&[u8]>) -> String {
-    let Some(v) = first.filter(|v| !v.is_empty()) else {
-        return "00".into();
-    };
-    let (Some(&a), Some(&b)) = (v.first(), v.last()) else {
-        return "00".into();
+fn push_alpn_code(out: &mut String, first: Option<&[u8]>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let (Some(&a), Some(&b)) = (first.and_then(|v| v.first()), first.and_then(|v| v.last())) else {
+        out.push_str("00");
+        return;
     };
     if a.is_ascii_alphanumeric() && b.is_ascii_alphanumeric() {
-        let mut s = String::with_capacity(2);
-        s.push(a as char);
-        s.push(b as char);
-        s
+        out.push(char::from(a));
+        out.push(char::from(b));
     } else {
-        let h = hex::encode(v);
-        let mut s = String::with_capacity(2);
-        s.extend(h.chars().next());
-        s.extend(h.chars().last());
-        s
+        // The first digit of the hex form is the high nibble of the first byte, the last
+        // digit the low nibble of the last byte.
+        out.push(char::from(HEX[usize::from(a >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
     }
 }
 
-fn hash12(s: &str) -> String {
+#[cfg(test)]
+fn alpn_code(first: Option<&[u8]>) -> String {
+    let mut s = String::new();
+    push_alpn_code(&mut s, first);
+    s
+}
+
+/// 12 hex digits of the SHA-256 of `s`; an empty list is shown as zeros rather than the hash
+/// of nothing.
+fn push_hash12(out: &mut String, s: &str) {
     if s.is_empty() {
-        // An empty list is shown as zeros rather than the hash of nothing.
-        return "000000000000".into();
+        out.push_str("000000000000");
+        return;
     }
-    let mut h = hex::encode(Sha256::digest(s.as_bytes()));
-    h.truncate(12);
-    h
+    let digest = Sha256::digest(s.as_bytes());
+    push_hex(out, digest.get(..6).unwrap_or_default());
 }
 
-/// `0a0b,1301,...`: four lowercase hex digits per value (digits by table: `write!` with a
-/// format spec per value was a visible share of every TLS connection's cost).
-fn hex_list(values: impl Iterator<Item = u16>) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(values.size_hint().0 * 5);
+/// `0a0b,1301,...`: four lowercase hex digits per value.
+fn push_list(out: &mut String, values: impl Iterator<Item = u16>) {
     for (i, v) in values.enumerate() {
         if i > 0 {
-            s.push(',');
+            out.push(',');
         }
-        for shift in [12u16, 8, 4, 0] {
-            s.push(char::from(HEX[usize::from((v >> shift) & 0xf)]));
-        }
+        push_hex_u16(out, v);
     }
-    s
+}
+
+/// Two decimal digits of a count capped at 99.
+fn push_count(out: &mut String, n: usize) {
+    let n = n.min(99) as u8;
+    out.push(char::from(b'0' + n / 10));
+    out.push(char::from(b'0' + n % 10));
 }
 
 /// The JA4 fingerprint and its raw (unhashed, sorted) form `ja4_r`.
@@ -83,61 +89,72 @@ pub struct Ja4 {
     pub raw: String,
 }
 
+/// Both forms are written once into strings sized for them: the raw form first, and the
+/// hashes over its own cipher and extension parts (this runs for every TLS connection).
 pub fn ja4(ch: &ClientHello) -> Ja4 {
     // SSLv2 specs wider than 16 bits have no 4-hex form; they are kept as their low 16
     // bits would collide with real suites, so they are left out.
-    let mut ciphers: Vec<u16> = ch
-        .ciphers
-        .iter()
-        .filter_map(|&c| u16::try_from(c).ok())
-        .filter(|&c| !is_grease(c))
-        .collect();
-    let exts: Vec<u16> = ch
-        .extensions
-        .iter()
-        .copied()
-        .filter(|&e| !is_grease(e))
-        .collect();
+    let mut ciphers: Vec<u16> = Vec::with_capacity(ch.ciphers.len());
+    ciphers.extend(
+        ch.ciphers
+            .iter()
+            .filter_map(|&c| u16::try_from(c).ok())
+            .filter(|&c| !is_grease(c)),
+    );
+    let ext_count = ch.extensions.iter().filter(|&&e| !is_grease(e)).count();
+    // SNI and ALPN count in the prefix but are not part of the hashed list.
+    let mut exts: Vec<u16> = Vec::with_capacity(ext_count);
+    exts.extend(
+        ch.extensions
+            .iter()
+            .copied()
+            .filter(|&e| !is_grease(e) && e != ext::SERVER_NAME && e != ext::ALPN),
+    );
+    let sigs = || {
+        ch.signature_algorithms
+            .iter()
+            .copied()
+            .filter(|&s| !is_grease(s))
+    };
+    let sig_count = sigs().count();
     let sni = if ch.extensions.contains(&ext::SERVER_NAME) {
         'd'
     } else {
         'i'
     };
-    let prefix = format!(
-        "t{}{}{:02}{:02}{}",
-        version_code(ch),
-        sni,
-        ciphers.len().min(99),
-        exts.len().min(99),
-        alpn_code(ch.alpn_first.as_deref()),
-    );
     ciphers.sort_unstable();
-    let cipher_list = hex_list(ciphers.iter().copied());
-    let mut sorted_exts: Vec<u16> = exts
-        .into_iter()
-        .filter(|&e| e != ext::SERVER_NAME && e != ext::ALPN)
-        .collect();
-    sorted_exts.sort_unstable();
-    let mut ext_list = hex_list(sorted_exts.iter().copied());
-    let sigs: Vec<u16> = ch
-        .signature_algorithms
-        .iter()
-        .copied()
-        .filter(|&s| !is_grease(s))
-        .collect();
-    let ext_hash = if ext_list.is_empty() {
-        hash12("")
-    } else {
-        if !sigs.is_empty() {
-            ext_list.push('_');
-            ext_list.push_str(&hex_list(sigs.iter().copied()));
-        }
-        hash12(&ext_list)
-    };
-    Ja4 {
-        hash: format!("{prefix}_{}_{ext_hash}", hash12(&cipher_list)),
-        raw: format!("{prefix}_{cipher_list}_{ext_list}"),
+    exts.sort_unstable();
+
+    let mut raw = String::with_capacity(13 + 5 * (ciphers.len() + exts.len() + sig_count));
+    raw.push('t');
+    raw.push_str(version_code(ch));
+    raw.push(sni);
+    push_count(&mut raw, ciphers.len());
+    push_count(&mut raw, ext_count);
+    push_alpn_code(&mut raw, ch.alpn_first.as_deref());
+    let prefix_end = raw.len();
+    raw.push('_');
+    let cipher_start = raw.len();
+    push_list(&mut raw, ciphers.iter().copied());
+    let cipher_end = raw.len();
+    raw.push('_');
+    let ext_start = raw.len();
+    push_list(&mut raw, exts.iter().copied());
+    if !exts.is_empty() && sig_count > 0 {
+        raw.push('_');
+        push_list(&mut raw, sigs());
     }
+    let part = |from: usize, to: usize| raw.get(from..to).unwrap_or_default();
+
+    let mut hash = String::with_capacity(prefix_end + 26);
+    hash.push_str(part(0, prefix_end));
+    hash.push('_');
+    push_hash12(&mut hash, part(cipher_start, cipher_end));
+    hash.push('_');
+    // An empty extension list hashes as zeros even when signature algorithms were sent
+    // (they are appended only to a non-empty list).
+    push_hash12(&mut hash, part(ext_start, raw.len()));
+    Ja4 { hash, raw }
 }
 
 #[cfg(test)]

@@ -200,9 +200,13 @@ impl TlsSession {
         let host = self
             .client_hello
             .as_ref()
-            .and_then(|(ch, _)| ch.sni.clone())
-            .or_else(|| self.ctx.banner_host.clone());
-        match cert::inspect(leaf, chain.len(), host.as_deref(), meta.ts) {
+            .and_then(|(ch, _)| ch.sni.as_deref())
+            .or(self.ctx.banner_host.as_deref());
+        let info = match self.certs.as_ref().and_then(|m| m.lock().ok()) {
+            Some(mut memo) => memo.inspect(leaf, chain.len(), host, meta.ts),
+            None => cert::inspect(leaf, chain.len(), host, meta.ts),
+        };
+        match info {
             Some(info) => self.certificate = Some((info, meta)),
             None => self.note(format!(
                 "to_client: leaf certificate does not parse at frame {}",

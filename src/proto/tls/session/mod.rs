@@ -18,7 +18,9 @@ use crate::report::model::{
     OutcomeEvidence, Sender, ServerHelloRecord, TlsDirRecord, TlsRecord,
 };
 
-use super::cert::{self, CertInfo};
+use std::sync::{Arc, Mutex};
+
+use super::cert::{self, CertInfo, CertMemo};
 use super::handshake::{self, ClientHello, ServerHello};
 use super::ja3::{self, Ja3};
 use super::ja4::{self, Ja4};
@@ -40,6 +42,8 @@ mod report;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
+#[cfg(test)]
+pub(crate) use tests::cert_der as test_cert_der;
 
 use decrypt::Decryption;
 use framing::Framing;
@@ -152,6 +156,8 @@ pub struct TlsSession {
     anomalies: Vec<String>,
     /// Keys and decryption state, when the run's key store has this session's secrets.
     dec: Option<Box<Decryption>>,
+    /// Certificates already inspected by the analysis this session belongs to.
+    certs: Option<Arc<Mutex<CertMemo>>>,
 }
 
 impl TlsSession {
@@ -178,7 +184,15 @@ impl TlsSession {
             last_meta: EventMeta::default(),
             anomalies: Vec::new(),
             dec: None,
+            certs: None,
         }
+    }
+
+    /// Inspect certificates through `memo`, shared by the sessions of one analysis: the same
+    /// server certificate is then parsed once, not in every connection that shows it.
+    pub fn with_cert_memo(mut self, memo: Arc<Mutex<CertMemo>>) -> Self {
+        self.certs = Some(memo);
+        self
     }
 
     /// Keep framing records after the handshake is settled, so that application data is

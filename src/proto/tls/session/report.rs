@@ -114,6 +114,56 @@ impl TlsSession {
         }
     }
 
+    /// The contract view at the end of the connection, built without copies: what the
+    /// record only repeats (fingerprints, the certificate, alerts, anomalies, the hellos'
+    /// lists) is moved into it instead of cloned. The same record as [`Self::record`].
+    pub fn into_record(mut self) -> TlsRecord {
+        use std::mem::take;
+        let ja3 = self.ja3.take();
+        let ja3s = self.ja3s.take();
+        let ja4 = self.ja4.take();
+        let certificate = self.certificate.take().map(|(c, _)| c.record);
+        let alerts = take(&mut self.alerts);
+        let anomalies = take(&mut self.anomalies);
+        // Nothing but the record reads these lists (the fingerprints are made already).
+        let client_lists = self.client_hello.as_mut().map(|(ch, _)| {
+            (
+                take(&mut ch.sni),
+                take(&mut ch.extensions),
+                take(&mut ch.groups),
+                take(&mut ch.ec_point_formats),
+                take(&mut ch.signature_algorithms),
+                take(&mut ch.alpn),
+            )
+        });
+        let server_lists = self
+            .server_hello
+            .as_mut()
+            .map(|(sh, _)| (take(&mut sh.extensions), take(&mut sh.alpn)));
+        let mut r = self.record();
+        (r.ja3, r.ja3_full) = ja3.map(|j| (j.hash, j.full)).unzip();
+        (r.ja3s, r.ja3s_full) = ja3s.map(|j| (j.hash, j.full)).unzip();
+        (r.ja4, r.ja4_r) = ja4.map(|j| (j.hash, j.raw)).unzip();
+        r.certificate = certificate;
+        r.alerts = alerts;
+        r.anomalies = anomalies;
+        if let Some((sni, extensions, groups, points, sigs, alpn)) = client_lists {
+            r.sni = sni;
+            if let Some(c) = r.client.as_mut() {
+                c.extensions = extensions;
+                c.supported_groups = groups;
+                c.ec_point_formats = points;
+                c.signature_algorithms = sigs;
+                c.alpn = alpn;
+            }
+        }
+        if let (Some((extensions, alpn)), Some(s)) = (server_lists, r.server.as_mut()) {
+            s.extensions = extensions;
+            s.alpn = alpn;
+        }
+        r
+    }
+
     /// Findings (flow id not yet attached).
     pub fn findings(&self) -> Vec<Finding> {
         let mut out = Vec::new();

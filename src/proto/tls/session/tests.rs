@@ -29,7 +29,7 @@ const CERT_HEX: &[&str] = &[
 ];
 const CERT_NOT_BEFORE: i64 = 1_795_526_602;
 
-fn cert_der() -> Vec<u8> {
+pub(crate) fn cert_der() -> Vec<u8> {
     hex::decode(CERT_HEX.concat()).unwrap()
 }
 
@@ -824,4 +824,61 @@ fn client_hello_after_refused_starttls_fails_at_once() {
     assert_eq!((f[0].kind, f[0].frame), (Kind::TlsHandshakeFailure, 6));
     assert_eq!(f[0].evidence["starttls_refused_reply"], 454);
     assert!(f[0].message.contains("refused STARTTLS (454)"));
+}
+
+#[test]
+fn record_at_the_end_is_the_same_record() {
+    // Fingerprints, a certificate, an alert and the hellos' lists: everything the final
+    // record moves instead of copying.
+    let der = cert_der();
+    let (c, s) = tls12_streams(0xc02f, 0x0303, Some(&der));
+    let mut t = session();
+    t.feed(C, &c, m(1));
+    t.feed(S, &s, m(2));
+    t.feed(S, &rec(21, &[1, 0]), m(3));
+    let want = t.record();
+    assert!(want.certificate.is_some() && want.ja4.is_some() && want.ja3s.is_some());
+    assert!(!want.alerts.is_empty());
+    assert!(
+        want.client
+            .as_ref()
+            .is_some_and(|c| !c.extensions.is_empty())
+    );
+    assert_eq!(t.into_record(), want);
+}
+
+#[test]
+fn memoised_certificates_are_judged_per_connection() {
+    let der = cert_der();
+    let memo = Arc::new(Mutex::new(cert::CertMemo::default()));
+    let (_, s) = tls12_streams(0xc02f, 0x0303, Some(&der));
+    let run = |host: Option<&str>, ts: Timestamp| {
+        let ctx = TlsContext {
+            starttls: true,
+            banner_host: host.map(str::to_string),
+            ..TlsContext::default()
+        };
+        let mut t = TlsSession::new(ctx).with_cert_memo(memo.clone());
+        let no_sni = rec(22, &hs(1, &client_hello_body(0x0303, &[], &[0xc02f], &[])));
+        t.feed(C, &no_sni, m(1));
+        t.feed(S, &s, EventMeta { ts, frame: 2 });
+        (t.record().certificate, t.findings())
+    };
+    let late = Timestamp::new(CERT_NOT_BEFORE + 90 * 86_400, 0);
+    let early = Timestamp::new(CERT_NOT_BEFORE - 10, 0);
+    let cases = [
+        (Some("mx.example.org"), m(1).ts),
+        (Some("smtp.example.net"), late),
+        (Some("a.mail.example.org"), early),
+        (None, m(1).ts),
+    ];
+    // First without the memo's entry, then from it: the same answers either way.
+    for round in 0..2 {
+        for (host, ts) in cases {
+            let got = run(host, ts);
+            let fresh = cert::inspect(&der, 1, host, ts).map(|i| i.record);
+            assert_eq!(got.0, fresh, "round {round} host {host:?}");
+        }
+    }
+    assert_eq!(memo.lock().unwrap().len(), 1);
 }
