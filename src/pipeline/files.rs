@@ -72,8 +72,10 @@ fn analyse_unit(cfg: &Config, unit: &Unit, tx: SyncSender<Event>) {
             let analysed = super::open_input(cfg, path)
                 .map_err(CaptureFailure::Unreadable)
                 .and_then(|reader| {
-                    let mut emit =
-                        |out: Output| tx.send(Event::Out(Box::new(out))).map_err(|_| hung_up());
+                    // The flows go to the writing thread, which frees them.
+                    let mut emit = |out: Output, _: &mut Vec<_>| {
+                        tx.send(Event::Out(Box::new(out))).map_err(|_| hung_up())
+                    };
                     analyse_capture(cfg, reader, &mut obs, &mut emit)
                 });
             let _ = tx.send(Event::Done(path.clone(), Box::new(analysed)));

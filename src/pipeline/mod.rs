@@ -159,6 +159,10 @@ struct Tally {
     unread: Vec<CaptureRecord>,
     /// The correlator's `untracked` total already reported with an earlier capture.
     untracked_reported: u64,
+    /// Flows written while `keep_spent` is set, handed back through [`Emit`] to be freed by
+    /// the worker thread that built them (see [`sharded`]); otherwise they are freed here.
+    spent: Vec<FinishedFlow>,
+    keep_spent: bool,
 }
 
 impl Tally {
@@ -171,6 +175,8 @@ impl Tally {
             late: Vec::new(),
             unread: Vec::new(),
             untracked_reported: 0,
+            spent: Vec::new(),
+            keep_spent: false,
         }
     }
 
@@ -252,6 +258,9 @@ impl Tally {
                 self.outcome.summary.add_finding(finding);
             }
             sink.flow(&f.record, &f.findings)?;
+            if self.keep_spent {
+                self.spent.push(f);
+            }
         }
         Ok(())
     }
@@ -326,19 +335,27 @@ impl Tally {
         path: String,
         reader: Result<CaptureReader, CaptureError>,
     ) -> io::Result<()> {
+        // A file (gzip included: it is decompressed once, by the reading thread) is shared out
+        // in rounds of frames; a pipe (a live capture) runs on one thread so that its flows
+        // are reported the moment they close, not a round later.
+        let sharded = cfg.threads > 1 && reader.as_ref().is_ok_and(|r| r.total_size().is_some());
+        self.keep_spent = sharded;
         let analysed = reader
             .map_err(CaptureFailure::Unreadable)
             .and_then(|reader| {
-                let mut emit = |out: Output| self.output(sink, out, None);
-                // A file (gzip included: it is decompressed once, by the reading thread) is
-                // shared out in rounds of frames; a pipe (a live capture) runs on one thread
-                // so that its flows are reported the moment they close, not a round later.
-                if cfg.threads > 1 && reader.total_size().is_some() {
+                let mut emit = |out: Output, spent: &mut Vec<FinishedFlow>| {
+                    let written = self.output(sink, out, None);
+                    spent.append(&mut self.spent);
+                    written
+                };
+                if sharded {
                     sharded::analyse_capture(cfg, reader, obs, &mut emit)
                 } else {
                     analyse_capture(cfg, reader, obs, &mut emit)
                 }
             });
+        self.keep_spent = false;
+        self.spent.clear();
         self.capture(sink, obs, &path, analysed)
     }
 }
@@ -377,8 +394,10 @@ fn unreadable_record(path: &str, e: &CaptureError) -> CaptureRecord {
 }
 
 fn emit_all(outputs: Vec<Output>, emit: &mut Emit<'_>) -> Result<(), CaptureFailure> {
+    // On one thread nothing is handed back.
+    let mut spent = Vec::new();
     for out in outputs {
-        emit(out).map_err(CaptureFailure::Output)?;
+        emit(out, &mut spent).map_err(CaptureFailure::Output)?;
     }
     Ok(())
 }
@@ -391,8 +410,9 @@ enum CaptureFailure {
 }
 
 /// Receives each finished flow in the order of the report, and the evidence seen meanwhile
-/// in capture order among them.
-type Emit<'a> = dyn FnMut(Output) -> io::Result<()> + 'a;
+/// in capture order among them. Flows written may be handed back in the vector, for the
+/// caller to free where they were built.
+type Emit<'a> = dyn FnMut(Output, &mut Vec<FinishedFlow>) -> io::Result<()> + 'a;
 
 /// What the reading side learns about a capture on its own, whichever way it is analysed.
 struct InputFacts {
