@@ -170,12 +170,15 @@ impl Indented {
 }
 
 fn newline<W: ?Sized + Write>(w: &mut W, level: usize) -> io::Result<()> {
-    const SPACES: &[u8; 64] = &[b' '; 64];
-    w.write_all(b"\n")?;
+    // A line break and the indentation of the usual depths in one write.
+    const LINE: &[u8; 65] = b"\n                                                                ";
     let mut n = level * 2;
+    let first = n.min(LINE.len() - 1);
+    w.write_all(LINE.get(..1 + first).unwrap_or_default())?;
+    n -= first;
     while n > 0 {
-        let k = n.min(SPACES.len());
-        w.write_all(SPACES.get(..k).unwrap_or_default())?;
+        let k = n.min(LINE.len() - 1);
+        w.write_all(LINE.get(1..1 + k).unwrap_or_default())?;
         n -= k;
     }
     Ok(())
@@ -245,8 +248,7 @@ fn write_indented<T: Serialize + ?Sized>(
     value: &T,
     depth: usize,
 ) -> io::Result<()> {
-    let mut ser = serde_json::Serializer::with_formatter(out, Indented::at(depth));
-    value.serialize(&mut ser).map_err(io::Error::from)
+    super::emit::formatted(out, Indented::at(depth), value).map_err(io::Error::from)
 }
 
 /// Writes `"name": [ ... ]` as the last members of the document do, each value pretty at
