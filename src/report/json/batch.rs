@@ -4,9 +4,10 @@
 //! start. On a day of mail the two orders differ by hundreds of kilobytes, so reading each
 //! record through a read window that begins at it fetched a fresh window per record: a
 //! hundred times the file's bytes, copied out of the page cache. Here the parts of the next
-//! entries in document order are gathered until they add up to [`BATCH`] bytes, read in
-//! file order (neighbours less than [`GAP`] apart in one read), then handed out in document
-//! order. Memory: one batch, whatever the size of the file.
+//! entries in document order are gathered until they add up to [`BATCH`] bytes or number
+//! [`MAX_PARTS`], read in file order (neighbours less than [`GAP`] apart in one read), then
+//! handed out in document order. Memory: one batch and the holes read through, 2 MiB (or
+//! one record larger than that), whatever the size of the file.
 
 use super::spill::{Spill, SpillError};
 
@@ -15,6 +16,10 @@ const BATCH: usize = 1 << 20;
 
 /// A hole between two parts this small is read through rather than skipped with a seek.
 const GAP: u64 = 4 << 10;
+
+/// Parts gathered at most, so that the holes read through stay within `MAX_PARTS * GAP`
+/// bytes (findings parts are small, with a flow's record between each two).
+const MAX_PARTS: usize = 256;
 
 /// Parts (file offset, length) of the entries taken so far, in document order.
 #[derive(Default)]
@@ -40,7 +45,7 @@ impl Batch {
     ) -> std::io::Result<()> {
         self.parts.push(part);
         self.total = self.total.saturating_add(part.1);
-        if self.total >= BATCH {
+        if self.total >= BATCH || self.parts.len() >= MAX_PARTS {
             self.flush(spill, each)?;
         }
         Ok(())
