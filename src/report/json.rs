@@ -9,6 +9,7 @@
 //! into the document in its order, unchanged. Memory stays within a few MiB whatever the
 //! number of flows.
 
+mod batch;
 mod order;
 mod spill;
 
@@ -21,6 +22,7 @@ use super::model::{CaptureRecord, Detail, FlowRecord, SCHEMA_VERSION, Summary, T
 use super::posture::Postures;
 use super::{CaptureOrder, ReportSink, finding_for_flow, sort_findings};
 use crate::findings::Finding;
+use batch::Batch;
 use order::{Entry, Order, Pass};
 use spill::Spill;
 
@@ -143,14 +145,6 @@ fn in_document_order(
     }
 }
 
-/// A record read into `buf` (one larger than the read window) is not kept for the rest of
-/// the run.
-fn release_if_large(buf: &mut Vec<u8>) {
-    if buf.capacity() > 1 << 20 {
-        *buf = Vec::new();
-    }
-}
-
 /// `serde_json`'s pretty form (two spaces per level, `": "` after keys, one member or
 /// element per line, `{}` and `[]` when empty) of a value nested `depth` levels deep in the
 /// document: records are serialised once, in the bytes the document has, and copied into it
@@ -170,12 +164,15 @@ impl Indented {
 }
 
 fn newline<W: ?Sized + Write>(w: &mut W, level: usize) -> io::Result<()> {
-    const SPACES: &[u8; 64] = &[b' '; 64];
-    w.write_all(b"\n")?;
+    // A line break and the indentation of the usual depths in one write.
+    const LINE: &[u8; 65] = b"\n                                                                ";
     let mut n = level * 2;
+    let first = n.min(LINE.len() - 1);
+    w.write_all(LINE.get(..1 + first).unwrap_or_default())?;
+    n -= first;
     while n > 0 {
-        let k = n.min(SPACES.len());
-        w.write_all(SPACES.get(..k).unwrap_or_default())?;
+        let k = n.min(LINE.len() - 1);
+        w.write_all(LINE.get(1..1 + k).unwrap_or_default())?;
         n -= k;
     }
     Ok(())
@@ -245,8 +242,7 @@ fn write_indented<T: Serialize + ?Sized>(
     value: &T,
     depth: usize,
 ) -> io::Result<()> {
-    let mut ser = serde_json::Serializer::with_formatter(out, Indented::at(depth));
-    value.serialize(&mut ser).map_err(io::Error::from)
+    super::emit::formatted(out, Indented::at(depth), value).map_err(io::Error::from)
 }
 
 /// Writes `"name": [ ... ]` as the last members of the document do, each value pretty at
@@ -373,25 +369,20 @@ impl ReportSink for JsonSink {
         w.write_all(&text)?;
         text.clear();
 
-        let mut buf = Vec::new();
+        let mut batch = Batch::default();
         let mut flows = ArrayWriter::begin(&mut w, &mut text, "flows")?;
-        in_document_order(self.entries.pass(), &mut self.spill, |e, spill| {
-            let head = spill.read(e.offset, e.findings_at as usize, &mut buf)?;
+        let mut each = |head: &[u8]| -> io::Result<()> {
             let (_, json) = split_head(head)?;
-            flows.indented(json)?;
-            release_if_large(&mut buf);
-            Ok(())
+            flows.indented(json)
+        };
+        in_document_order(self.entries.pass(), &mut self.spill, |e, spill| {
+            batch.push((e.offset, e.findings_at as usize), spill, &mut each)
         })?;
+        batch.flush(&mut self.spill, &mut each)?;
         flows.end()?;
 
         let mut all = ArrayWriter::begin(&mut w, &mut text, "findings")?;
-        in_document_order(self.entries.pass(), &mut self.spill, |e, spill| {
-            // Four bytes are the count alone: no findings, nothing to read.
-            let Some(part) = e.len.checked_sub(e.findings_at).filter(|&n| n > 4) else {
-                return Ok(());
-            };
-            let at = e.offset + u64::from(e.findings_at);
-            let mut part = spill.read(at, part as usize, &mut buf)?;
+        let mut each = |mut part: &[u8]| -> io::Result<()> {
             let n = take_u32(&mut part)? as usize;
             let (ends, json) = part.split_at_checked(4 * n).ok_or(SpillError::Corrupt)?;
             let mut from = 0usize;
@@ -401,9 +392,17 @@ impl ReportSink for JsonSink {
                 all.indented(json.get(from..end).ok_or(SpillError::Corrupt)?)?;
                 from = end;
             }
-            release_if_large(&mut buf);
             Ok(())
+        };
+        in_document_order(self.entries.pass(), &mut self.spill, |e, spill| {
+            // Four bytes are the count alone: no findings, nothing to read.
+            let Some(part) = e.len.checked_sub(e.findings_at).filter(|&n| n > 4) else {
+                return Ok(());
+            };
+            let at = e.offset + u64::from(e.findings_at);
+            batch.push((at, part as usize), spill, &mut each)
         })?;
+        batch.flush(&mut self.spill, &mut each)?;
         for f in findings {
             all.value(f)?;
             self.servers.add_finding(f);

@@ -12,6 +12,7 @@
 
 pub mod community_id;
 pub mod ecs;
+mod emit;
 mod gather;
 mod html;
 mod json;
@@ -25,8 +26,6 @@ mod text;
 use std::borrow::Cow;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
-
-use serde::Serialize;
 
 use crate::findings::Finding;
 use model::{CaptureRecord, Detail, FlowRecord, Summary, detail};
@@ -119,10 +118,6 @@ impl LineWriter {
             self.last_flush = Instant::now();
         }
         Ok(())
-    }
-
-    fn line<T: Serialize + ?Sized>(&mut self, value: &T) -> io::Result<()> {
-        self.write_line(|buf| Ok(serde_json::to_writer(buf, value)?))
     }
 
     /// One line written by `f` into the buffer, at the sink's detail level.
