@@ -43,32 +43,44 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// The RFC 3339 form in a fixed buffer, for the years 0-9999 (every report line carries
+    /// timestamps: digits into a buffer, one write, no formatting machinery).
+    fn fixed(&self) -> Option<[u8; 27]> {
+        let days = self.secs.div_euclid(86_400);
+        let rem = self.secs.rem_euclid(86_400) as u64;
+        let (y, m, d) = civil_from_days(days);
+        if !(0..=9999).contains(&y) || self.nanos >= 1_000_000_000 {
+            return None;
+        }
+        let mut b = *b"0000-00-00T00:00:00.000000Z";
+        let mut put = |at: usize, width: usize, mut v: u64| {
+            for i in (at..at + width).rev() {
+                if let Some(c) = b.get_mut(i) {
+                    *c = b'0' + (v % 10) as u8;
+                }
+                v /= 10;
+            }
+        };
+        put(0, 4, y as u64);
+        put(5, 2, u64::from(m));
+        put(8, 2, u64::from(d));
+        put(11, 2, rem / 3600);
+        put(14, 2, (rem / 60) % 60);
+        put(17, 2, rem % 60);
+        put(20, 6, u64::from(self.nanos / 1000));
+        Some(b)
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(b) = self.fixed() {
+            return f.write_str(std::str::from_utf8(&b).map_err(|_| fmt::Error)?);
+        }
         let days = self.secs.div_euclid(86_400);
         let rem = self.secs.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
-        if (0..=9999).contains(&y) && self.nanos < 1_000_000_000 {
-            // Every report line carries timestamps: digits into a fixed buffer, one write.
-            let mut b = *b"0000-00-00T00:00:00.000000Z";
-            let mut put = |at: usize, width: usize, mut v: u64| {
-                for i in (at..at + width).rev() {
-                    if let Some(c) = b.get_mut(i) {
-                        *c = b'0' + (v % 10) as u8;
-                    }
-                    v /= 10;
-                }
-            };
-            let rem = rem as u64;
-            put(0, 4, y as u64);
-            put(5, 2, u64::from(m));
-            put(8, 2, u64::from(d));
-            put(11, 2, rem / 3600);
-            put(14, 2, (rem / 60) % 60);
-            put(17, 2, rem % 60);
-            put(20, 6, u64::from(self.nanos / 1000));
-            return f.write_str(std::str::from_utf8(&b).map_err(|_| fmt::Error)?);
-        }
         write!(
             f,
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
@@ -85,7 +97,13 @@ impl fmt::Display for Timestamp {
 
 impl serde::Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        match self.fixed() {
+            Some(b) => match std::str::from_utf8(&b) {
+                Ok(text) => s.serialize_str(text),
+                Err(_) => s.collect_str(self),
+            },
+            None => s.collect_str(self),
+        }
     }
 }
 
