@@ -337,6 +337,11 @@ impl Worker {
         };
         let mut hung_up = false;
         shard.table.finish_all_each(|rec| {
+            // Finishing a full table takes many rounds: what the merge wrote of them comes
+            // back meanwhile, and would pile up (a SYN flood's whole table) if left waiting.
+            while let Ok(done) = spent.try_recv() {
+                drop(done);
+            }
             if !hung_up && rec.flows.len() >= END_FLOWS {
                 let partial = rec.flows.last().map(|&(key, _)| key);
                 let round = Round {
